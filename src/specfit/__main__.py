@@ -1,0 +1,3 @@
+from specfit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,378 @@
+"""The ``specfit`` command line: parses, calls the library, prints. See ``specfit --help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from specfit.errors import SpecfitError
+
+DEFAULT_RESIZE = 256
+DEFAULT_STEPS = 1000
+DEMO_STEPS = 250
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line ``error:`` messages and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SpecfitError(message)
+
+
+def parse_grid(text: str) -> list[float]:
+    """``"10,20,30"`` or ``"START:STOP:STEP"`` (inclusive) to a list of floats."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = int(round((stop - start) / step)) + 1
+            return [round(start + i * step, 10) for i in range(count)]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise ValueError
+        return values
+    except ValueError:
+        raise SpecfitError(f"malformed grid {text!r}: use 10,20,30 or START:STOP:STEP") from None
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """``["KNOB=VALUE", ...]`` to a dict."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SpecfitError(f"malformed --set {item!r}: use KNOB=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _load(path: str | None, resize: int | None):
+    from specfit.signals import load_signal
+    from specfit.signals.image import resize_image
+
+    signal = load_signal(path)
+    if path is None and resize is None:
+        resize = DEFAULT_RESIZE
+    return resize_image(signal, resize) if resize else signal
+
+
+def _unique_out(signal_name: str, model: str) -> Path:
+    base = Path("runs") / f"{signal_name}-{model}"
+    candidate, k = base, 2
+    while candidate.exists():
+        candidate, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return candidate
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from specfit.models import REGISTRY
+
+    if args.json:
+        rows = []
+        for e in REGISTRY.values():
+            knob = None if e.knob is None else {
+                "name": e.knob.name, "default": e.knob.default, "grid": list(e.knob.grid)}
+            rows.append({"name": e.name, "summary": e.summary, "lr": e.lr, "value_range": e.value_range,
+                         "convention": e.convention, "defaults": e.defaults, "knob": knob,
+                         "reference": e.reference})
+        print(json.dumps(rows, indent=2))
+        return 0
+    for e in REGISTRY.values():
+        print(f"{e.name:<14} {e.summary}")
+        if e.knob:
+            g = e.knob.grid
+            print(f"{'':<14} knob {e.knob.name} (default {e.knob.default}); FreSh grid {g[0]}..{g[-1]} "
+                  f"({len(g)} values): {e.knob.description}")
+        else:
+            print(f"{'':<14} no frequency knob (FreSh does not apply)")
+        shape = ", ".join(f"{k}={v}" for k, v in e.defaults.items() if not e.knob or k != e.knob.name)
+        print(f"{'':<14} lr {e.lr:g}; values in {'[-1, 1]' if e.value_range == 'signed' else '[0, 1]'}; {shape}")
+        print(f"{'':<14} convention: {e.convention}; {e.reference}")
+    return 0
+
+
+def cmd_spectrum(args: argparse.Namespace) -> int:
+    from specfit.spectrum import resolve_bins, spectrum_vector
+
+    signal = _load(args.signal, args.resize)
+    bins, note = resolve_bins(signal.spatial_shape, args.bins)
+    spectrum = spectrum_vector(signal.values, bins).tolist()
+    if args.json:
+        print(json.dumps({"bins": bins, "spectrum": spectrum}))
+        return 0
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{signal.name}: {signal.channels} x {' x '.join(map(str, signal.spatial_shape))}, {bins} bins")
+    for m, value in enumerate(spectrum, start=1):
+        print(f"{m:4d}  {value:.6f}  {'#' * int(round(value * 400))}")
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from specfit.models import get_entry
+    from specfit.pipeline import resolve_device
+    from specfit.render import model_from_unit
+    from specfit.select import fresh_select
+    from specfit.signals import make_sampling
+    from specfit.spectrum import resolve_bins
+
+    entry = get_entry(args.model)
+    grid = parse_grid(args.grid) if args.grid else None
+    signal = _load(args.signal, args.resize)
+    device = resolve_device(args.device)
+    _, note = resolve_bins(signal.spatial_shape, args.bins)
+    if note and not args.json:
+        print(f"note: {note}", file=sys.stderr)
+    coords = make_sampling(signal.spatial_shape, "all").coords.to(device)
+    bar = _bar(args.json, "FreSh", "init")
+    selection = fresh_select(
+        model_from_unit(signal.values.to(device), entry.value_range), coords, entry.name,
+        parse_sets(args.set), grid, args.inits, args.bins, args.seed, race=not args.no_race,
+        progress=bar.update_to,
+    )
+    bar.close()
+    if args.json:
+        print(json.dumps(selection.to_json()))
+        return 0
+    print(f"{'value':>10} {'mean W':>9} {'stderr':>8} {'inits':>5}")
+    for row in selection.table:
+        mark = "  <- chosen" if row.value == selection.chosen else ""
+        print(f"{row.value!s:>10} {row.w_mean:9.4f} {row.w_stderr:8.4f} {row.inits:5d}{mark}")
+    print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.bins} bins)")
+    return 0
+
+
+class _Bar:
+    """A tqdm bar on stderr, or nothing when stdout carries JSON."""
+
+    def __init__(self, enabled: bool, desc: str, unit: str, total: int | None = None) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def update_to(self, done: int, total: int | None = None) -> None:
+        if self.bar is not None:
+            if total is not None:
+                self.bar.total = total
+            self.bar.n = done
+            self.bar.refresh()
+
+    def postfix(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _bar(quiet: bool, desc: str, unit: str, total: int | None = None) -> _Bar:
+    return _Bar(not quiet, desc, unit, total)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from specfit.fit import FitOptions
+    from specfit.models import get_entry
+    from specfit.pipeline import FitRequest, Hooks, run_fit
+    from specfit.runs import check_writable_parent
+
+    entry = get_entry(args.model)
+    sets = parse_sets(args.set)
+    grid = parse_grid(args.grid) if args.grid else None
+    steps = args.steps or (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
+    options = FitOptions(
+        steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
+        eval_every=args.eval_every, compile=args.compile, seed=args.seed,
+    )
+    options.check()
+    signal = _load(args.signal, args.resize)
+    out = Path(args.out) if args.out else _unique_out(signal.name, entry.name)
+    check_writable_parent(out)
+    request = FitRequest(
+        signal=signal, model=entry.name, overrides=sets, fresh=not args.no_fresh, grid=grid,
+        inits=args.inits, bins=args.bins, split=args.split, holdout=args.holdout, seed=args.seed,
+        device=args.device, options=options,
+    )
+    select_bar = _Bar(False, "", "")
+    train_bar = _Bar(False, "", "")
+
+    def on_phase(text: str) -> None:
+        nonlocal select_bar, train_bar
+        if text.startswith("FreSh"):
+            select_bar = _bar(args.json, "FreSh", "init")
+        elif text.startswith("training"):
+            select_bar.close()
+            print(text, file=sys.stderr)
+            train_bar = _bar(args.json, "fit", "step", steps)
+        else:
+            train_bar.close()
+
+    def on_eval(record: dict) -> None:
+        test = record["psnr_test"]
+        train_bar.postfix(f"PSNR train {record['psnr_train']:.2f} dB"
+                          + (f", held-out {test:.2f} dB" if test is not None else ""))
+
+    hooks = Hooks(
+        on_select=select_bar_update(lambda: select_bar),
+        on_step=lambda step: train_bar.update_to(step),
+        on_eval=on_eval,
+        on_phase=on_phase,
+    )
+    if not args.json:
+        shape = " x ".join(map(str, signal.spatial_shape))
+        print(f"fitting {signal.name} ({signal.mode}, {shape}) with {entry.name}", file=sys.stderr)
+        for note in signal.notes:
+            print(f"note: {note}", file=sys.stderr)
+    metrics = run_fit(request, out, hooks)
+    train_bar.close()
+    if args.json:
+        print(json.dumps({**{k: v for k, v in metrics.items() if k != "history"}, "out": str(out)}))
+        return 0
+    for note in metrics["notes"]:
+        if not note.startswith("resized"):
+            print(f"note: {note}", file=sys.stderr)
+    if metrics["selection"]:
+        sel = metrics["selection"]
+        print(f"FreSh chose {sel['knob']} = {sel['chosen']} in {sel['seconds']:.1f} s "
+              f"(default {metrics['default_value']})")
+    test = metrics["psnr_test"]
+    print(f"PSNR {metrics['psnr']:.2f} dB (training {metrics['psnr_train']:.2f}"
+          + (f", held-out {test:.2f}" if test is not None else "") + ")"
+          + (f", SSIM {metrics['ssim']:.4f}" if metrics["ssim"] is not None else "")
+          + f", {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
+    print(f"outputs in {out}/ (report.html, reconstruction.png, model.safetensors, metrics.json)")
+    return 0
+
+
+def select_bar_update(get_bar):
+    """Forward selection progress to whichever bar is current."""
+    return lambda done, total: get_bar().update_to(done, total)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import png
+    from PIL import Image
+
+    from specfit.pipeline import resolve_device
+    from specfit.render import render_image
+    from specfit.runs import load_model, staged_file
+
+    model, config = load_model(Path(args.run_dir), resolve_device(args.device))
+    channels, height, width = config["signal"]["shape"]
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise SpecfitError(f"malformed --size {args.size!r}: use WIDTHxHEIGHT, e.g. 1024x768") from None
+        if min(w, h) < 1 or max(w, h) > 32768:
+            raise SpecfitError(f"--size must be between 1 and 32768 a side, got {args.size}")
+        width, height = w, h
+    bit_depth = 16 if config["signal"].get("bit_depth") == 16 else 8
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"render-{width}x{height}.png"
+    if out.suffix.lower() != ".png":
+        raise SpecfitError(f"--out must be a .png file, got {out}")
+    pixels = render_image(model, height, width, config["value_range"], config.get("coordinates", "signed"),
+                          bit_depth)
+    with staged_file(out) as temp:
+        if pixels.dtype.itemsize == 2:
+            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+            png.from_array(pixels.reshape(height, -1), f"{mode};16").save(str(temp))
+        else:
+            Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save(temp, format="PNG")
+    print(f"wrote {out} ({width} x {height})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="specfit", description="Fit implicit neural representations; "
+                     "choose the embedding frequency by FreSh.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def signal_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--resize", type=int, default=None,
+                       help="downscale so the short side is N pixels (default image: 256)")
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        p.add_argument("--seed", type=int, default=0, help="seed of initialisation and splits")
+
+    fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
+    fit.add_argument("signal", nargs="?", help="image file or .npy (default: cameraman)")
+    fit.add_argument("--model", default="siren", help="model name (see `specfit models`)")
+    fit.add_argument("--no-fresh", action="store_true", help="train the knob's default value")
+    fit.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                     help="set a hyperparameter; setting the knob skips FreSh")
+    fit.add_argument("--steps", type=int, default=None,
+                     help=f"optimiser steps (default {DEFAULT_STEPS}; {DEMO_STEPS} for the bundled image)")
+    fit.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
+    fit.add_argument("--schedule", default="none", help="none, cosine or exp")
+    fit.add_argument("--batch-size", type=int, default=None, help="random samples per step (default: all)")
+    fit.add_argument("--eval-every", type=int, default=25, help="evaluate PSNR every N steps")
+    fit.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
+    fit.add_argument("--split", default="holdout", help="all, holdout or lattice")
+    fit.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for --split holdout")
+    fit.add_argument("--grid", default=None, help="FreSh grid: 10,20,30 or START:STOP:STEP")
+    fit.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
+    fit.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
+    fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
+    fit.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    signal_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    sel = sub.add_parser("select", help="FreSh selection only: print the distance table")
+    sel.add_argument("signal")
+    sel.add_argument("--model", required=True)
+    sel.add_argument("--grid", default=None)
+    sel.add_argument("--inits", type=int, default=10)
+    sel.add_argument("--bins", type=int, default=None)
+    sel.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                     help="fix another hyperparameter, e.g. convention=siren")
+    sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
+    sel.add_argument("--json", action="store_true")
+    signal_options(sel)
+    sel.set_defaults(func=cmd_select)
+
+    spec = sub.add_parser("spectrum", help="print a signal's spectrum vector")
+    spec.add_argument("signal")
+    spec.add_argument("--bins", type=int, default=None)
+    spec.add_argument("--json", action="store_true")
+    spec.add_argument("--resize", type=int, default=None)
+    spec.set_defaults(func=cmd_spectrum)
+
+    ren = sub.add_parser("render", help="draw a saved run at any resolution")
+    ren.add_argument("run_dir")
+    ren.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the signal's)")
+    ren.add_argument("--out", default=None, help="output PNG (default: RUN_DIR/render-WxH.png)")
+    ren.add_argument("--device", default="auto")
+    ren.set_defaults(func=cmd_render)
+
+    mod = sub.add_parser("models", help="list models, knobs, defaults and FreSh grids")
+    mod.add_argument("--json", action="store_true")
+    mod.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for user errors)."""
+    from specfit.runtime import tune_allocator
+
+    tune_allocator()
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except SpecfitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory; try --resize or a smaller model", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

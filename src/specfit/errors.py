@@ -1,0 +1,9 @@
+"""The one exception type that the command line turns into a one-line ``error:`` message."""
+
+
+class SpecfitError(ValueError):
+    """A problem with what the user asked for or handed in (bad file, bad option, bad value).
+
+    The command line prints ``error: <message>`` and exits with code 2; library callers can catch
+    it like any ``ValueError``.
+    """

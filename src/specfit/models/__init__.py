@@ -1,0 +1,13 @@
+"""Networks and the registry that names them."""
+
+from specfit.models.registry import (
+    REGISTRY,
+    Knob,
+    ModelEntry,
+    build_model,
+    get_entry,
+    register,
+    resolve_params,
+)
+
+__all__ = ["REGISTRY", "Knob", "ModelEntry", "build_model", "get_entry", "register", "resolve_params"]

@@ -1,0 +1,256 @@
+"""The model registry: name -> builder, default hyperparameters, learning rate and frequency knob.
+
+Every model is built as ``entry.build(in_features, out_features, **params)`` where ``params`` are
+the entry's defaults updated by the user's. The frequency knob is one of those parameters; FreSh
+searches it over ``knob.grid`` (methods.md 1.4).
+
+To add a model: write an ``nn.Module`` taking ``(in_features, out_features, **hyperparameters)``
+and mapping ``(N, in_features)`` coordinates to ``(N, out_features)`` values, then call
+:func:`register` with a :class:`ModelEntry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from specfit.encodings import (
+    BasicEncoding,
+    GaussianEncoding,
+    IdentityEncoding,
+    NerfPositionalEncoding,
+    PositionalEncoding,
+)
+from specfit.errors import SpecfitError
+from specfit.models.mlp import FourierMLP
+from specfit.models.sine import Finer, Siren
+from specfit.models.wavelet import Gauss, Wire
+
+ParamValue = float | int | str | None
+
+
+@dataclass(frozen=True)
+class Knob:
+    """The embedding-frequency hyperparameter of a model and its default FreSh grid."""
+
+    name: str
+    default: ParamValue
+    grid: tuple[float, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything specfit needs to know about one model family.
+
+    Attributes:
+        value_range: ``"signed"`` when the model is trained on values in [-1, 1], ``"unit"`` for [0, 1].
+        convention: how the model applies its frequency, recorded in saved runs.
+        compile: whether ``torch.compile`` is worth trying for its training step.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., nn.Module]
+    defaults: dict[str, ParamValue]
+    lr: float
+    value_range: str
+    convention: str
+    knob: Knob | None
+    reference: str
+    compile: bool = True
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add ``entry`` to the registry (replacing one of the same name)."""
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry called ``name``; a :class:`SpecfitError` lists the choices otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise SpecfitError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
+    count = round((stop - start) / step) + 1
+    return tuple(round(float(v), 6) for v in np.linspace(start, stop, count))
+
+
+def _parse_value(key: str, raw: ParamValue, default: ParamValue, entry: ModelEntry) -> ParamValue:
+    if key in entry.choices:
+        if raw not in entry.choices[key]:
+            raise SpecfitError(f"{key} must be one of {', '.join(entry.choices[key])}, got {raw!r}")
+        return raw
+    if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "default", "null")):
+        if default is None:
+            return None
+        raise SpecfitError(f"{key} needs a value for model {entry.name}")
+    try:
+        if isinstance(default, int) and not isinstance(default, bool):
+            value = float(raw)
+            if value != int(value):
+                raise ValueError
+            return int(value)
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SpecfitError(f"{key}={raw!r} is not a valid number for model {entry.name}") from None
+    if not np.isfinite(value):
+        raise SpecfitError(f"{key}={raw!r} must be finite")
+    return value
+
+
+def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -> dict[str, ParamValue]:
+    """The entry's defaults updated by ``overrides``, values parsed to the defaults' types."""
+    params = dict(entry.defaults)
+    for key, raw in (overrides or {}).items():
+        if key not in params:
+            known = ", ".join(params) or "none"
+            raise SpecfitError(f"unknown knob or parameter {key!r} for model {entry.name}; known: {known}")
+        params[key] = _parse_value(key, raw, entry.defaults[key], entry)
+    return params
+
+
+def build_model(
+    name: str, in_features: int, out_features: int, params: dict[str, ParamValue] | None = None
+) -> nn.Module:
+    """Build model ``name`` with resolved ``params`` (defaults filled in)."""
+    entry = get_entry(name)
+    return entry.build(in_features, out_features, **resolve_params(entry, params))
+
+
+def _fourier_mlp(encoding_factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def build(in_features: int, out_features: int, width: int, hidden_layers: int, **enc) -> nn.Module:
+        return FourierMLP(encoding_factory(in_features, **enc), out_features, width, hidden_layers)
+
+    return build
+
+
+SIREN_KNOB = Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0")
+_SINE_SHAPE = {"width": 256, "hidden_layers": 3}
+_MLP_SHAPE = {"width": 256, "hidden_layers": 2}
+
+register(ModelEntry(
+    name="siren",
+    summary="SIREN, sine activations",
+    build=Siren,
+    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "convention": "fresh"},
+    lr=1e-4,
+    value_range="signed",
+    convention="fresh: sin(W(omega_0 x)+b), hidden sin(W(30h)+b), out W(30h)+b; "
+    "siren: sin(omega(Wx+b))",
+    knob=SIREN_KNOB,
+    reference="Sitzmann et al. 2020; FreSh convention from Kania et al. 2024",
+    choices={"convention": ("fresh", "siren")},
+))
+register(ModelEntry(
+    name="finer",
+    summary="FINER, sin(omega(|z|+1)z), first-layer bias U(-k, k)",
+    build=Finer,
+    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "first_bias_scale": None},
+    lr=5e-4,
+    value_range="signed",
+    convention="z = W h + b, out sin(omega (|z|+1) z), |z|+1 detached",
+    knob=Knob("first_bias_scale", None, _grid(0.0, 3.0, 0.1),
+              "first-layer bias range k (default: PyTorch's 1/sqrt(n_in))"),
+    reference="Liu et al. 2024",
+))
+register(ModelEntry(
+    name="finer-omega",
+    summary="FINER without first-layer bias, first-layer omega_0 searched",
+    build=Finer,
+    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "first_bias_scale": 0.0},
+    lr=5e-4,
+    value_range="signed",
+    convention="z = W h + b, out sin(omega (|z|+1) z), first bias 0",
+    knob=Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0"),
+    reference="Liu et al. 2024; FreSh variant",
+))
+register(ModelEntry(
+    name="wire",
+    summary="WIRE, complex Gabor wavelet activations",
+    build=Wire,
+    defaults={**_SINE_SHAPE, "omega_0": 20.0, "scale": 10.0},
+    lr=5e-3,
+    value_range="signed",
+    convention="exp(i omega_0 z) exp(-|s_0 z|^2), complex hidden layers, real output",
+    knob=Knob("omega_0", 20.0, _grid(5, 60, 5), "wavelet frequency omega_0 (own grid)"),
+    reference="Saragadam et al. 2023",
+    compile=False,
+))
+register(ModelEntry(
+    name="gauss",
+    summary="MLP with Gaussian activations exp(-(s z)^2)",
+    build=Gauss,
+    defaults={**_SINE_SHAPE, "scale": 30.0},
+    lr=5e-3,
+    value_range="signed",
+    convention="exp(-(s z)^2), z = W h + b",
+    knob=Knob("scale", 30.0, _grid(5, 60, 5), "activation scale s (own grid)"),
+    reference="Ramasinghe and Lucey 2022",
+))
+register(ModelEntry(
+    name="relu",
+    summary="ReLU MLP on raw coordinates (no mapping)",
+    build=_fourier_mlp(IdentityEncoding),
+    defaults=dict(_MLP_SHAPE),
+    lr=1e-2,
+    value_range="unit",
+    convention="gamma(v) = v, sigmoid output",
+    knob=None,
+    reference="Tancik et al. 2020 ('none')",
+))
+register(ModelEntry(
+    name="ff-basic",
+    summary="ReLU MLP, basic Fourier mapping [cos 2 pi v, sin 2 pi v]",
+    build=_fourier_mlp(BasicEncoding),
+    defaults=dict(_MLP_SHAPE),
+    lr=1e-2,
+    value_range="unit",
+    convention="gamma(v) = [cos 2 pi v, sin 2 pi v], sigmoid output",
+    knob=None,
+    reference="Tancik et al. 2020 ('basic')",
+))
+register(ModelEntry(
+    name="ff-positional",
+    summary="ReLU MLP, positional encoding 2^linspace(0, scale, m/2) - 1 per axis",
+    build=_fourier_mlp(PositionalEncoding),
+    defaults={**_MLP_SHAPE, "features": 256, "scale": 6.0},
+    lr=1e-3,
+    value_range="unit",
+    convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B axis-aligned log-spaced, sigmoid output",
+    knob=Knob("scale", 6.0, _grid(1, 12, 1), "log2 of the highest frequency, sigma_p"),
+    reference="Tancik et al. 2020 ('positional encoding')",
+))
+register(ModelEntry(
+    name="ff-nerf",
+    summary="ReLU MLP, NeRF positional encoding sin/cos(2^k pi v), k < octaves",
+    build=_fourier_mlp(NerfPositionalEncoding),
+    defaults={**_MLP_SHAPE, "octaves": 10},
+    lr=1e-3,
+    value_range="unit",
+    convention="gamma(v) = [v, sin 2^k pi v, cos 2^k pi v], sigmoid output",
+    knob=Knob("octaves", 10, _grid(1, 16, 1), "number of octaves L"),
+    reference="Mildenhall et al. 2020",
+))
+register(ModelEntry(
+    name="ff-gaussian",
+    summary="ReLU MLP, Gaussian random Fourier features B ~ N(0, sigma^2)",
+    build=_fourier_mlp(GaussianEncoding),
+    defaults={**_MLP_SHAPE, "features": 256, "sigma": 10.0},
+    lr=1e-3,
+    value_range="unit",
+    convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B frozen, sigmoid output",
+    knob=Knob("sigma", 10.0, _grid(1, 20, 1), "scale sigma of B (default: Tancik's natural-image 10)"),
+    reference="Tancik et al. 2020 ('Gaussian')",
+))

@@ -1,0 +1,107 @@
+"""Sine networks: SIREN in both conventions, and FINER (methods.md 1.5, 4).
+
+Conventions for SIREN, recorded in every saved model:
+
+- ``"siren"`` (the original code): every sine layer is ``sin(omega (W h + b))``, the bias is scaled
+  too; the output layer is ``W h + b``.
+- ``"fresh"`` (the published FreSh code): the first layer is ``sin(W (omega_0 x) + b)``, hidden
+  layers ``sin(W (30 h) + b)`` and the output layer ``W (30 h) + b``: inputs are scaled, biases not.
+
+Initialisation (both): first-layer weights ``U(-1/n_in, 1/n_in)``; hidden and output weights
+``U(-sqrt(6/n_in)/omega_h, +sqrt(6/n_in)/omega_h)``; PyTorch's default biases.
+Inputs are ``(N, in_features)`` coordinates, outputs ``(N, out_features)`` in about [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+CONVENTIONS = ("fresh", "siren")
+
+
+def _siren_init(first: nn.Linear, others: list[nn.Linear], hidden_omega_0: float) -> None:
+    with torch.no_grad():
+        first.weight.uniform_(-1.0 / first.in_features, 1.0 / first.in_features)
+        for layer in others:
+            bound = math.sqrt(6.0 / layer.in_features) / hidden_omega_0
+            layer.weight.uniform_(-bound, bound)
+
+
+class Siren(nn.Module):
+    """SIREN with first-layer frequency ``omega_0`` and hidden frequency ``hidden_omega_0``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        width: int = 256,
+        hidden_layers: int = 3,
+        omega_0: float = 30.0,
+        hidden_omega_0: float = 30.0,
+        convention: str = "fresh",
+    ) -> None:
+        super().__init__()
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        self.omega_0 = float(omega_0)
+        self.hidden_omega_0 = float(hidden_omega_0)
+        self.convention = convention
+        self.first = nn.Linear(in_features, width)
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(hidden_layers))
+        self.last = nn.Linear(width, out_features)
+        _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        w = self.hidden_omega_0
+        if self.convention == "fresh":
+            h = torch.sin(self.first(coords * self.omega_0))
+            for layer in self.hidden:
+                h = torch.sin(layer(h * w))
+            return self.last(h * w)
+        h = torch.sin(self.omega_0 * self.first(coords))
+        for layer in self.hidden:
+            h = torch.sin(w * layer(h))
+        return self.last(h)
+
+
+def finer_activation(z: torch.Tensor, omega: float) -> torch.Tensor:
+    """FINER's variable-periodic sine ``sin(omega (|z| + 1) z)``; ``|z| + 1`` is a constant in backprop."""
+    return torch.sin(omega * (z.abs() + 1.0).detach() * z)
+
+
+class Finer(nn.Module):
+    """FINER: SIREN's layout and init with ``sin(omega (|z| + 1) z)``, ``z = W h + b``.
+
+    ``first_bias_scale = k`` draws the first-layer bias from ``U(-k, k)``; ``None`` keeps
+    PyTorch's default ``U(-1/sqrt(n_in), 1/sqrt(n_in))``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        width: int = 256,
+        hidden_layers: int = 3,
+        omega_0: float = 30.0,
+        hidden_omega_0: float = 30.0,
+        first_bias_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.omega_0 = float(omega_0)
+        self.hidden_omega_0 = float(hidden_omega_0)
+        self.first = nn.Linear(in_features, width)
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(hidden_layers))
+        self.last = nn.Linear(width, out_features)
+        _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
+        if first_bias_scale is not None:
+            with torch.no_grad():
+                self.first.bias.uniform_(-float(first_bias_scale), float(first_bias_scale))
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        h = finer_activation(self.first(coords), self.omega_0)
+        for layer in self.hidden:
+            h = finer_activation(layer(h), self.hidden_omega_0)
+        return self.last(h)

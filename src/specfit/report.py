@@ -1,0 +1,153 @@
+"""A self-contained HTML report of one run: images, spectra, the FreSh curve, PSNR versus step.
+
+Figures are drawn with matplotlib (Agg) and inlined as base64 PNG, so ``report.html`` is one file
+that opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left}
+img{max-width:100%}.note{color:#666;font-size:.9em}
+"""
+
+
+def _png(figure: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+    array = image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    if array.shape[2] == 1:
+        axis.imshow(array[:, :, 0], cmap="gray", vmin=0, vmax=1)
+    elif array.shape[2] == 2:
+        axis.imshow(array[:, :, 0], cmap="gray", vmin=0, vmax=1, alpha=array[:, :, 1])
+    else:
+        axis.imshow(array)
+    axis.set_title(title)
+    axis.axis("off")
+
+
+def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
+    """Target, reconstruction and the absolute error (mean over channels)."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+    _show(axes[0], target, "target")
+    _show(axes[1], recon, "reconstruction")
+    error = (recon - target).abs().mean(dim=0).cpu().numpy()
+    shown = axes[2].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
+    axes[2].set_title("|error|")
+    axes[2].axis("off")
+    figure.colorbar(shown, ax=axes[2], fraction=0.046)
+    return _png(figure)
+
+
+def spectra_figure(spectra: dict) -> str:
+    """Target spectrum against the untrained model's mean spectrum at the chosen and default values."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    bins = np.arange(1, len(spectra["target"]) + 1)
+    knob = spectra["knob"]
+    axis.semilogy(bins, spectra["target"], "k-", lw=2, label="target")
+    axis.semilogy(bins, spectra["chosen"], "-", label=f"init, {knob}={spectra['chosen_value']} (chosen)")
+    axis.semilogy(bins, spectra["default"], "--", label=f"init, {knob}={spectra['default_value']} (default)")
+    axis.set_xlabel("spectrum bin (L1 frequency radius)")
+    axis.set_ylabel("normalised magnitude")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def curve_figure(spectra: dict) -> str:
+    """Mean Wasserstein distance versus knob value, with standard errors."""
+    table = spectra["table"]
+    values = [row["value"] for row in table]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.errorbar(values, [r["w_mean"] for r in table], yerr=[r["w_stderr"] for r in table],
+                  fmt="o-", ms=4, capsize=2)
+    axis.axvline(spectra["chosen_value"], color="C1", label=f"chosen {spectra['chosen_value']}")
+    if isinstance(spectra["default_value"], int | float):
+        axis.axvline(spectra["default_value"], color="C2", ls="--",
+                     label=f"default {spectra['default_value']}")
+    axis.set_xlabel(spectra["knob"])
+    axis.set_ylabel("mean W (target vs init)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def history_figure(history: list[dict]) -> str:
+    """PSNR on all, training and held-out samples versus step."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history]
+    for key, label in (("psnr", "all"), ("psnr_train", "training"), ("psnr_test", "held-out")):
+        points = [h[key] for h in history]
+        if any(p is not None for p in points):
+            axis.plot(steps, points, "o-" if len(steps) < 30 else "-", ms=3, label=label)
+    axis.set_xlabel("step")
+    axis.set_ylabel("PSNR (dB)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def write_report(
+    path: Path, target: torch.Tensor, recon: torch.Tensor, metrics: dict, config: dict,
+    spectra: dict | None,
+) -> None:
+    """Write ``report.html`` for an image run. ``target`` and ``recon`` are ``(C, H, W)`` in [0, 1]."""
+    rows = [
+        ("model", metrics["model"]),
+        ("knob", f"{metrics['knob']} = {metrics['value']} ({metrics['mode']})" if metrics["knob"] else "none"),
+        ("PSNR all / training / held-out (dB)",
+         " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
+                    for k in ("psnr", "psnr_train", "psnr_test"))),
+        ("SSIM", _fmt(metrics["ssim"]) if metrics["ssim"] is not None else "-"),
+        ("steps (best at)", f"{metrics['steps']} ({metrics['best_step']})"),
+        ("training time (s)", _fmt(metrics["train_seconds"])),
+        ("parameters", metrics["params"]),
+        ("device", metrics["device"]),
+    ]
+    if metrics["selection"]:
+        rows.insert(2, ("FreSh time (s)", _fmt(metrics["selection"]["seconds"])))
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>specfit report</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>specfit: {html.escape(config['signal']['name'])} with {html.escape(metrics['model'])}</h1>",
+        "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
+        + "</table>",
+    ]
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in metrics["notes"]]
+    parts += ["<h2>Images</h2>", f"<img src='{images_figure(target, recon)}' alt='images'>"]
+    if spectra is not None:
+        parts += [
+            "<h2>Spectra at initialisation</h2>",
+            f"<img src='{spectra_figure(spectra)}' alt='spectra'>",
+            "<h2>FreSh: distance versus knob</h2>",
+            f"<img src='{curve_figure(spectra)}' alt='FreSh curve'>",
+        ]
+    if metrics["history"]:
+        parts += ["<h2>Training</h2>", f"<img src='{history_figure(metrics['history'])}' alt='PSNR'>"]
+    parts.append("</body></html>")
+    Path(path).write_text("\n".join(parts))

@@ -1,0 +1,256 @@
+"""FreSh: choose a model's embedding frequency by comparing spectra at initialisation (methods.md 1.3).
+
+For each candidate value ``theta`` of the model's knob, ``R`` untrained models are drawn from the
+same random stream (the generator is re-seeded before every candidate, so candidates differ only by
+``theta``), evaluated on the signal's full sampling grid, and scored by the mean Wasserstein
+distance between their output spectra and the target's. The ``R`` initialisations of a candidate
+are evaluated together (``torch.func.vmap`` over stacked parameters) in chunks of samples, so the
+whole grid never has to be held for all of them at once.
+
+With ``race=True`` (the default) candidates are raced: all get 3 initialisations first; a candidate
+whose mean distance is worse than the best by more than ``z`` standard errors on both sides is
+dropped, and the rest continue to ``R``. The choice is always made among candidates that received
+all ``R`` initialisations; dropped candidates keep their partial statistics in the table.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from specfit.errors import SpecfitError
+from specfit.models.registry import ParamValue, get_entry, resolve_params
+from specfit.spectrum import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+
+RACE_ROUNDS = (3, 6)
+RACE_Z = 3.0
+CHUNK_BUDGET_BYTES = 64 * 2**20
+
+
+@dataclass
+class Candidate:
+    """One row of the selection table."""
+
+    value: ParamValue
+    w_mean: float
+    w_stderr: float
+    inits: int
+
+
+@dataclass
+class Selection:
+    """Result of FreSh selection.
+
+    Attributes:
+        knob: name of the searched hyperparameter.
+        chosen: the value with the smallest mean distance.
+        table: one :class:`Candidate` per grid value, in grid order.
+        seconds: wall time of the whole selection.
+        bins: spectrum size used.
+        target_spectrum: the target's normalised spectrum, ``bins`` numbers.
+        mean_spectra: per grid value, the mean spectrum of its evaluated initialisations.
+    """
+
+    knob: str
+    chosen: ParamValue
+    table: list[Candidate]
+    seconds: float
+    bins: int
+    inits: int
+    target_spectrum: list[float]
+    mean_spectra: dict[str, list[float]]
+
+    def to_json(self, with_spectra: bool = False) -> dict:
+        data = {
+            "knob": self.knob,
+            "chosen": self.chosen,
+            "table": [asdict(row) for row in self.table],
+            "seconds": self.seconds,
+            "bins": self.bins,
+            "inits": self.inits,
+        }
+        if with_spectra:
+            data["target_spectrum"] = self.target_spectrum
+            data["mean_spectra"] = self.mean_spectra
+        return data
+
+
+def _chunk_size(samples: int, inits: int, width: int) -> int:
+    per_sample = max(1, inits * width * 4 * 4)  # a few live float32 activations per init
+    return int(max(1024, min(samples, CHUNK_BUDGET_BYTES // per_sample)))
+
+
+class InitEvaluator:
+    """Evaluates ``R`` seeded initialisations of one model configuration on a full grid.
+
+    Args:
+        build: ``build(value) -> nn.Module`` for a knob value, drawing from the global RNG.
+        coords: ``(N, d)`` coordinates of every sample, row-major over ``shape``.
+        shape: ``(C, *spatial)`` of the signal.
+        seed: the seed every candidate's stream starts from.
+        inits: ``R``.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[ParamValue], torch.nn.Module],
+        coords: torch.Tensor,
+        shape: tuple[int, ...],
+        seed: int,
+        inits: int,
+    ) -> None:
+        self.build = build
+        self.coords = coords
+        self.shape = shape
+        self.seed = seed
+        self.inits = inits
+
+    def outputs(self, value: ParamValue, start: int, stop: int) -> torch.Tensor:
+        """Outputs of initialisations ``start .. stop - 1`` as ``(stop - start, C, *spatial)``."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            models = [self.build(value) for _ in range(stop)][start:]
+        device = self.coords.device
+        models = [m.to(device) for m in models]
+        params, buffers = stack_module_state(models)
+        template = copy.deepcopy(models[0]).to("meta")
+
+        def single(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(template, (p, b), (x,))
+
+        batched = vmap(single, in_dims=(0, 0, None))
+        width = max((p.shape[-1] for p in params.values() if p.dim() == 3), default=256)
+        chunk = _chunk_size(self.coords.shape[0], len(models), width)
+        pieces = []
+        with torch.inference_mode():
+            for begin in range(0, self.coords.shape[0], chunk):
+                pieces.append(batched(params, buffers, self.coords[begin : begin + chunk]).float())
+        out = torch.cat(pieces, dim=1)  # (R, N, C)
+        return out.transpose(1, 2).reshape(len(models), *self.shape)
+
+
+def _stats(distances: list[float]) -> tuple[float, float]:
+    t = torch.tensor(distances, dtype=torch.float64)
+    mean = float(t.mean())
+    stderr = float(t.std(unbiased=True) / math.sqrt(len(distances))) if len(distances) > 1 else 0.0
+    return mean, stderr
+
+
+def fresh_select(
+    values: torch.Tensor,
+    coords: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+    seed: int = 0,
+    race: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Selection:
+    """Run FreSh selection for ``model`` on a signal.
+
+    Args:
+        values: target ``(C, *spatial)``; any value range (spectra ignore scale and mean).
+        coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use.
+        model: registry name; its knob is searched.
+        params: fixed hyperparameters (the knob's value in them is ignored).
+        grid: candidate knob values (default: the registry's grid).
+        inits: initialisations ``R`` per candidate.
+        bins: spectrum size (default 64, shrunk for small signals).
+        seed: seed of every candidate's random stream.
+        race: drop clearly worse candidates early (see module docstring).
+        progress: called as ``progress(done, total)`` after each evaluated batch.
+
+    Raises:
+        SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
+    """
+    started = time.perf_counter()
+    entry = get_entry(model)
+    if entry.knob is None:
+        raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
+    if inits < 2:
+        raise SpecfitError(f"--inits must be at least 2 (for a standard error), got {inits}")
+    knob = entry.knob.name
+    candidates = list(entry.knob.grid if grid is None else grid)
+    if not candidates:
+        raise SpecfitError("the FreSh grid is empty")
+    base = resolve_params(entry, params)
+    for value in candidates:  # validate every value before spending time
+        resolve_params(entry, {**base, knob: value})
+    spatial = tuple(values.shape[1:])
+    n_bins, _ = resolve_bins(spatial, bins)
+    target = spectrum_vector(values.to(coords.device), n_bins)
+    in_features, out_features = coords.shape[1], values.shape[0]
+
+    def build(value: ParamValue) -> torch.nn.Module:
+        return entry.build(in_features, out_features, **resolve_params(entry, {**base, knob: value}))
+
+    evaluator = InitEvaluator(build, coords, tuple(values.shape), seed, inits)
+    distances: list[list[float]] = [[] for _ in candidates]
+    spectra_sum = [torch.zeros(n_bins, dtype=torch.float64, device=coords.device) for _ in candidates]
+    rounds = [r for r in RACE_ROUNDS if r < inits] + [inits] if race else [inits]
+    alive = list(range(len(candidates)))
+    total = len(candidates) * inits
+    done = 0
+    for stop in rounds:
+        for k in alive:
+            start = len(distances[k])
+            outputs = evaluator.outputs(candidates[k], start, stop)
+            spectra = spectrum_vectors(outputs, n_bins)
+            spectra = torch.nan_to_num(spectra, nan=1.0 / n_bins)  # constant output: flat spectrum
+            distances[k] += wasserstein(target, spectra).tolist()
+            spectra_sum[k] += spectra.sum(dim=0)
+            done += stop - start
+            if progress is not None:
+                progress(done, total)
+        if stop < inits:
+            stats = {k: _stats(distances[k]) for k in alive}
+            best = min(alive, key=lambda k: stats[k][0])
+            bar = stats[best][0] + RACE_Z * stats[best][1]
+            alive = [k for k in alive if stats[k][0] - RACE_Z * stats[k][1] <= bar]
+            total = done + len(alive) * (inits - stop)
+    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances)]
+    finalists = [k for k in range(len(candidates)) if len(distances[k]) == inits]
+    chosen = candidates[min(finalists, key=lambda k: table[k].w_mean)]
+    return Selection(
+        knob=knob,
+        chosen=chosen,
+        table=table,
+        seconds=time.perf_counter() - started,
+        bins=n_bins,
+        inits=inits,
+        target_spectrum=target.tolist(),
+        mean_spectra={
+            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances)
+        },
+    )
+
+
+def init_spectrum(
+    values: torch.Tensor,
+    coords: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue],
+    inits: int = 10,
+    bins: int | None = None,
+    seed: int = 0,
+) -> tuple[list[float], float]:
+    """Mean spectrum and mean distance of one configuration's untrained outputs (for reports)."""
+    entry = get_entry(model)
+    n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
+    target = spectrum_vector(values.to(coords.device), n_bins)
+    resolved = resolve_params(entry, params)
+
+    def build(_: ParamValue) -> torch.nn.Module:
+        return entry.build(coords.shape[1], values.shape[0], **resolved)
+
+    outputs = InitEvaluator(build, coords, tuple(values.shape), seed, inits).outputs(None, 0, inits)
+    spectra = torch.nan_to_num(spectrum_vectors(outputs, n_bins), nan=1.0 / n_bins)
+    return spectra.mean(dim=0).tolist(), float(wasserstein(target, spectra).mean())

@@ -1,0 +1,168 @@
+"""Images: PNG, JPEG, TIFF and ``.npy`` arrays, 8- or 16-bit, grey, grey+alpha, RGB or RGBA.
+
+Values are mapped to [0, 1] by the integer type's maximum (255 or 65535). Float arrays already in
+[0, 1] are kept; other float arrays are rescaled by their minimum and maximum, and the mapping is
+kept so that reconstructions can be written back in the original units.
+
+Alpha rule: an alpha channel is fitted as one more channel (straight, not premultiplied alpha) and
+written back, so an RGBA image is a 4-channel signal and its reconstruction is RGBA.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import png
+import tifffile
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from specfit.errors import SpecfitError
+from specfit.signals.base import Signal
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+MIN_SIDE = 4
+
+
+def _png_bit_depth(path: Path) -> int:
+    with path.open("rb") as handle:
+        header = handle.read(26)
+    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n":
+        raise SpecfitError(f"{path} is not a PNG file")
+    return struct.unpack(">B", header[24:25])[0]
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return array.reshape(height, width, info["planes"])
+
+
+def _read_pixels(path: Path) -> np.ndarray:
+    """Raw pixel array ``(H, W)`` or ``(H, W, C)`` of integer or float type."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            return np.asarray(tifffile.imread(path))
+        if suffix == ".png" and _png_bit_depth(path) == 16:
+            return _read_png16(path)
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("P", "PA"):
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            elif image.mode == "1":
+                image = image.convert("L")
+            elif image.mode == "CMYK":
+                image = image.convert("RGB")
+            return np.asarray(image)
+    except SpecfitError:
+        raise
+    except (UnidentifiedImageError, png.FormatError, tifffile.TiffFileError) as exc:
+        raise SpecfitError(f"{path} is not a readable image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise SpecfitError(f"{path} could not be decoded, the file may be truncated ({exc})") from exc
+
+
+def _to_unit_range(array: np.ndarray, path: Path) -> tuple[np.ndarray, int, float, float]:
+    """Map raw pixels to float32 in [0, 1]; returns (values, bit_depth, offset, scale)."""
+    if array.size == 0:
+        raise SpecfitError(f"{path} holds an empty array")
+    if array.dtype == np.bool_:
+        return array.astype(np.float32), 8, 0.0, 1.0
+    if np.issubdtype(array.dtype, np.integer):
+        if array.dtype.itemsize == 1:
+            return array.astype(np.float32) / 255.0, 8, 0.0, 1.0
+        if array.dtype.itemsize == 2:
+            return array.astype(np.float32) / 65535.0, 16, 0.0, 1.0
+        top = float(np.iinfo(array.dtype).max)
+        return (array.astype(np.float64) / top).astype(np.float32), 32, 0.0, 1.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise SpecfitError(f"{path}: unsupported array type {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise SpecfitError(f"{path} contains NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low >= 0.0 and high <= 1.0:
+        return array.astype(np.float32), 32, 0.0, 1.0
+    scale = high - low if high > low else 1.0
+    return ((array - low) / scale).astype(np.float32), 32, low, scale
+
+
+def image_from_array(array: np.ndarray, name: str, path: Path | None = None) -> Signal:
+    """Build an image signal from ``(H, W)`` or ``(H, W, C)`` pixels, ``C`` in 1..4."""
+    where = path if path is not None else Path(name)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in MODES:
+        raise SpecfitError(
+            f"{where}: expected an image array of shape (H, W) or (H, W, C) with C in 1-4, "
+            f"got {tuple(array.shape)}"
+        )
+    height, width, channels = array.shape
+    if min(height, width) < MIN_SIDE:
+        raise SpecfitError(f"{where} is {height} x {width}: need at least {MIN_SIDE} pixels a side")
+    values, bit_depth, offset, scale = _to_unit_range(array, where)
+    tensor = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+    return Signal(
+        values=tensor,
+        name=name,
+        kind="image",
+        mode=MODES[channels],
+        bit_depth=bit_depth,
+        value_offset=offset,
+        value_scale=scale,
+        source=str(path) if path is not None else None,
+    )
+
+
+def load_image(path: Path) -> Signal:
+    """Read an image file or an image-shaped ``.npy`` array."""
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SpecfitError(f"{path} is not a readable .npy array ({exc})") from exc
+        return image_from_array(array, path.stem, path)
+    return image_from_array(_read_pixels(path), path.stem, path)
+
+
+def image_to_array(values: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """``(C, H, W)`` values in [0, 1] to ``(H, W, C)`` uint8 or uint16 pixels (clamped)."""
+    clamped = values.detach().float().clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+    if bit_depth == 16:
+        return np.round(clamped * 65535.0).astype(np.uint16)
+    return np.round(clamped * 255.0).astype(np.uint8)
+
+
+def write_image(path: Path, values: torch.Tensor, bit_depth: int = 8) -> None:
+    """Write ``(C, H, W)`` values in [0, 1] as PNG (16-bit PNG when ``bit_depth == 16``).
+
+    Writes directly to ``path``; callers that need atomicity write into a staging folder.
+    """
+    pixels = image_to_array(values, 16 if bit_depth == 16 else 8)
+    height, width, channels = pixels.shape
+    if pixels.dtype == np.uint16:
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+        png.from_array(pixels.reshape(height, width * channels), f"{mode};16").save(str(path))
+        return
+    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, MODES[channels])
+    image.save(path, format="PNG")
+
+
+def resize_image(signal: Signal, short_side: int) -> Signal:
+    """Downscale so the shorter side is ``short_side`` (antialiased bilinear); never upscales."""
+    height, width = signal.spatial_shape
+    if short_side < MIN_SIDE:
+        raise SpecfitError(f"--resize must be at least {MIN_SIDE}, got {short_side}")
+    if min(height, width) <= short_side:
+        return signal
+    factor = short_side / min(height, width)
+    size = (max(MIN_SIDE, round(height * factor)), max(MIN_SIDE, round(width * factor)))
+    values = torch.nn.functional.interpolate(
+        signal.values[None], size=size, mode="bilinear", antialias=True, align_corners=False
+    )[0].clamp(0.0, 1.0)
+    resized = Signal(**{**signal.__dict__, "values": values, "notes": list(signal.notes)})
+    resized.notes.append(f"resized from {height} x {width} to {size[0]} x {size[1]}")
+    return resized

@@ -1,0 +1,102 @@
+"""Sampling grids and train / held-out splits.
+
+Coordinates are ``(N, d)`` in row-major order of the signal's spatial axes (for an image, axis 0
+is the row ``y`` and axis 1 the column ``x``). Two conventions:
+
+- ``"signed"``: each axis in [-1, 1], endpoints included (sample ``i`` of ``N`` maps to
+  ``-1 + 2 i / (N - 1)``). The default for every model.
+- ``"unit"``: each axis in [0, 1), sample ``i`` of ``N`` maps to ``i / N``. Used by the
+  Fourier-features lattice protocol (methods.md 2.1).
+
+Splits:
+
+- ``"all"``: train on every sample, nothing held out.
+- ``"holdout"``: a seeded random fraction (default 10 %) of samples is held out.
+- ``"lattice"``: train on the even-even lattice, test on the odd-odd lattice (images only);
+  the coordinates use the ``"unit"`` convention so that the training lattice sits at
+  ``linspace(0, 1, N/2 + 1)[:-1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from specfit.errors import SpecfitError
+
+SPLITS = ("all", "holdout", "lattice")
+
+
+def grid_coordinates(shape: tuple[int, ...], convention: str = "signed") -> torch.Tensor:
+    """Coordinates of every sample of a grid of ``shape``, as ``(prod(shape), len(shape))``."""
+    axes = []
+    for n in shape:
+        if convention == "signed":
+            axes.append(torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1))
+        elif convention == "unit":
+            axes.append(torch.arange(n, dtype=torch.float32) / n)
+        else:
+            raise SpecfitError(f"unknown coordinate convention {convention!r}")
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=-1)
+
+
+@dataclass
+class Sampling:
+    """Where a signal is sampled and which samples train.
+
+    Attributes:
+        coords: ``(N, d)`` coordinates of all samples, row-major.
+        train: indices of training samples into ``coords``.
+        test: indices of held-out samples, or ``None`` when nothing is held out.
+        convention: ``"signed"`` or ``"unit"`` (see module docstring).
+        split: ``"all"``, ``"holdout"`` or ``"lattice"``.
+    """
+
+    coords: torch.Tensor
+    train: torch.Tensor
+    test: torch.Tensor | None
+    convention: str
+    split: str
+
+    def describe(self) -> dict:
+        return {
+            "split": self.split,
+            "convention": self.convention,
+            "train_samples": int(self.train.numel()),
+            "test_samples": 0 if self.test is None else int(self.test.numel()),
+        }
+
+
+def make_sampling(
+    shape: tuple[int, ...], split: str = "holdout", holdout: float = 0.1, seed: int = 0
+) -> Sampling:
+    """Build the sampling grid and split for a signal of spatial ``shape``."""
+    total = 1
+    for n in shape:
+        total *= n
+    if split == "all":
+        coords = grid_coordinates(shape, "signed")
+        return Sampling(coords, torch.arange(total), None, "signed", split)
+    if split == "holdout":
+        if not 0.0 < holdout < 1.0:
+            raise SpecfitError(f"--holdout must be in (0, 1), got {holdout}")
+        coords = grid_coordinates(shape, "signed")
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(total, generator=generator)
+        n_test = max(1, round(holdout * total))
+        return Sampling(
+            coords, order[n_test:].sort().values, order[:n_test].sort().values, "signed", split
+        )
+    if split == "lattice":
+        if len(shape) != 2:
+            raise SpecfitError("the lattice split is defined for images only")
+        coords = grid_coordinates(shape, "unit")
+        rows = torch.arange(shape[0]).view(-1, 1)
+        cols = torch.arange(shape[1]).view(1, -1)
+        flat = (rows * shape[1] + cols).reshape(-1)
+        even = ((rows % 2 == 0) & (cols % 2 == 0)).reshape(-1)
+        odd = ((rows % 2 == 1) & (cols % 2 == 1)).reshape(-1)
+        return Sampling(coords, flat[even], flat[odd], "unit", split)
+    raise SpecfitError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")

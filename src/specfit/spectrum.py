@@ -1,0 +1,127 @@
+"""Spectrum vectors and the Wasserstein distance between them (methods.md 1.1-1.2).
+
+A signal is a tensor of shape ``(C, *spatial)`` with 1 to 3 spatial axes; a batch of signals is
+``(B, C, *spatial)``. The spectrum vector has ``n`` bins: bin ``m`` (1-based) sums the magnitude of
+the unshifted, unnormalised DFT, summed over channels, over all non-negative frequency indices
+``i_1 + ... + i_d = m``. The mean (bin 0) is dropped and the vector is normalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from specfit.errors import SpecfitError
+
+DEFAULT_BINS = 64
+MAX_SIDE = 1024
+_RESAMPLE_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def spectrum_side(spatial_shape: tuple[int, ...]) -> int:
+    """Side ``s`` of the hyper-cube a signal is resampled to before its DFT."""
+    if len(spatial_shape) == 1:
+        return spatial_shape[0]
+    return min(*spatial_shape, MAX_SIDE)
+
+
+def resolve_bins(spatial_shape: tuple[int, ...], bins: int | None) -> tuple[int, str | None]:
+    """Number of bins to use and, when the default had to shrink, a note saying so.
+
+    ``bins=None`` asks for the default (64), shrunk to ``floor(s / 2)`` for a small signal; an
+    explicit request above ``s / 2`` is an error.
+    """
+    half = spectrum_side(spatial_shape) // 2
+    if bins is None:
+        if half < 1:
+            raise SpecfitError(f"signal of shape {spatial_shape} is too small to have a spectrum")
+        if half < DEFAULT_BINS:
+            return half, f"spectrum size reduced from {DEFAULT_BINS} to {half} bins (signal side {2 * half})"
+        return DEFAULT_BINS, None
+    if bins < 1:
+        raise SpecfitError(f"--bins must be at least 1, got {bins}")
+    if bins > half:
+        raise SpecfitError(
+            f"{bins} bins need a signal side of at least {2 * bins}; this one allows at most {half}"
+        )
+    return bins, None
+
+
+def _to_cube(batch: torch.Tensor) -> torch.Tensor:
+    """Resample ``(B, C, *spatial)`` to a hyper-cube when its axes differ or exceed 1024."""
+    spatial = tuple(batch.shape[2:])
+    if len(spatial) == 1:
+        return batch
+    side = spectrum_side(spatial)
+    if all(n == side for n in spatial):
+        return batch
+    mode = _RESAMPLE_MODES[len(spatial)]
+    antialias = len(spatial) == 2  # torch antialiases only (bi)linear and bicubic in 2-D
+    return F.interpolate(
+        batch, size=(side,) * len(spatial), mode=mode, antialias=antialias, align_corners=False
+    )
+
+
+def diamond_bins(magnitude: torch.Tensor, bins: int) -> torch.Tensor:
+    """Sum ``magnitude`` of shape ``(B, *spatial)`` over diamonds ``i_1 + ... + i_d = m``.
+
+    Only non-negative indices are used. Returns ``(B, bins)`` for ``m = 1 .. bins``.
+    """
+    ndim = magnitude.dim() - 1
+    corner = magnitude[(slice(None),) + (slice(0, bins + 1),) * ndim]
+    radius = torch.zeros(corner.shape[1:], dtype=torch.long, device=magnitude.device)
+    for axis, size in enumerate(corner.shape[1:]):
+        shape = [1] * ndim
+        shape[axis] = size
+        radius = radius + torch.arange(size, device=magnitude.device).view(shape)
+    flat_radius = radius.flatten()
+    keep = (flat_radius >= 1) & (flat_radius <= bins)
+    out = torch.zeros(corner.shape[0], bins, dtype=corner.dtype, device=corner.device)
+    return out.index_add_(1, flat_radius[keep] - 1, corner.flatten(1)[:, keep])
+
+
+def spectrum_vectors(batch: torch.Tensor, bins: int) -> torch.Tensor:
+    """Normalised spectrum vectors of a batch of signals.
+
+    Args:
+        batch: ``(B, C, *spatial)`` real values, 1 to 3 spatial axes.
+        bins: number of bins ``n``; the caller checks it against the signal side.
+
+    Returns:
+        ``(B, n)`` float64 tensor, each row summing to 1. Rows of a constant signal are NaN; use
+        :func:`spectrum_vector` for a single signal to get an error instead.
+    """
+    if batch.dim() < 3 or batch.dim() > 5:
+        raise SpecfitError(f"expected (B, C, *spatial) with 1-3 spatial axes, got {tuple(batch.shape)}")
+    cube = _to_cube(batch.to(torch.float64))
+    axes = tuple(range(2, cube.dim()))
+    magnitude = torch.fft.fftn(cube, dim=axes).abs().sum(dim=1)
+    sums = diamond_bins(magnitude, bins)
+    return sums / sums.sum(dim=1, keepdim=True)
+
+
+def spectrum_vector(signal: torch.Tensor, bins: int | None = None) -> torch.Tensor:
+    """Normalised spectrum vector ``p`` of one signal of shape ``(C, *spatial)``.
+
+    Raises:
+        SpecfitError: if the signal is constant (no spectrum) or ``bins`` is too large.
+    """
+    n, _ = resolve_bins(tuple(signal.shape[1:]), bins)
+    cube = _to_cube(signal.unsqueeze(0).to(torch.float64))
+    magnitude = torch.fft.fftn(cube, dim=tuple(range(2, cube.dim()))).abs().sum(dim=1)
+    sums = diamond_bins(magnitude, n)[0]
+    total = sums.sum()
+    if not torch.isfinite(total):
+        raise SpecfitError("signal contains NaN or infinite values")
+    if total <= 1e-12 * max(float(magnitude[0].flatten()[0]), 1.0):
+        raise SpecfitError("signal is constant: it has no spectrum to match")
+    return sums / total
+
+
+def wasserstein(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """1-D Wasserstein-1 distance between normalised spectra with unit bin spacing.
+
+    ``p`` and ``q`` broadcast over leading axes; the last axis holds the ``n`` bins. Returns
+    ``sum_k |P_k - Q_k|`` with ``P, Q`` the cumulative sums.
+    """
+    return (torch.cumsum(p, dim=-1) - torch.cumsum(q, dim=-1)).abs().sum(dim=-1)
