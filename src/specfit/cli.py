@@ -28,7 +28,7 @@ def parse_grid(text: str) -> list[float]:
             start, stop, step = (float(v) for v in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            count = int(round((stop - start) / step)) + 1
+            count = round((stop - start) / step) + 1
             return [round(start + i * step, 10) for i in range(count)]
         values = [float(v) for v in text.split(",") if v.strip()]
         if not values:
@@ -89,7 +89,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             print(f"{'':<14} no frequency knob (FreSh does not apply)")
         shape = ", ".join(f"{k}={v}" for k, v in e.defaults.items() if not e.knob or k != e.knob.name)
-        print(f"{'':<14} lr {e.lr:g}; values in {'[-1, 1]' if e.value_range == 'signed' else '[0, 1]'}; {shape}")
+        values = "[-1, 1]" if e.value_range == "signed" else "[0, 1]"
+        print(f"{'':<14} lr {e.lr:g}; values in {values}; {shape}")
         print(f"{'':<14} convention: {e.convention}; {e.reference}")
     return 0
 
@@ -107,7 +108,7 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"{signal.name}: {signal.channels} x {' x '.join(map(str, signal.spatial_shape))}, {bins} bins")
     for m, value in enumerate(spectrum, start=1):
-        print(f"{m:4d}  {value:.6f}  {'#' * int(round(value * 400))}")
+        print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0
 
 
@@ -184,7 +185,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     entry = get_entry(args.model)
     sets = parse_sets(args.set)
     grid = parse_grid(args.grid) if args.grid else None
-    steps = args.steps or (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
+    steps = args.steps if args.steps is not None else (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
     options = FitOptions(
         steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
         eval_every=args.eval_every, compile=args.compile, seed=args.seed,

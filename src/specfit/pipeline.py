@@ -178,9 +178,8 @@ def _report_spectra(
     entry = get_entry(model)
     knob = entry.knob.name
     default = entry.knob.default
-    if str(default) in selection.mean_spectra and selection.table[
-        [str(r.value) for r in selection.table].index(str(default))
-    ].inits == selection.inits:
+    complete = {str(row.value) for row in selection.table if row.inits == selection.inits}
+    if str(default) in complete:
         default_spectrum = selection.mean_spectra[str(default)]
     else:
         default_spectrum, _ = init_spectrum(

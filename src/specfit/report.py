@@ -119,7 +119,8 @@ def write_report(
     """Write ``report.html`` for an image run. ``target`` and ``recon`` are ``(C, H, W)`` in [0, 1]."""
     rows = [
         ("model", metrics["model"]),
-        ("knob", f"{metrics['knob']} = {metrics['value']} ({metrics['mode']})" if metrics["knob"] else "none"),
+        ("knob", f"{metrics['knob']} = {metrics['value']} ({metrics['mode']})"
+         if metrics["knob"] else "none"),
         ("PSNR all / training / held-out (dB)",
          " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
                     for k in ("psnr", "psnr_train", "psnr_test"))),

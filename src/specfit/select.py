@@ -216,7 +216,7 @@ def fresh_select(
             bar = stats[best][0] + RACE_Z * stats[best][1]
             alive = [k for k in alive if stats[k][0] - RACE_Z * stats[k][1] <= bar]
             total = done + len(alive) * (inits - stop)
-    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances)]
+    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=False)]
     finalists = [k for k in range(len(candidates)) if len(distances[k]) == inits]
     chosen = candidates[min(finalists, key=lambda k: table[k].w_mean)]
     return Selection(
@@ -228,7 +228,7 @@ def fresh_select(
         inits=inits,
         target_spectrum=target.tolist(),
         mean_spectra={
-            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances)
+            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances, strict=False)
         },
     )
 

@@ -7,6 +7,8 @@ published numbers used.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class FourierMLP(nn.Module):
         self.encoding = encoding
         sizes = [encoding.out_features] + [width] * (hidden_layers + 1)
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in itertools.pairwise(sizes):
             layers += [nn.Linear(n_in, n_out), nn.ReLU()]
         layers.append(nn.Linear(width, out_features))
         self.net = nn.Sequential(*layers)
