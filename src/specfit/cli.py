@@ -116,7 +116,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from specfit.models import get_entry
     from specfit.pipeline import resolve_device
     from specfit.render import model_from_unit
-    from specfit.select import fresh_select
+    from specfit.select import fresh_select, plan_selection
     from specfit.signals import make_sampling
     from specfit.spectrum import resolve_bins
 
@@ -124,17 +124,21 @@ def cmd_select(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid) if args.grid else None
     signal = _load(args.signal, args.resize)
     device = resolve_device(args.device)
+    sets = parse_sets(args.set)
+    plan_selection(signal.values, entry.name, sets, grid, args.inits, args.bins)
     _, note = resolve_bins(signal.spatial_shape, args.bins)
     if note and not args.json:
         print(f"note: {note}", file=sys.stderr)
     coords = make_sampling(signal.spatial_shape, "all").coords.to(device)
     bar = _bar(args.json, "FreSh", "init")
-    selection = fresh_select(
-        model_from_unit(signal.values.to(device), entry.value_range), coords, entry.name,
-        parse_sets(args.set), grid, args.inits, args.bins, args.seed, race=not args.no_race,
-        progress=bar.update_to,
-    )
-    bar.close()
+    try:
+        selection = fresh_select(
+            model_from_unit(signal.values.to(device), entry.value_range), coords, entry.name,
+            sets, grid, args.inits, args.bins, args.seed, race=not args.no_race,
+            progress=bar.update_to,
+        )
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(selection.to_json()))
         return 0
@@ -179,7 +183,7 @@ def _bar(quiet: bool, desc: str, unit: str, total: int | None = None) -> _Bar:
 def cmd_fit(args: argparse.Namespace) -> int:
     from specfit.fit import FitOptions
     from specfit.models import get_entry
-    from specfit.pipeline import FitRequest, Hooks, run_fit
+    from specfit.pipeline import FitRequest, Hooks, check_request, run_fit
     from specfit.runs import check_writable_parent
 
     entry = get_entry(args.model)
@@ -192,13 +196,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     options.check()
     signal = _load(args.signal, args.resize)
-    out = Path(args.out) if args.out else _unique_out(signal.name, entry.name)
-    check_writable_parent(out)
     request = FitRequest(
         signal=signal, model=entry.name, overrides=sets, fresh=not args.no_fresh, grid=grid,
         inits=args.inits, bins=args.bins, split=args.split, holdout=args.holdout, seed=args.seed,
         device=args.device, options=options,
     )
+    check_request(request)
+    out = Path(args.out) if args.out else _unique_out(signal.name, entry.name)
+    check_writable_parent(out)
     select_bar = _Bar(False, "", "")
     train_bar = _Bar(False, "", "")
 
@@ -229,8 +234,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"fitting {signal.name} ({signal.mode}, {shape}) with {entry.name}", file=sys.stderr)
         for note in signal.notes:
             print(f"note: {note}", file=sys.stderr)
-    metrics = run_fit(request, out, hooks)
-    train_bar.close()
+    try:
+        metrics = run_fit(request, out, hooks)
+    finally:
+        select_bar.close()
+        train_bar.close()
     if args.json:
         print(json.dumps({**{k: v for k, v in metrics.items() if k != "history"}, "out": str(out)}))
         return 0

@@ -160,7 +160,6 @@ def fit_model(
     unit_targets = to_unit(targets)
     step_time = 0.0
     started = time.perf_counter()
-    step = 0
 
     def evaluate(at: int, loss: float) -> None:
         nonlocal best_psnr, best_step, best_state
@@ -182,6 +181,7 @@ def fit_model(
             on_eval(record)
 
     interrupted = False
+    completed = 0
     last_loss = math.nan
     try:
         for step in range(1, options.steps + 1):
@@ -209,6 +209,7 @@ def fit_model(
             optimiser.step()
             optimiser.zero_grad(set_to_none=True)
             scheduler.step()
+            completed = step
             step_time += time.perf_counter() - tick
             if on_step is not None:
                 on_step(step)
@@ -217,16 +218,15 @@ def fit_model(
                 evaluate(step, last_loss)
     except KeyboardInterrupt:
         interrupted = True
-        notes.append(f"interrupted at step {step}; keeping the best model so far")
-        step = max(step - 1, 0)
+        notes.append(f"interrupted after step {completed}; keeping the best model so far")
     if best_state is None:
-        evaluate(step, last_loss)
+        evaluate(completed, last_loss)
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(
         model=model,
         history=history,
-        steps=step,
+        steps=completed,
         best_step=best_step,
         train_seconds=time.perf_counter() - started,
         step_seconds=step_time,

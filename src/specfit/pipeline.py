@@ -17,10 +17,10 @@ from specfit.models.registry import ParamValue, get_entry, resolve_params
 from specfit.render import model_from_unit, unit_from_model
 from specfit.report import write_report
 from specfit.runs import dumps, staged_directory, write_model
-from specfit.select import Selection, fresh_select, init_spectrum
+from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
 from specfit.signals.base import Signal
 from specfit.signals.image import write_image
-from specfit.signals.sampling import make_sampling
+from specfit.signals.sampling import SPLITS, make_sampling
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,21 +71,35 @@ def _phase(hooks: Hooks, text: str) -> None:
         hooks.on_phase(text)
 
 
+def check_request(request: FitRequest) -> str:
+    """Validate a request before any work; returns the mode: ``"fresh"``, ``"set"`` or ``"default"``."""
+    request.options.check()
+    entry = get_entry(request.model)
+    resolve_device(request.device)
+    resolve_params(entry, request.overrides)
+    if request.split not in SPLITS:
+        raise SpecfitError(f"unknown split {request.split!r}; choose from {', '.join(SPLITS)}")
+    if request.split == "holdout" and not 0.0 < request.holdout < 1.0:
+        raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
+    knob = entry.knob.name if entry.knob else None
+    if knob is not None and knob in request.overrides:
+        return "set"
+    if knob is not None and request.fresh:
+        plan_selection(request.signal.values, entry.name, request.overrides, request.grid,
+                       request.inits, request.bins)
+        return "fresh"
+    return "default"
+
+
 def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> dict:
     """Fit ``request.signal`` and write the run directory ``out_dir``; returns ``metrics.json``."""
     hooks = hooks or Hooks()
-    request.options.check()
+    mode = check_request(request)
     entry = get_entry(request.model)
     device = resolve_device(request.device)
     signal = request.signal
     params = resolve_params(entry, request.overrides)
     knob = entry.knob.name if entry.knob else None
-    if knob is not None and knob in request.overrides:
-        mode = "set"
-    elif knob is not None and request.fresh:
-        mode = "fresh"
-    else:
-        mode = "default"
     sampling = make_sampling(signal.spatial_shape, request.split, request.holdout, request.seed)
     sampling.coords = sampling.coords.to(device)
     values = signal.values.to(device)
@@ -98,7 +112,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
             model_values, sampling.coords, entry.name, params, request.grid,
             request.inits, request.bins, request.seed, progress=hooks.on_select,
         )
-        params[knob] = selection.chosen
+        params = resolve_params(entry, {**params, knob: selection.chosen})
 
     torch.manual_seed(request.seed)
     model = entry.build(sampling.coords.shape[1], signal.channels, **params).to(device)
@@ -157,7 +171,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         write_model(stage, result.model, config)
         (stage / "metrics.json").write_text(dumps(metrics))
         write_image(stage / "reconstruction.png", recon, signal.bit_depth)
-        if signal.source and signal.source.endswith(".npy"):
+        if signal.source and Path(signal.source).suffix.lower() == ".npy":
             original = recon.permute(1, 2, 0).numpy() * signal.value_scale + signal.value_offset
             np.save(stage / "reconstruction.npy", original.squeeze(-1) if signal.channels == 1 else original)
         write_report(stage / "report.html", target_cpu, recon, metrics, config, spectra)

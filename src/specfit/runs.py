@@ -55,24 +55,33 @@ def _umask() -> int:
     return mask
 
 
-def check_writable_parent(out_dir: Path) -> None:
-    """Fail early, before any work, if ``out_dir`` cannot be created or written."""
-    parent = out_dir.resolve().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise SpecfitError(f"cannot write the output directory {out_dir} ({probe} is not writable)")
+def check_writable_parent(out_dir: Path) -> Path:
+    """Fail early, before any work, if ``out_dir`` cannot be written; returns it resolved.
+
+    An existing folder is only ever replaced when it is a specfit run (it holds ``config.json``)
+    or empty, so a mistyped ``--out`` never deletes a user's files.
+    """
+    out_dir = Path(out_dir).resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecfitError(f"{out_dir} exists and is not a directory")
-    if out_dir.exists() and not os.access(out_dir, os.W_OK | os.X_OK):
-        raise SpecfitError(f"cannot write the output directory {out_dir}")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / CONFIG).is_file():
+        raise SpecfitError(f"{out_dir} exists and is not a specfit run; choose another --out")
+    probe = out_dir.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({probe} is not a directory)")
+    try:
+        Path(tempfile.mkdtemp(prefix=".specfit-probe-", dir=probe)).rmdir()
+    except OSError as exc:
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+    return out_dir
 
 
 @contextmanager
 def staged_directory(out_dir: Path) -> Iterator[Path]:
     """Yield a staging folder; on success it replaces ``out_dir`` whole, on failure it vanishes."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -96,7 +105,7 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
 @contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; renamed to ``path`` on success, removed on failure."""
-    path = Path(path)
+    path = Path(path).resolve()
     try:
         handle, name = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
     except OSError as exc:

@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
-from specfit.models.registry import ParamValue, get_entry, resolve_params
+from specfit.models.registry import ModelEntry, ParamValue, get_entry, resolve_params
 from specfit.spectrum import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
 
 RACE_ROUNDS = (3, 6)
@@ -142,6 +142,47 @@ def _stats(distances: list[float]) -> tuple[float, float]:
     return mean, stderr
 
 
+@dataclass
+class SelectionPlan:
+    """Validated inputs of a selection."""
+
+    entry: ModelEntry
+    knob: str
+    candidates: list[ParamValue]
+    base: dict[str, ParamValue]
+    bins: int
+
+
+def plan_selection(
+    values: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+) -> SelectionPlan:
+    """Check everything a selection needs before any work is done.
+
+    Raises:
+        SpecfitError: the model has no knob, a grid value or parameter is invalid, ``inits < 2``,
+            ``bins`` is too large, or the target has no spectrum (constant signal).
+    """
+    entry = get_entry(model)
+    if entry.knob is None:
+        raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
+    if inits < 2:
+        raise SpecfitError(f"--inits must be at least 2 (for a standard error), got {inits}")
+    knob = entry.knob.name
+    candidates = list(entry.knob.grid if grid is None else grid)
+    if not candidates:
+        raise SpecfitError("the FreSh grid is empty")
+    base = resolve_params(entry, params)
+    candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
+    n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
+    spectrum_vector(values, n_bins)  # raises for a constant signal
+    return SelectionPlan(entry, knob, candidates, base, n_bins)
+
+
 def fresh_select(
     values: torch.Tensor,
     coords: torch.Tensor,
@@ -172,20 +213,8 @@ def fresh_select(
         SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
     """
     started = time.perf_counter()
-    entry = get_entry(model)
-    if entry.knob is None:
-        raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
-    if inits < 2:
-        raise SpecfitError(f"--inits must be at least 2 (for a standard error), got {inits}")
-    knob = entry.knob.name
-    candidates = list(entry.knob.grid if grid is None else grid)
-    if not candidates:
-        raise SpecfitError("the FreSh grid is empty")
-    base = resolve_params(entry, params)
-    for value in candidates:  # validate every value before spending time
-        resolve_params(entry, {**base, knob: value})
-    spatial = tuple(values.shape[1:])
-    n_bins, _ = resolve_bins(spatial, bins)
+    plan = plan_selection(values, model, params, grid, inits, bins)
+    entry, knob, candidates, base, n_bins = plan.entry, plan.knob, plan.candidates, plan.base, plan.bins
     target = spectrum_vector(values.to(coords.device), n_bins)
     in_features, out_features = coords.shape[1], values.shape[0]
 

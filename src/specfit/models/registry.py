@@ -67,6 +67,12 @@ class ModelEntry:
 
 REGISTRY: dict[str, ModelEntry] = {}
 
+# Smallest allowed value of hyperparameters that any model may have.
+MINIMUM: dict[str, float] = {
+    "width": 1, "hidden_layers": 0, "features": 1, "octaves": 1, "first_bias_scale": 0.0,
+    "omega_0": 0.0, "hidden_omega_0": 0.0, "sigma": 0.0, "scale": 0.0,
+}
+
 
 def register(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` to the registry (replacing one of the same name)."""
@@ -97,17 +103,17 @@ def _parse_value(key: str, raw: ParamValue, default: ParamValue, entry: ModelEnt
             return None
         raise SpecfitError(f"{key} needs a value for model {entry.name}")
     try:
-        if isinstance(default, int) and not isinstance(default, bool):
-            value = float(raw)
-            if value != int(value):
-                raise ValueError
-            return int(value)
         value = float(raw)
     except (TypeError, ValueError):
         raise SpecfitError(f"{key}={raw!r} is not a valid number for model {entry.name}") from None
     if not np.isfinite(value):
         raise SpecfitError(f"{key}={raw!r} must be finite")
-    return value
+    integer = isinstance(default, int) and not isinstance(default, bool)
+    if integer and value != int(value):
+        raise SpecfitError(f"{key}={raw!r} must be a whole number for model {entry.name}")
+    if key in MINIMUM and value < MINIMUM[key]:
+        raise SpecfitError(f"{key}={raw} is below its minimum {MINIMUM[key]:g} for model {entry.name}")
+    return int(value) if integer else value
 
 
 def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -> dict[str, ParamValue]:
