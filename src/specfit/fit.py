@@ -25,7 +25,7 @@ from specfit.signals.sampling import Sampling
 
 SCHEDULES = ("none", "cosine", "exp")
 COMPILE_MODES = ("auto", "on", "off")
-EVAL_CHUNK = 65536
+EVAL_CHUNK = 4096
 AUTO_COMPILE_MIN_STEPS = 300
 
 

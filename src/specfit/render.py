@@ -9,7 +9,7 @@ from torch import nn
 from specfit.signals.image import image_to_array
 from specfit.signals.sampling import grid_coordinates
 
-RENDER_CHUNK = 65536
+RENDER_CHUNK = 8192
 
 
 def unit_from_model(values: torch.Tensor, value_range: str) -> torch.Tensor:
