@@ -11,7 +11,7 @@ from specfit.errors import SpecfitError
 
 DEFAULT_RESIZE = 256
 DEFAULT_STEPS = 1000
-DEMO_STEPS = 250
+DEMO_STEPS = 200
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,7 +158,8 @@ class _Bar:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.5)
 
     def update_to(self, done: int, total: int | None = None) -> None:
         if self.bar is not None:
