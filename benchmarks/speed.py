@@ -10,15 +10,19 @@ The first steps (compilation, warm-up) are excluded from every rate.
 Selection: FreSh over the default SIREN grid (20 values x 10 initialisations) on cameraman,
   - a straightforward loop over values and initialisations (build, forward under no_grad, spectrum);
   - ``specfit.select.fresh_select`` without and with racing.
-The chosen values are compared. Writes results/speed.json. Never asserts a timing.
+The chosen values are compared. Every timing is repeated ``--repeats`` times, the contenders
+interleaved, and the median is reported (timings on a shared 2-core machine vary by up to 2x
+from run to run). Writes results/speed_training.json and results/speed_selection.json. Never
+asserts a timing.
 
-    python benchmarks/speed.py [--sizes 64 128 256] [--select-sizes 128 256]
+    python benchmarks/speed.py [--sizes 64 128 256] [--select-sizes 128 256] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -112,16 +116,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[64, 128, 256])
     parser.add_argument("--select-sizes", type=int, nargs="*", default=[128, 256])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     steps_for = {64: 40, 128: 15, 256: 6}
     training = []
     print("training steps/s, 3 x 256 SIREN, full batch")
     print(f"{'n x n':>9} {'plain (own process)':>20} {'plain (tuned)':>14} {'specfit':>9} {'ratio':>7}")
-    baselines = {n: plain_loop_subprocess(n, steps_for.get(n, 5)) for n in args.sizes}
     tune_allocator()
     for n in args.sizes:
         steps = steps_for.get(n, 5)
-        plain, tuned, ours = baselines[n], plain_loop_here(n, steps), specfit_loop(n, steps)
+        runs = [(plain_loop_subprocess(n, steps), plain_loop_here(n, steps), specfit_loop(n, steps))
+                for _ in range(args.repeats)]
+        plain, tuned, ours = (statistics.median(column) for column in zip(*runs, strict=True))
         training.append({"n": n, "steps": steps, "plain": plain, "plain_tuned": tuned, "specfit": ours,
                          "ratio": ours / plain, "ratio_vs_tuned": ours / tuned})
         print(f"{n:>4} x {n:<3} {plain:20.2f} {tuned:14.2f} {ours:9.2f} {ours / plain:6.2f}x", flush=True)
@@ -134,19 +140,30 @@ def main() -> None:
     for n in args.select_sizes:
         values = F.interpolate(camera[None], (n, n), mode="bilinear", antialias=True)[0] * 2 - 1
         coords = make_sampling((n, n), "all").coords
-        chosen_loop, loop_seconds = straightforward_select(values, coords, grid, 10)
-        full = fresh_select(values, coords, "siren", race=False)
-        raced = fresh_select(values, coords, "siren", race=True)
-        selection.append({"n": n, "loop_seconds": loop_seconds, "batched_seconds": full.seconds,
-                          "raced_seconds": raced.seconds, "speedup": loop_seconds / raced.seconds,
+        loops, fulls, raceds = [], [], []
+        for _ in range(args.repeats):
+            loops.append(straightforward_select(values, coords, grid, 10))
+            fulls.append(fresh_select(values, coords, "siren", race=False))
+            raceds.append(fresh_select(values, coords, "siren", race=True))
+        chosen_loop = loops[0][0]
+        loop_seconds = statistics.median(seconds for _, seconds in loops)
+        full, raced = fulls[0], raceds[0]
+        full_seconds = statistics.median(f.seconds for f in fulls)
+        raced_seconds = statistics.median(r.seconds for r in raceds)
+        selection.append({"n": n, "loop_seconds": loop_seconds, "batched_seconds": full_seconds,
+                          "raced_seconds": raced_seconds, "speedup": loop_seconds / raced_seconds,
+                          "all_loop_seconds": [seconds for _, seconds in loops],
+                          "all_raced_seconds": [r.seconds for r in raceds],
                           "chosen_loop": chosen_loop, "chosen_batched": full.chosen,
                           "chosen_raced": raced.chosen,
                           "evaluated_inits": sum(r.inits for r in raced.table)})
-        print(f"{n:>4} x {n:<3} {loop_seconds:8.1f} {full.seconds:10.1f} {raced.seconds:8.1f} "
-              f"{loop_seconds / raced.seconds:8.2f}x  {chosen_loop} / {full.chosen} / {raced.chosen}",
+        print(f"{n:>4} x {n:<3} {loop_seconds:8.1f} {full_seconds:10.1f} {raced_seconds:8.1f} "
+              f"{loop_seconds / raced_seconds:8.2f}x  {chosen_loop} / {full.chosen} / {raced.chosen}",
               flush=True)
-    path = write_result("speed", {"training": training, "selection": selection})
-    print(f"wrote {path}")
+    if training:
+        print(f"wrote {write_result('speed_training', {'repeats': args.repeats, 'rows': training})}")
+    if selection:
+        print(f"wrote {write_result('speed_selection', {'repeats': args.repeats, 'rows': selection})}")
 
 
 if __name__ == "__main__":
