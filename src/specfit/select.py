@@ -274,7 +274,7 @@ def fresh_select(
             best = min(alive, key=lambda k: sum(distances[k]) / stop)
             alive = [k for k in alive if k == best or not _clearly_worse(distances[k], distances[best])]
             total = done + len(alive) * (inits - stop)
-    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=False)]
+    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=True)]
     finalists = [k for k in range(len(candidates)) if len(distances[k]) == inits]
     chosen = candidates[min(finalists, key=lambda k: table[k].w_mean)]
     return Selection(
@@ -286,7 +286,7 @@ def fresh_select(
         inits=inits,
         target_spectrum=target.tolist(),
         mean_spectra={
-            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances, strict=False)
+            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances, strict=True)
         },
     )
 
