@@ -100,7 +100,7 @@ def _lr_lambda(schedule: str, steps: int) -> Callable[[int], float]:
     return lambda t: 1.0
 
 
-def _adam(model: nn.Module, lr: float, betas: tuple[float, float], eps: float) -> torch.optim.Adam:
+def adam_optimizer(model: nn.Module, lr: float, betas: tuple[float, float], eps: float) -> torch.optim.Adam:
     params = list(model.parameters())
     fused = all(p.is_floating_point() for p in params)
     try:
@@ -142,7 +142,7 @@ def fit_model(
     n_train = coords_train.shape[0]
     full_batch = options.batch_size is None or options.batch_size >= n_train
     generator = torch.Generator(device=coords_train.device).manual_seed(options.seed)
-    optimiser = _adam(model, options.lr or lr, adam_betas, adam_eps)
+    optimiser = adam_optimizer(model, options.lr or lr, adam_betas, adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

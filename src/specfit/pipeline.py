@@ -121,6 +121,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
     result: FitResult = fit_model(
         model, targets, sampling, request.options, entry.lr,
         lambda v: unit_from_model(v, entry.value_range), entry.compile,
+        adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
         on_eval=hooks.on_eval, on_step=hooks.on_step,
     )
     recon = unit_from_model(predict(result.model, sampling.coords).float(), entry.value_range)

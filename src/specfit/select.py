@@ -250,7 +250,8 @@ def fresh_select(
     in_features, out_features = coords.shape[1], values.shape[0]
 
     def build(value: ParamValue) -> torch.nn.Module:
-        return entry.build(in_features, out_features, **resolve_params(entry, {**base, knob: value}))
+        spectral = {**base, **entry.selection_overrides, knob: value}
+        return entry.build(in_features, out_features, **resolve_params(entry, spectral))
 
     evaluator = InitEvaluator(build, coords, tuple(values.shape), seed, inits)
     distances: list[list[float]] = [[] for _ in candidates]
@@ -304,7 +305,7 @@ def init_spectrum(
     entry = get_entry(model)
     n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
     target = spectrum_vector(values.to(coords.device), n_bins)
-    resolved = resolve_params(entry, params)
+    resolved = resolve_params(entry, {**params, **entry.selection_overrides})
 
     def build(_: ParamValue) -> torch.nn.Module:
         return entry.build(coords.shape[1], values.shape[0], **resolved)

@@ -25,6 +25,7 @@ from specfit.encodings import (
     PositionalEncoding,
 )
 from specfit.errors import SpecfitError
+from specfit.models.hashgrid import HashGridMLP
 from specfit.models.mlp import FourierMLP
 from specfit.models.sine import Finer, Siren
 from specfit.models.wavelet import Gauss, Wire
@@ -50,6 +51,9 @@ class ModelEntry:
         value_range: ``"signed"`` when the model is trained on values in [-1, 1], ``"unit"`` for [0, 1].
         convention: how the model applies its frequency, recorded in saved runs.
         compile: whether ``torch.compile`` is worth trying for its training step.
+        adam_betas, adam_eps: the optimiser settings the model was published with.
+        selection_overrides: hyperparameters used only while FreSh evaluates spectra (e.g. the
+            hash grid's larger table init, methods.md 1.4), never for training.
     """
 
     name: str
@@ -63,6 +67,9 @@ class ModelEntry:
     reference: str
     compile: bool = True
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    selection_overrides: dict[str, ParamValue] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -71,6 +78,7 @@ REGISTRY: dict[str, ModelEntry] = {}
 MINIMUM: dict[str, float] = {
     "width": 1, "hidden_layers": 0, "features": 1, "octaves": 1, "first_bias_scale": 0.0,
     "omega_0": 0.0, "hidden_omega_0": 0.0, "sigma": 0.0, "scale": 0.0,
+    "levels": 1, "log2_table": 1, "n_min": 1, "n_max": 1, "init_scale": 0.0,
 }
 
 
@@ -259,4 +267,21 @@ register(ModelEntry(
     convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B frozen, sigmoid output",
     knob=Knob("sigma", 10.0, _grid(1, 20, 1), "scale sigma of B (default: Tancik's natural-image 10)"),
     reference="Tancik et al. 2020 ('Gaussian')",
+))
+register(ModelEntry(
+    name="hashgrid",
+    summary="multiresolution hash grid (16 levels x 2 features) + ReLU MLP 2 x 64",
+    build=HashGridMLP,
+    defaults={"levels": 16, "features": 2, "log2_table": 16, "n_min": 16, "n_max": 2048.0,
+              "init_scale": 1e-4, "width": 64, "hidden_layers": 2},
+    lr=1e-2,
+    value_range="unit",
+    convention="grid on [0, 1] = (x + 1) / 2, N_l = floor(N_min b^l), d-linear, uint32 spatial hash",
+    knob=Knob("n_max", 2048.0, tuple(float(round(2 ** (k / 2))) for k in range(8, 25)),
+              "finest resolution N_max (log-spaced grid 16..4096)"),
+    reference="Muller et al. 2022 (Instant-NGP)",
+    compile=False,
+    adam_betas=(0.9, 0.99),
+    adam_eps=1e-15,
+    selection_overrides={"init_scale": 1e-2},
 ))

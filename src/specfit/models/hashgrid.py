@@ -1,0 +1,53 @@
+"""Hash-grid encoding followed by a small ReLU MLP (Instant-NGP; methods.md 4).
+
+Input coordinates ``(N, d)`` in [-1, 1] are mapped to [0, 1] for the grid; outputs ``(N, C)`` are
+linear, trained on values in [0, 1]. When the model is called again with the very same coordinate
+tensor (full-batch fitting on a fixed grid), the grid's corner indices and weights from the last
+call are reused instead of recomputed; coordinates must therefore not be modified in place.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from specfit.encodings.hashgrid import HashGridEncoding
+
+
+class HashGridMLP(nn.Module):
+    """``HashGridEncoding -> [Linear, ReLU] x hidden_layers -> Linear``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        levels: int = 16,
+        features: int = 2,
+        log2_table: int = 16,
+        n_min: int = 16,
+        n_max: float = 2048,
+        init_scale: float = 1e-4,
+        width: int = 64,
+        hidden_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        self.encoding = HashGridEncoding(in_features, levels, features, log2_table, n_min, n_max, init_scale)
+        layers: list[nn.Module] = []
+        size = self.encoding.out_features
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(size, width), nn.ReLU()]
+            size = width
+        layers.append(nn.Linear(size, out_features))
+        self.net = nn.Sequential(*layers)
+        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        cache = self._cache
+        if cache is not None and cache[0] is coords:
+            indices, weights = cache[1], cache[2]
+        else:
+            with torch.no_grad():
+                indices, weights = self.encoding.lookup((coords + 1.0) * 0.5)
+            if not torch.is_inference_mode_enabled():  # evaluation chunks must not evict the grid
+                self._cache = (coords, indices, weights)
+        return self.net(self.encoding.blend(indices, weights))
