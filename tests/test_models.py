@@ -11,6 +11,7 @@ import torch
 from specfit.encodings import GaussianEncoding, PositionalEncoding
 from specfit.errors import SpecfitError
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
+from specfit.models.mlp import FourierMLP
 from specfit.models.sine import Finer, Siren, finer_activation
 
 
@@ -33,12 +34,14 @@ def test_every_registry_model_maps_n_coordinates_to_n_by_c(name, channels):
 
 
 @torch.no_grad()
-def test_unit_range_models_output_in_zero_one():
-    """Models with value_range 'unit' end in a sigmoid (outputs in [0, 1]); others are 'signed'."""
+def test_fourier_mlps_output_in_zero_one():
+    """Fourier-feature MLPs train on [0, 1] and end in a sigmoid; every model is 'unit' or 'signed'."""
     for name, entry in REGISTRY.items():
         assert entry.value_range in ("unit", "signed"), name
-        if entry.value_range == "unit":
-            out = build_model(name, 2, 3, {"width": 16, "hidden_layers": 1})(_coords() * 5)
+        model = build_model(name, 2, 3, {"width": 16, "hidden_layers": 1})
+        if isinstance(model, FourierMLP):
+            assert entry.value_range == "unit", name
+            out = model(_coords() * 5)
             assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
