@@ -94,7 +94,8 @@ def chunk_rows(width: int) -> int:
 
 
 def _width(model: torch.nn.Module) -> int:
-    return max((p.shape[0] for p in model.parameters() if p.dim() == 2), default=256)
+    """Widest linear layer (lookup tables such as a hash grid's do not count)."""
+    return max((m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)), default=256)
 
 
 class InitEvaluator:

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import nn
 
+from specfit.errors import SpecfitError
+
 PRIMES = (1, 2654435761, 805459861)
 UINT32 = 0xFFFFFFFF
 
@@ -87,6 +89,8 @@ class HashGridEncoding(nn.Module):
         self.levels = int(levels)
         self.features = int(features)
         self.table_size = 2 ** int(log2_table)
+        if float(n_max) < int(n_min):
+            raise SpecfitError(f"n_max ({n_max:g}) must be at least n_min ({n_min})")
         self.resolutions = level_resolutions(self.levels, int(n_min), float(n_max))
         sizes = [min(self.table_size, (n + 1) ** in_features) for n in self.resolutions]
         self.direct = [(n + 1) ** in_features <= self.table_size for n in self.resolutions]
@@ -125,7 +129,10 @@ class HashGridEncoding(nn.Module):
 
     def blend(self, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Features ``(N, L * F)`` from :meth:`lookup`'s indices and weights."""
-        return _BlendedGather.apply(self.table, indices, weights).flatten(1)
+        if torch.is_grad_enabled() and self.table.requires_grad:
+            return _BlendedGather.apply(self.table, indices, weights).flatten(1)
+        # evaluation (also under vmap, which custom autograd functions do not support)
+        return (self.table[indices] * weights.unsqueeze(-1)).sum(-2).flatten(1)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Encode ``(N, d)`` coordinates in [0, 1] as ``(N, L * F)`` features."""

@@ -4,6 +4,7 @@ Input coordinates ``(N, d)`` in [-1, 1] are mapped to [0, 1] for the grid; outpu
 linear, trained on values in [0, 1]. When the model is called again with the very same coordinate
 tensor (full-batch fitting on a fixed grid), the grid's corner indices and weights from the last
 call are reused instead of recomputed; coordinates must therefore not be modified in place.
+With ``--split lattice`` (coordinates in [0, 1)) only the upper quarter of the 2-D grid is used.
 """
 
 from __future__ import annotations
