@@ -184,3 +184,14 @@ def test_selection_on_kodak_image(cli, shared_data):
     assert data["chosen"] in (10.0, 60.0, 150.0)
     assert data["bins"] == 16
 
+
+
+def test_edge_choice_is_flagged_in_select_and_fit(cli, images, tmp_path):
+    """A choice at the end of the grid gets a note (select on stderr, fit in metrics.json notes)."""
+    result = cli("select", images["smooth"], "--model", "siren", "--grid", "150,200", "--inits", 3, *SMALL)
+    assert result.code == 0, result.err
+    assert "outside" in result.err
+    fit = cli("fit", images["smooth"], "--grid", "150,200", "--inits", 3, "--steps", 3, "--compile", "off",
+              *SMALL, "--json", "--out", tmp_path / "run")
+    assert fit.code == 0, fit.err
+    assert any("outside" in note for note in fit.json()["notes"])

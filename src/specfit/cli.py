@@ -147,6 +147,8 @@ def cmd_select(args: argparse.Namespace) -> int:
         mark = "  <- chosen" if row.value == selection.chosen else ""
         print(f"{row.value!s:>10} {row.w_mean:9.4f} {row.w_stderr:8.4f} {row.inits:5d}{mark}")
     print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.bins} bins)")
+    if selection.edge_note():
+        print(f"note: {selection.edge_note()}", file=sys.stderr)
     return 0
 
 

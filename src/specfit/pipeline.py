@@ -149,7 +149,8 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         "compiled": result.compiled,
         "device": str(device),
         "split": sampling.describe(),
-        "notes": [*signal.notes, *result.notes],
+        "notes": [*signal.notes, *([selection.edge_note()] if selection and selection.edge_note() else []),
+                  *result.notes],
         "history": result.history,
     }
     spectra = _report_spectra(request, entry.name, params, selection, model_values, sampling.coords)

@@ -84,6 +84,9 @@ def curve_figure(spectra: dict) -> str:
     if isinstance(spectra["default_value"], int | float):
         axis.axvline(spectra["default_value"], color="C2", ls="--",
                      label=f"default {spectra['default_value']}")
+    positive = [v for v in values if isinstance(v, int | float) and v > 0]
+    if len(positive) == len(values) and max(positive) / min(positive) > 50:
+        axis.set_xscale("log")  # log-spaced grids, e.g. a hash grid's N_max
     axis.set_xlabel(spectra["knob"])
     axis.set_ylabel("mean W (target vs init)")
     axis.legend()

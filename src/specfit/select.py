@@ -69,6 +69,15 @@ class Selection:
     target_spectrum: list[float]
     mean_spectra: dict[str, list[float]]
 
+    def edge_note(self) -> str | None:
+        """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
+        values = [row.value for row in self.table]
+        if len(values) > 1 and self.chosen in (values[0], values[-1]):
+            side = "smallest" if self.chosen == values[0] else "largest"
+            return (f"FreSh chose the {side} {self.knob} of the grid ({self.chosen}); "
+                    "the best value may lie outside it (widen it with --grid)")
+        return None
+
     def to_json(self, with_spectra: bool = False) -> dict:
         data = {
             "knob": self.knob,
