@@ -77,7 +77,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "name": e.knob.name, "default": e.knob.default, "grid": list(e.knob.grid)}
             rows.append({"name": e.name, "summary": e.summary, "lr": e.lr, "value_range": e.value_range,
                          "convention": e.convention, "defaults": e.defaults, "knob": knob,
-                         "reference": e.reference})
+                         "adam_betas": list(e.adam_betas), "adam_eps": e.adam_eps,
+                         "selection_overrides": e.selection_overrides, "reference": e.reference})
         print(json.dumps(rows, indent=2))
         return 0
     for e in REGISTRY.values():
@@ -90,7 +91,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{'':<14} no frequency knob (FreSh does not apply)")
         shape = ", ".join(f"{k}={v}" for k, v in e.defaults.items() if not e.knob or k != e.knob.name)
         values = "[-1, 1]" if e.value_range == "signed" else "[0, 1]"
-        print(f"{'':<14} lr {e.lr:g}; values in {values}; {shape}")
+        adam = "" if e.adam_betas == (0.9, 0.999) else f" (Adam betas {e.adam_betas}, eps {e.adam_eps:g})"
+        print(f"{'':<14} lr {e.lr:g}{adam}; values in {values}; {shape}")
+        if e.selection_overrides:
+            print(f"{'':<14} FreSh evaluates spectra with {e.selection_overrides}")
         print(f"{'':<14} convention: {e.convention}; {e.reference}")
     return 0
 
