@@ -260,6 +260,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"PSNR {metrics['psnr']:.2f} dB (training {metrics['psnr_train']:.2f}"
           + (f", held-out {test:.2f}" if test is not None else "") + ")"
           + (f", SSIM {metrics['ssim']:.4f}" if metrics["ssim"] is not None else "")
+          + (f", gradient PSNR {metrics['psnr_grad']:.2f}" if metrics.get("psnr_grad") is not None else "")
           + f", {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
     print(f"outputs in {out}/ (report.html, reconstruction.png, model.safetensors, metrics.json)")
     return 0

@@ -87,6 +87,28 @@ def predict(model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK) -> 
         return torch.cat([model(coords[i : i + chunk]) for i in range(0, coords.shape[0], chunk)])
 
 
+def spatial_gradient_magnitude(
+    model: nn.Module, coords: torch.Tensor, shape: tuple[int, int], scale: torch.Tensor,
+    to_unit: Callable[[torch.Tensor], torch.Tensor], chunk: int = EVAL_CHUNK,
+) -> torch.Tensor:
+    """Magnitude of the model's gradient with respect to its coordinates, per sample, as ``(H, W)``.
+
+    ``scale`` ``(d,)`` converts a derivative per coordinate unit to one per pixel (for ``"signed"``
+    coordinates, ``2 / (N - 1)``). Channels are differentiated separately (outputs mapped by
+    ``to_unit``) and their magnitudes averaged.
+    """
+    pieces = []
+    for i in range(0, coords.shape[0], chunk):
+        x = coords[i : i + chunk].detach().clone().requires_grad_(True)
+        out = to_unit(model(x))
+        norms = []
+        for channel in range(out.shape[1]):
+            (grad,) = torch.autograd.grad(out[:, channel].sum(), x, retain_graph=channel + 1 < out.shape[1])
+            norms.append((grad * scale).norm(dim=1))
+        pieces.append(torch.stack(norms).mean(0).detach())
+    return torch.cat(pieces).reshape(shape)
+
+
 def _psnr_unit(pred: torch.Tensor, target: torch.Tensor) -> float:
     mse = float(torch.mean((pred.double() - target.double()) ** 2))
     return math.inf if mse == 0 else -10.0 * math.log10(mse)

@@ -39,3 +39,36 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float | None:
             use_sample_covariance=False,
         )
     )
+
+
+def sobel_gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of ``(C, H, W)`` values, per pixel, averaged over channels: ``(H, W)``.
+
+    The kernels are normalised (``[1, 2, 1] x [1, 0, -1] / 8``) so that each component estimates the
+    derivative in intensity per pixel; borders are replicated.
+    """
+    smooth = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64) / 4.0
+    diff = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64) / 2.0
+    kernel_y = torch.outer(diff, smooth).flip(0, 1)
+    kernel_x = kernel_y.T
+    padded = torch.nn.functional.pad(image.double().unsqueeze(1), (1, 1, 1, 1), mode="replicate")
+    gy = torch.nn.functional.conv2d(padded, kernel_y.view(1, 1, 3, 3))
+    gx = torch.nn.functional.conv2d(padded, kernel_x.view(1, 1, 3, 3))
+    return torch.sqrt(gx**2 + gy**2).squeeze(1).mean(0)
+
+
+def gradient_psnr(network_gradient: torch.Tensor, image: torch.Tensor) -> float:
+    """PSNR between a network's gradient magnitude and the Sobel gradient magnitude of ``image``.
+
+    Args:
+        network_gradient: ``(H, W)`` magnitude of the network's spatial gradient (autograd), in
+            intensity per pixel, averaged over channels.
+        image: ``(C, H, W)`` target in [0, 1].
+
+    The peak is the largest Sobel magnitude of the image (methods.md 3, "gradient PSNR").
+    """
+    reference = sobel_gradient_magnitude(image)
+    peak = float(reference.max())
+    if peak == 0.0:
+        return math.inf
+    return psnr(network_gradient.double() / peak, reference / peak)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.fit import FitOptions, FitResult, fit_model, predict
-from specfit.metrics import psnr, ssim
+from specfit.fit import FitOptions, FitResult, fit_model, predict, spatial_gradient_magnitude
+from specfit.metrics import gradient_psnr, psnr, ssim
 from specfit.models.registry import ParamValue, get_entry, resolve_params
 from specfit.render import model_from_unit, unit_from_model
 from specfit.report import write_report
@@ -129,11 +129,21 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
     target_cpu = signal.values
     flat_r, flat_t = recon.reshape(signal.channels, -1), target_cpu.reshape(signal.channels, -1)
     test = sampling.test.cpu() if sampling.test is not None else None
+    psnr_grad = None
+    if signal.kind == "image":
+        sizes = torch.tensor(signal.spatial_shape, dtype=torch.float32, device=device)
+        scale = 2.0 / (sizes - 1).clamp(min=1) if sampling.convention == "signed" else 1.0 / sizes
+        magnitude = spatial_gradient_magnitude(
+            result.model, sampling.coords, signal.spatial_shape, scale,
+            lambda v: unit_from_model(v, entry.value_range),
+        )
+        psnr_grad = gradient_psnr(magnitude.cpu(), target_cpu)
     metrics = {
         "psnr": psnr(recon, target_cpu),
         "psnr_train": psnr(flat_r[:, sampling.train.cpu()], flat_t[:, sampling.train.cpu()]),
         "psnr_test": None if test is None else psnr(flat_r[:, test], flat_t[:, test]),
         "ssim": ssim(recon, target_cpu) if signal.kind == "image" else None,
+        "psnr_grad": psnr_grad,
         "steps": result.steps,
         "best_step": result.best_step,
         "train_seconds": result.train_seconds,

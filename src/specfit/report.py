@@ -128,6 +128,8 @@ def write_report(
          " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
                     for k in ("psnr", "psnr_train", "psnr_test"))),
         ("SSIM", _fmt(metrics["ssim"]) if metrics["ssim"] is not None else "-"),
+        ("gradient PSNR (dB, all pixels)",
+         _fmt(metrics["psnr_grad"]) if metrics.get("psnr_grad") is not None else "-"),
         ("steps (best at)", f"{metrics['steps']} ({metrics['best_step']})"),
         ("training time (s)", _fmt(metrics["train_seconds"])),
         ("parameters", metrics["params"]),

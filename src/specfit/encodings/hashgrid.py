@@ -129,9 +129,10 @@ class HashGridEncoding(nn.Module):
 
     def blend(self, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Features ``(N, L * F)`` from :meth:`lookup`'s indices and weights."""
-        if torch.is_grad_enabled() and self.table.requires_grad:
+        if torch.is_grad_enabled() and self.table.requires_grad and not weights.requires_grad:
             return _BlendedGather.apply(self.table, indices, weights).flatten(1)
-        # evaluation (also under vmap, which custom autograd functions do not support)
+        # evaluation (also under vmap, which custom autograd functions do not support), or
+        # derivatives with respect to the coordinates through the weights
         return (self.table[indices] * weights.unsqueeze(-1)).sum(-2).flatten(1)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,9 @@ class HashGridMLP(nn.Module):
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        if coords.requires_grad:  # spatial derivatives: weights must stay differentiable
+            indices, weights = self.encoding.lookup((coords + 1.0) * 0.5)
+            return self.net(self.encoding.blend(indices, weights))
         cache = self._cache
         if cache is not None and cache[0] is coords:
             indices, weights = cache[1], cache[2]
