@@ -202,6 +202,7 @@ def fit_model(
         if on_eval is not None:
             on_eval(record)
 
+    project = getattr(model, "project", None)  # models with constraints enforce them after each step
     interrupted = False
     completed = 0
     last_loss = math.nan
@@ -229,6 +230,8 @@ def fit_model(
                 loss = step_loss(x, y)
                 loss.backward()
             optimiser.step()
+            if project is not None:
+                project()
             optimiser.zero_grad(set_to_none=True)
             scheduler.step()
             completed = step

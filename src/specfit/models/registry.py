@@ -28,6 +28,7 @@ from specfit.errors import SpecfitError
 from specfit.models.hashgrid import HashGridMLP
 from specfit.models.mlp import FourierMLP
 from specfit.models.sine import Finer, Siren
+from specfit.models.tuner import IntegerSineNet
 from specfit.models.wavelet import Gauss, Wire
 
 ParamValue = float | int | str | None
@@ -79,6 +80,7 @@ MINIMUM: dict[str, float] = {
     "width": 1, "hidden_layers": 0, "features": 1, "octaves": 1, "first_bias_scale": 0.0,
     "omega_0": 0.0, "hidden_omega_0": 0.0, "sigma": 0.0, "scale": 0.0,
     "levels": 1, "log2_table": 1, "n_min": 1, "n_max": 1, "init_scale": 0.0,
+    "band_limit": 1, "low_limit": 1, "period": 1e-6, "c_low": 0.0, "c_high": 0.0, "c_deep": 0.0,
 }
 
 
@@ -284,4 +286,32 @@ register(ModelEntry(
     adam_betas=(0.9, 0.99),
     adam_eps=1e-15,
     selection_overrides={"init_scale": 1e-2},
+))
+_TUNER_DEFAULTS: dict[str, ParamValue] = {
+    "width": 256, "hidden_layers": 1, "band_limit": 40, "low_limit": None, "period": 2.1,
+    "omega_0": 30.0, "c_low": 1.0, "c_high": 0.5, "c_deep": 1.0,
+}
+_TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
+register(ModelEntry(
+    name="tuner",
+    summary="integer-frequency sine net, bounded hidden weights (low/high column bounds)",
+    build=lambda i, o, **p: IntegerSineNet(i, o, init="bounded", **p),
+    defaults=dict(_TUNER_DEFAULTS),
+    lr=5e-4,
+    value_range="signed",
+    convention="sin((2 pi / p) K x + phi), K integer, frozen; hidden sin(omega_0 (W h + b)), "
+    "|W[:, j]| <= c_j / omega_0",
+    knob=_TUNER_KNOB,
+    reference="Aldana et al., CVPR 2025 (seed 001)",
+))
+register(ModelEntry(
+    name="tuner-uniform",
+    summary="integer-frequency sine net, frequencies uniform in the band, no bounds (baseline)",
+    build=lambda i, o, **p: IntegerSineNet(i, o, init="uniform", **p),
+    defaults=dict(_TUNER_DEFAULTS),
+    lr=5e-4,
+    value_range="signed",
+    convention="sin((2 pi / p) K x + phi), K uniform in [0, B] x [-B, B], no bounds",
+    knob=_TUNER_KNOB,
+    reference="Aldana et al., CVPR 2025 (seed 001), uniform baseline",
 ))
