@@ -287,31 +287,31 @@ register(ModelEntry(
     adam_eps=1e-15,
     selection_overrides={"init_scale": 1e-2},
 ))
+
 _TUNER_DEFAULTS: dict[str, ParamValue] = {
     "width": 256, "hidden_layers": 1, "band_limit": 40, "low_limit": None, "period": 2.1,
     "omega_0": 30.0, "c_low": 1.0, "c_high": 0.5, "c_deep": 1.0,
 }
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
-register(ModelEntry(
-    name="tuner",
-    summary="integer-frequency sine net, bounded hidden weights (low/high column bounds)",
-    build=lambda i, o, **p: IntegerSineNet(i, o, init="bounded", **p),
-    defaults=dict(_TUNER_DEFAULTS),
-    lr=5e-4,
-    value_range="signed",
-    convention="sin((2 pi / p) K x + phi), K integer, frozen; hidden sin(omega_0 (W h + b)), "
-    "|W[:, j]| <= c_j / omega_0",
-    knob=_TUNER_KNOB,
-    reference="Aldana et al., CVPR 2025 (seed 001)",
+
+
+def _tuner_entry(name: str, init: str, summary: str, convention: str, reference: str) -> ModelEntry:
+    def build(in_features: int, out_features: int, **params: ParamValue) -> nn.Module:
+        return IntegerSineNet(in_features, out_features, init=init, **params)
+
+    return ModelEntry(name=name, summary=summary, build=build, defaults=dict(_TUNER_DEFAULTS), lr=5e-4,
+                      value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference)
+
+
+register(_tuner_entry(
+    "tuner", "bounded",
+    "integer-frequency sine net, bounded hidden weights (low/high column bounds)",
+    "sin((2 pi / p) K x + phi), K integer, frozen; hidden sin(omega_0 (W h + b)), |W[:, j]| <= c_j / omega_0",
+    "Aldana et al., CVPR 2025 (seed 001)",
 ))
-register(ModelEntry(
-    name="tuner-uniform",
-    summary="integer-frequency sine net, frequencies uniform in the band, no bounds (baseline)",
-    build=lambda i, o, **p: IntegerSineNet(i, o, init="uniform", **p),
-    defaults=dict(_TUNER_DEFAULTS),
-    lr=5e-4,
-    value_range="signed",
-    convention="sin((2 pi / p) K x + phi), K uniform in [0, B] x [-B, B], no bounds",
-    knob=_TUNER_KNOB,
-    reference="Aldana et al., CVPR 2025 (seed 001), uniform baseline",
+register(_tuner_entry(
+    "tuner-uniform", "uniform",
+    "integer-frequency sine net, frequencies uniform in the band, no bounds (baseline)",
+    "sin((2 pi / p) K x + phi), K uniform in [0, B] x [-B, B], no bounds",
+    "Aldana et al., CVPR 2025 (seed 001), uniform baseline",
 ))
