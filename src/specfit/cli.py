@@ -134,7 +134,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if note and not args.json:
         print(f"note: {note}", file=sys.stderr)
     coords = make_sampling(signal.spatial_shape, "all").coords.to(device)
-    bar = _bar(args.json, "FreSh", "init")
+    bar = _Bar(not args.json, "FreSh", "init")
     try:
         selection = fresh_select(
             model_from_unit(signal.values.to(device), entry.value_range), coords, entry.name,
@@ -183,10 +183,6 @@ class _Bar:
             self.bar.close()
 
 
-def _bar(quiet: bool, desc: str, unit: str, total: int | None = None) -> _Bar:
-    return _Bar(not quiet, desc, unit, total)
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     from specfit.fit import FitOptions
     from specfit.models import get_entry
@@ -217,11 +213,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     def on_phase(text: str) -> None:
         nonlocal select_bar, train_bar
         if text.startswith("FreSh"):
-            select_bar = _bar(args.json, "FreSh", "init")
+            select_bar = _Bar(not args.json, "FreSh", "init")
         elif text.startswith("training"):
             select_bar.close()
             print(text, file=sys.stderr)
-            train_bar = _bar(args.json, "fit", "step", steps)
+            train_bar = _Bar(not args.json, "fit", "step", steps)
         else:
             train_bar.close()
 
@@ -231,7 +227,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                           + (f", held-out {test:.2f} dB" if test is not None else ""))
 
     hooks = Hooks(
-        on_select=select_bar_update(lambda: select_bar),
+        on_select=lambda done, total: select_bar.update_to(done, total),
         on_step=lambda step: train_bar.update_to(step),
         on_eval=on_eval,
         on_phase=on_phase,
@@ -266,21 +262,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def select_bar_update(get_bar):
-    """Forward selection progress to whichever bar is current."""
-    return lambda done, total: get_bar().update_to(done, total)
-
-
 def cmd_render(args: argparse.Namespace) -> int:
-    import png
-    from PIL import Image
-
     from specfit.pipeline import resolve_device
     from specfit.render import render_image
     from specfit.runs import load_model, staged_file
+    from specfit.signals.image import write_pixels
 
     model, config = load_model(Path(args.run_dir), resolve_device(args.device))
-    channels, height, width = config["signal"]["shape"]
+    height, width = config["signal"]["shape"][1:]
     if args.size:
         try:
             w, h = (int(v) for v in args.size.lower().split("x"))
@@ -296,11 +285,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     pixels = render_image(model, height, width, config["value_range"], config.get("coordinates", "signed"),
                           bit_depth)
     with staged_file(out) as temp:
-        if pixels.dtype.itemsize == 2:
-            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-            png.from_array(pixels.reshape(height, -1), f"{mode};16").save(str(temp))
-        else:
-            Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save(temp, format="PNG")
+        write_pixels(temp, pixels)
     print(f"wrote {out} ({width} x {height})")
     return 0
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.metrics import psnr
 from specfit.signals.sampling import Sampling
 
 SCHEDULES = ("none", "cosine", "exp")
@@ -109,11 +110,6 @@ def spatial_gradient_magnitude(
     return torch.cat(pieces).reshape(shape)
 
 
-def _psnr_unit(pred: torch.Tensor, target: torch.Tensor) -> float:
-    mse = float(torch.mean((pred.double() - target.double()) ** 2))
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
-
-
 def _lr_lambda(schedule: str, steps: int) -> Callable[[int], float]:
     if schedule == "cosine":
         return lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, steps) / steps))
@@ -189,11 +185,11 @@ def fit_model(
         record = {
             "step": at,
             "loss": loss,
-            "psnr": _psnr_unit(pred, unit_targets),
-            "psnr_train": _psnr_unit(pred[sampling.train], unit_targets[sampling.train]),
+            "psnr": psnr(pred, unit_targets),
+            "psnr_train": psnr(pred[sampling.train], unit_targets[sampling.train]),
             "psnr_test": None
             if sampling.test is None
-            else _psnr_unit(pred[sampling.test], unit_targets[sampling.test]),
+            else psnr(pred[sampling.test], unit_targets[sampling.test]),
         }
         history.append(record)
         if record["psnr_train"] > best_psnr:

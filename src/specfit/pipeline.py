@@ -138,6 +138,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
             lambda v: unit_from_model(v, entry.value_range),
         )
         psnr_grad = gradient_psnr(magnitude.cpu(), target_cpu)
+    edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
     metrics = {
         "psnr": psnr(recon, target_cpu),
         "psnr_train": psnr(flat_r[:, sampling.train.cpu()], flat_t[:, sampling.train.cpu()]),
@@ -159,8 +160,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         "compiled": result.compiled,
         "device": str(device),
         "split": sampling.describe(),
-        "notes": [*signal.notes, *([selection.edge_note()] if selection and selection.edge_note() else []),
-                  *result.notes],
+        "notes": [*signal.notes, *edge_notes, *result.notes],
         "history": result.history,
     }
     spectra = _report_spectra(request, entry.name, params, selection, model_values, sampling.coords)

@@ -192,6 +192,7 @@ class SelectionPlan:
     candidates: list[ParamValue]
     base: dict[str, ParamValue]
     bins: int
+    target: torch.Tensor
 
 
 def plan_selection(
@@ -220,8 +221,8 @@ def plan_selection(
     base = resolve_params(entry, params)
     candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
     n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
-    spectrum_vector(values, n_bins)  # raises for a constant signal
-    return SelectionPlan(entry, knob, candidates, base, n_bins)
+    target = spectrum_vector(values, n_bins)  # raises for a constant signal
+    return SelectionPlan(entry, knob, candidates, base, n_bins, target)
 
 
 def fresh_select(
@@ -256,7 +257,7 @@ def fresh_select(
     started = time.perf_counter()
     plan = plan_selection(values, model, params, grid, inits, bins)
     entry, knob, candidates, base, n_bins = plan.entry, plan.knob, plan.candidates, plan.base, plan.bins
-    target = spectrum_vector(values.to(coords.device), n_bins)
+    target = plan.target.to(coords.device)
     in_features, out_features = coords.shape[1], values.shape[0]
 
     def build(value: ParamValue) -> torch.nn.Module:

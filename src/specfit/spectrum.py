@@ -80,6 +80,15 @@ def diamond_bins(magnitude: torch.Tensor, bins: int) -> torch.Tensor:
     return out.index_add_(1, flat_radius[keep] - 1, corner.flatten(1)[:, keep])
 
 
+def _bin_sums(batch: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unnormalised bin sums ``(B, bins)`` and DC magnitudes ``(B,)`` of ``(B, C, *spatial)``."""
+    if batch.dim() < 3 or batch.dim() > 5:
+        raise SpecfitError(f"expected (B, C, *spatial) with 1-3 spatial axes, got {tuple(batch.shape)}")
+    cube = _to_cube(batch.to(torch.float64))
+    magnitude = torch.fft.fftn(cube, dim=tuple(range(2, cube.dim()))).abs().sum(dim=1)
+    return diamond_bins(magnitude, bins), magnitude.flatten(1)[:, 0]
+
+
 def spectrum_vectors(batch: torch.Tensor, bins: int) -> torch.Tensor:
     """Normalised spectrum vectors of a batch of signals.
 
@@ -91,12 +100,7 @@ def spectrum_vectors(batch: torch.Tensor, bins: int) -> torch.Tensor:
         ``(B, n)`` float64 tensor, each row summing to 1. Rows of a constant signal are NaN; use
         :func:`spectrum_vector` for a single signal to get an error instead.
     """
-    if batch.dim() < 3 or batch.dim() > 5:
-        raise SpecfitError(f"expected (B, C, *spatial) with 1-3 spatial axes, got {tuple(batch.shape)}")
-    cube = _to_cube(batch.to(torch.float64))
-    axes = tuple(range(2, cube.dim()))
-    magnitude = torch.fft.fftn(cube, dim=axes).abs().sum(dim=1)
-    sums = diamond_bins(magnitude, bins)
+    sums, _ = _bin_sums(batch, bins)
     return sums / sums.sum(dim=1, keepdim=True)
 
 
@@ -107,15 +111,13 @@ def spectrum_vector(signal: torch.Tensor, bins: int | None = None) -> torch.Tens
         SpecfitError: if the signal is constant (no spectrum) or ``bins`` is too large.
     """
     n, _ = resolve_bins(tuple(signal.shape[1:]), bins)
-    cube = _to_cube(signal.unsqueeze(0).to(torch.float64))
-    magnitude = torch.fft.fftn(cube, dim=tuple(range(2, cube.dim()))).abs().sum(dim=1)
-    sums = diamond_bins(magnitude, n)[0]
-    total = sums.sum()
+    sums, dc = _bin_sums(signal.unsqueeze(0), n)
+    total = sums[0].sum()
     if not torch.isfinite(total):
         raise SpecfitError("signal contains NaN or infinite values")
-    if total <= 1e-12 * max(float(magnitude[0].flatten()[0]), 1.0):
+    if total <= 1e-12 * max(float(dc[0]), 1.0):
         raise SpecfitError("signal is constant: it has no spectrum to match")
-    return sums / total
+    return sums[0] / total
 
 
 def wasserstein(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

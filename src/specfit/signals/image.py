@@ -136,19 +136,22 @@ def image_to_array(values: torch.Tensor, bit_depth: int) -> np.ndarray:
     return np.round(clamped * 255.0).astype(np.uint8)
 
 
+def write_pixels(path: Path, pixels: np.ndarray) -> None:
+    """Write ``(H, W, C)`` uint8 or uint16 pixels as an 8- or 16-bit PNG (C in 1..4)."""
+    height, width, channels = pixels.shape
+    if pixels.dtype == np.uint16:
+        png.from_array(pixels.reshape(height, width * channels), f"{MODES[channels]};16").save(str(path))
+        return
+    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, MODES[channels])
+    image.save(path, format="PNG")
+
+
 def write_image(path: Path, values: torch.Tensor, bit_depth: int = 8) -> None:
     """Write ``(C, H, W)`` values in [0, 1] as PNG (16-bit PNG when ``bit_depth == 16``).
 
     Writes directly to ``path``; callers that need atomicity write into a staging folder.
     """
-    pixels = image_to_array(values, 16 if bit_depth == 16 else 8)
-    height, width, channels = pixels.shape
-    if pixels.dtype == np.uint16:
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-        png.from_array(pixels.reshape(height, width * channels), f"{mode};16").save(str(path))
-        return
-    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, MODES[channels])
-    image.save(path, format="PNG")
+    write_pixels(path, image_to_array(values, 16 if bit_depth == 16 else 8))
 
 
 def resize_image(signal: Signal, short_side: int) -> Signal:
