@@ -13,7 +13,7 @@ import torch
 from specfit.errors import SpecfitError
 from specfit.fit import FitOptions, FitResult, fit_model, predict, spatial_gradient_magnitude
 from specfit.metrics import gradient_psnr, psnr, ssim
-from specfit.models.registry import ParamValue, get_entry, resolve_params
+from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
 from specfit.render import model_from_unit, unit_from_model
 from specfit.report import write_report
 from specfit.runs import dumps, staged_directory, write_model
@@ -82,6 +82,8 @@ def check_request(request: FitRequest) -> str:
     if request.split == "holdout" and not 0.0 < request.holdout < 1.0:
         raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
     knob = entry.knob.name if entry.knob else None
+    check_buildable(entry, request.signal.values.dim() - 1, request.signal.channels,
+                    resolve_params(entry, request.overrides))
     if knob is not None and knob in request.overrides:
         return "set"
     if knob is not None and request.fresh:

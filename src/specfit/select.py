@@ -28,7 +28,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
-from specfit.models.registry import ModelEntry, ParamValue, get_entry, resolve_params
+from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 from specfit.spectrum import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
 
 RACE_ROUNDS = (2, 4)
@@ -220,6 +220,9 @@ def plan_selection(
         raise SpecfitError("the FreSh grid is empty")
     base = resolve_params(entry, params)
     candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
+    for value in candidates:
+        check_buildable(entry, values.dim() - 1, values.shape[0],
+                        {**base, **entry.selection_overrides, knob: value})
     n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
     target = spectrum_vector(values, n_bins)  # raises for a constant signal
     return SelectionPlan(entry, knob, candidates, base, n_bins, target)

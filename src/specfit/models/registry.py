@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch import nn
 
 from specfit.encodings import (
@@ -135,6 +136,14 @@ def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -
             raise SpecfitError(f"unknown knob or parameter {key!r} for model {entry.name}; known: {known}")
         params[key] = _parse_value(key, raw, entry.defaults[key], entry)
     return params
+
+
+def check_buildable(entry: ModelEntry, in_features: int, out_features: int,
+                    params: dict[str, ParamValue]) -> None:
+    """Build once and discard, without touching the random stream, so that a configuration the
+    model's constructor rejects fails before any work starts (raises :class:`SpecfitError`)."""
+    with torch.random.fork_rng(devices=[]):
+        entry.build(in_features, out_features, **resolve_params(entry, params))
 
 
 def build_model(
