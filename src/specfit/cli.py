@@ -252,13 +252,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         sel = metrics["selection"]
         print(f"FreSh chose {sel['knob']} = {sel['chosen']} in {sel['seconds']:.1f} s "
               f"(default {metrics['default_value']})")
-    test = metrics["psnr_test"]
-    print(f"PSNR {metrics['psnr']:.2f} dB (training {metrics['psnr_train']:.2f}"
-          + (f", held-out {test:.2f}" if test is not None else "") + ")"
-          + (f", SSIM {metrics['ssim']:.4f}" if metrics["ssim"] is not None else "")
-          + (f", gradient PSNR {metrics['psnr_grad']:.2f}" if metrics.get("psnr_grad") is not None else "")
-          + f", {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
-    print(f"outputs in {out}/ (report.html, reconstruction.png, model.safetensors, metrics.json)")
+    print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
+    print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
 
 

@@ -26,7 +26,9 @@ from specfit.signals.sampling import Sampling
 
 SCHEDULES = ("none", "cosine", "exp")
 COMPILE_MODES = ("auto", "on", "off")
+LOSSES = ("mse", "l1", "bce")
 EVAL_CHUNK = 4096
+EVAL_LIMIT = 2**18  # periodic evaluation looks at a fixed random subset of larger signals
 AUTO_COMPILE_MIN_STEPS = 300
 
 
@@ -127,6 +129,42 @@ def adam_optimizer(model: nn.Module, lr: float, betas: tuple[float, float], eps:
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
 
 
+def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if name == "mse":
+        return F.mse_loss
+    if name == "l1":
+        return F.l1_loss
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits
+    raise SpecfitError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+def _evaluation_samples(
+    sampling: Sampling, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Indices evaluated periodically, and which of them are training / held-out samples.
+
+    Every sample when there are at most :data:`EVAL_LIMIT`; otherwise a fixed seeded subset, so
+    evaluation of a long clip or a large volume stays a small part of training.
+    """
+    n = sampling.coords.shape[0]
+    device = sampling.coords.device
+    if n <= EVAL_LIMIT:
+        indices = torch.arange(n, device=device)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        indices = torch.randperm(n, generator=generator)[:EVAL_LIMIT].sort().values.to(device)
+    is_train = torch.zeros(n, dtype=torch.bool, device=device)
+    is_train[sampling.train] = True
+    train = is_train[indices]
+    test = None
+    if sampling.test is not None:
+        is_test = torch.zeros(n, dtype=torch.bool, device=device)
+        is_test[sampling.test] = True
+        test = is_test[indices]
+    return indices, train, test
+
+
 def fit_model(
     model: nn.Module,
     targets: torch.Tensor,
@@ -139,8 +177,14 @@ def fit_model(
     adam_eps: float = 1e-8,
     on_eval: Callable[[dict], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    loss: str = "mse",
+    score: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    score_name: str = "psnr",
 ) -> FitResult:
-    """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]`` with MSE.
+    """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]``.
+
+    A model may define ``regularization() -> scalar tensor`` (added to the loss every step) and
+    ``project()`` (called after every optimiser step to enforce constraints).
 
     Args:
         model: network on the target device.
@@ -150,8 +194,16 @@ def fit_model(
         lr: the model's default learning rate.
         to_unit: maps model-range values to [0, 1] for PSNR.
         compile_ok: whether the model supports ``torch.compile``.
-        on_eval: called with each history record ``{step, loss, psnr, psnr_train, psnr_test}``.
+        on_eval: called with each history record ``{step, loss, psnr, psnr_train, psnr_test}``
+            (``score_name`` replaces ``psnr`` in the keys).
         on_step: called with the step number after every step.
+        loss: ``"mse"``, ``"l1"`` or ``"bce"`` (binary cross-entropy on logits, targets in {0, 1}).
+        score: ``score(prediction, target) -> float``, higher is better, on raw model outputs;
+            default: PSNR after ``to_unit``. The best model is the one with the best training score.
+        score_name: the score's name in history records.
+
+    Signals with more than :data:`EVAL_LIMIT` samples are evaluated on a fixed random subset of
+    that many samples.
     """
     options.check()
     notes: list[str] = []
@@ -163,8 +215,12 @@ def fit_model(
     optimiser = adam_optimizer(model, options.lr or lr, adam_betas, adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
 
+    regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
+    data_loss = _loss_function(loss)
+
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(model(x), y)
+        value = data_loss(model(x), y)
+        return value if regularization is None else value + regularization()
 
     want_compile = options.compile == "on" or (
         options.compile == "auto" and options.steps >= AUTO_COMPILE_MIN_STEPS
@@ -174,26 +230,30 @@ def fit_model(
         notes.append("this model does not support torch.compile; trained eagerly")
     step_loss = torch.compile(loss_of) if compiled else loss_of
     history: list[dict] = []
-    best_psnr, best_step, best_state = -math.inf, 0, None
-    unit_targets = to_unit(targets)
+    best_score, best_step, best_state = -math.inf, 0, None
+    if score is None:
+        def score(prediction: torch.Tensor, target: torch.Tensor) -> float:
+            return psnr(to_unit(prediction), to_unit(target))
+    eval_indices, eval_train, eval_test = _evaluation_samples(sampling, options.seed)
+    eval_coords, eval_targets = sampling.coords[eval_indices], targets[eval_indices]
     step_time = 0.0
     started = time.perf_counter()
 
     def evaluate(at: int, loss: float) -> None:
-        nonlocal best_psnr, best_step, best_state
-        pred = to_unit(predict(model, sampling.coords))
+        nonlocal best_score, best_step, best_state
+        pred = predict(model, eval_coords)
         record = {
             "step": at,
             "loss": loss,
-            "psnr": psnr(pred, unit_targets),
-            "psnr_train": psnr(pred[sampling.train], unit_targets[sampling.train]),
-            "psnr_test": None
-            if sampling.test is None
-            else psnr(pred[sampling.test], unit_targets[sampling.test]),
+            score_name: score(pred, eval_targets),
+            f"{score_name}_train": score(pred[eval_train], eval_targets[eval_train]),
+            f"{score_name}_test": None
+            if eval_test is None
+            else score(pred[eval_test], eval_targets[eval_test]),
         }
         history.append(record)
-        if record["psnr_train"] > best_psnr:
-            best_psnr, best_step = record["psnr_train"], at
+        if record[f"{score_name}_train"] > best_score:
+            best_score, best_step = record[f"{score_name}_train"], at
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_eval is not None:
             on_eval(record)

@@ -1,26 +1,27 @@
-"""One fit, end to end: sampling -> FreSh selection -> training -> metrics -> run directory."""
+"""One fit, end to end, for any signal type: FreSh selection -> training -> metrics -> run directory.
+
+What differs between types (samples, spectrum target, metrics, outputs, report views) comes from
+the signal's :class:`~specfit.tasks.Task`.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.fit import FitOptions, FitResult, fit_model, predict, spatial_gradient_magnitude
-from specfit.metrics import gradient_psnr, psnr, ssim
+from specfit.fit import FitOptions, FitResult, fit_model
 from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
-from specfit.render import model_from_unit, unit_from_model
+from specfit.render import unit_from_model
 from specfit.report import write_report
 from specfit.runs import dumps, staged_directory, write_model
 from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
-from specfit.signals.base import Signal
-from specfit.signals.image import write_image
-from specfit.signals.sampling import SPLITS, make_sampling
+from specfit.signals.sampling import SPLITS
+from specfit.tasks import task_for
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,7 +43,7 @@ class FitRequest:
     hyperparameters (``width``, ``convention``...) keep FreSh on.
     """
 
-    signal: Signal
+    signal: object  # a loaded signal: a grid Signal or a Shape
     model: str = "siren"
     overrides: dict[str, ParamValue] = field(default_factory=dict)
     fresh: bool = True
@@ -75,20 +76,23 @@ def check_request(request: FitRequest) -> str:
     """Validate a request before any work; returns the mode: ``"fresh"``, ``"set"`` or ``"default"``."""
     request.options.check()
     entry = get_entry(request.model)
+    task = task_for(request.signal)
     resolve_device(request.device)
     resolve_params(entry, request.overrides)
     if request.split not in SPLITS:
         raise SpecfitError(f"unknown split {request.split!r}; choose from {', '.join(SPLITS)}")
+    task.check_split(request.split)
     if request.split == "holdout" and not 0.0 < request.holdout < 1.0:
         raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
     knob = entry.knob.name if entry.knob else None
-    check_buildable(entry, request.signal.values.dim() - 1, request.signal.channels,
-                    resolve_params(entry, request.overrides))
+    overrides = {**task.model_params(entry.defaults), **request.overrides}
+    check_buildable(entry, task.in_features, task.out_features, resolve_params(entry, overrides))
     if knob is not None and knob in request.overrides:
         return "set"
     if knob is not None and request.fresh:
-        plan_selection(request.signal.values, entry.name, request.overrides, request.grid,
-                       request.inits, request.bins)
+        values, _ = task.spectrum_target(entry.value_range, torch.device("cpu"))
+        plan_selection(values, entry.name, overrides, request.grid, request.inits, request.bins,
+                       task.per_frame)
         return "fresh"
     return "default"
 
@@ -98,55 +102,43 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
     hooks = hooks or Hooks()
     mode = check_request(request)
     entry = get_entry(request.model)
+    task = task_for(request.signal)
     device = resolve_device(request.device)
-    signal = request.signal
-    params = resolve_params(entry, request.overrides)
+    params = resolve_params(entry, {**task.model_params(entry.defaults), **request.overrides})
     knob = entry.knob.name if entry.knob else None
-    sampling = make_sampling(signal.spatial_shape, request.split, request.holdout, request.seed)
-    sampling.coords = sampling.coords.to(device)
-    values = signal.values.to(device)
-    model_values = model_from_unit(values, entry.value_range)
 
     selection: Selection | None = None
+    target = coords = None
     if mode == "fresh":
         _phase(hooks, f"FreSh: choosing {knob} for {entry.name}")
+        target, coords = task.spectrum_target(entry.value_range, device)
         selection = fresh_select(
-            model_values, sampling.coords, entry.name, params, request.grid,
-            request.inits, request.bins, request.seed, progress=hooks.on_select,
+            target, coords, entry.name, params, request.grid, request.inits, request.bins,
+            request.seed, progress=hooks.on_select, per_frame=task.per_frame,
         )
         params = resolve_params(entry, {**params, knob: selection.chosen})
 
+    data = task.training_data(request.split, request.holdout, request.seed, entry.value_range, device)
+    options = request.options
+    notes: list[str] = []
+    if options.batch_size is None and task.default_batch_size is not None:
+        options = replace(options, batch_size=task.default_batch_size)
+        notes.append(f"trained on random mini-batches of {task.default_batch_size} samples per step")
     torch.manual_seed(request.seed)
-    model = entry.build(sampling.coords.shape[1], signal.channels, **params).to(device)
-    targets = model_values.reshape(signal.channels, -1).T.contiguous()
-    _phase(hooks, f"training {entry.name} ({knob}={params.get(knob)}) for {request.options.steps} steps")
+    model = entry.build(task.in_features, task.out_features, **params).to(device)
+    _phase(hooks, f"training {entry.name} ({knob}={params.get(knob)}) for {options.steps} steps")
     result: FitResult = fit_model(
-        model, targets, sampling, request.options, entry.lr,
+        model, data.targets, data.sampling, options, entry.lr,
         lambda v: unit_from_model(v, entry.value_range), entry.compile,
         adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
         on_eval=hooks.on_eval, on_step=hooks.on_step,
+        loss=task.loss, score=task.score(entry.value_range), score_name=task.score_name,
     )
-    recon = unit_from_model(predict(result.model, sampling.coords).float(), entry.value_range)
-    recon = recon.clamp(0, 1).T.reshape(values.shape).cpu()
-    target_cpu = signal.values
-    flat_r, flat_t = recon.reshape(signal.channels, -1), target_cpu.reshape(signal.channels, -1)
-    test = sampling.test.cpu() if sampling.test is not None else None
-    psnr_grad = None
-    if signal.kind == "image":
-        sizes = torch.tensor(signal.spatial_shape, dtype=torch.float32, device=device)
-        scale = 2.0 / (sizes - 1).clamp(min=1) if sampling.convention == "signed" else 1.0 / sizes
-        magnitude = spatial_gradient_magnitude(
-            result.model, sampling.coords, signal.spatial_shape, scale,
-            lambda v: unit_from_model(v, entry.value_range),
-        )
-        psnr_grad = gradient_psnr(magnitude.cpu(), target_cpu)
+    _phase(hooks, "evaluating")
+    outcome = task.finish(result.model, entry.value_range, data, device)
     edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
     metrics = {
-        "psnr": psnr(recon, target_cpu),
-        "psnr_train": psnr(flat_r[:, sampling.train.cpu()], flat_t[:, sampling.train.cpu()]),
-        "psnr_test": None if test is None else psnr(flat_r[:, test], flat_t[:, test]),
-        "ssim": ssim(recon, target_cpu) if signal.kind == "image" else None,
-        "psnr_grad": psnr_grad,
+        **outcome.metrics,
         "steps": result.steps,
         "best_step": result.best_step,
         "train_seconds": result.train_seconds,
@@ -161,34 +153,35 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         "interrupted": result.interrupted,
         "compiled": result.compiled,
         "device": str(device),
-        "split": sampling.describe(),
-        "notes": [*signal.notes, *edge_notes, *result.notes],
+        "split": data.sampling.describe(),
+        "summary": outcome.summary,
+        "notes": [*task.notes, *notes, *edge_notes, *result.notes],
         "history": result.history,
     }
-    spectra = _report_spectra(request, entry.name, params, selection, model_values, sampling.coords)
+    spectra = None
+    if selection is not None:
+        spectra = _report_spectra(request, entry.name, params, selection, target, coords, task.per_frame)
     config = {
         "model": entry.name,
         "params": params,
-        "in_features": int(sampling.coords.shape[1]),
-        "out_features": signal.channels,
+        "in_features": task.in_features,
+        "out_features": task.out_features,
         "value_range": entry.value_range,
         "convention": params.get("convention", entry.convention),
-        "coordinates": sampling.convention,
-        "signal": signal.describe(),
+        "coordinates": data.sampling.convention,
+        "signal": task.describe(),
         "seed": request.seed,
-        "lr": request.options.lr or entry.lr,
-        "fit": asdict(request.options),
+        "lr": options.lr or entry.lr,
+        "fit": asdict(options),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     _phase(hooks, "writing outputs")
     with staged_directory(out_dir) as stage:
         write_model(stage, result.model, config)
         (stage / "metrics.json").write_text(dumps(metrics))
-        write_image(stage / "reconstruction.png", recon, signal.bit_depth)
-        if signal.source and Path(signal.source).suffix.lower() == ".npy":
-            original = recon.permute(1, 2, 0).numpy() * signal.value_scale + signal.value_offset
-            np.save(stage / "reconstruction.npy", original.squeeze(-1) if signal.channels == 1 else original)
-        write_report(stage / "report.html", target_cpu, recon, metrics, config, spectra)
+        for name, write in outcome.files.items():
+            write(stage / name)
+        write_report(stage / "report.html", metrics, config, spectra, outcome.views)
     return metrics
 
 
@@ -196,13 +189,12 @@ def _report_spectra(
     request: FitRequest,
     model: str,
     params: dict[str, ParamValue],
-    selection: Selection | None,
-    model_values: torch.Tensor,
+    selection: Selection,
+    target: torch.Tensor,
     coords: torch.Tensor,
-) -> dict | None:
+    per_frame: bool,
+) -> dict:
     """Target spectrum and mean init spectra at the chosen and default values, for the report."""
-    if selection is None:
-        return None
     entry = get_entry(model)
     knob = entry.knob.name
     default = entry.knob.default
@@ -211,8 +203,8 @@ def _report_spectra(
         default_spectrum = selection.mean_spectra[str(default)]
     else:
         default_spectrum, _ = init_spectrum(
-            model_values, coords, model, {**params, knob: default}, selection.inits,
-            selection.bins, request.seed,
+            target, coords, model, {**params, knob: default}, selection.inits, selection.bins,
+            request.seed, per_frame,
         )
     return {
         "knob": knob,

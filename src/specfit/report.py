@@ -26,14 +26,15 @@ img{max-width:100%}.note{color:#666;font-size:.9em}
 """
 
 
-def _png(figure: plt.Figure) -> str:
+def figure_uri(figure: plt.Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+def show_image(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+    """Draw a ``(C, H, W)`` image in [0, 1] (1 channel grey, 2 grey + alpha, 3-4 colour) without axes."""
     array = image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     if array.shape[2] == 1:
         axis.imshow(array[:, :, 0], cmap="gray", vmin=0, vmax=1)
@@ -43,19 +44,6 @@ def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
         axis.imshow(array)
     axis.set_title(title)
     axis.axis("off")
-
-
-def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
-    """Target, reconstruction and the absolute error (mean over channels)."""
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.6))
-    _show(axes[0], target, "target")
-    _show(axes[1], recon, "reconstruction")
-    error = (recon - target).abs().mean(dim=0).cpu().numpy()
-    shown = axes[2].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
-    axes[2].set_title("|error|")
-    axes[2].axis("off")
-    figure.colorbar(shown, ax=axes[2], fraction=0.046)
-    return _png(figure)
 
 
 def spectra_figure(spectra: dict) -> str:
@@ -70,7 +58,7 @@ def spectra_figure(spectra: dict) -> str:
     axis.set_ylabel("normalised magnitude")
     axis.legend()
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_uri(figure)
 
 
 def curve_figure(spectra: dict) -> str:
@@ -91,22 +79,23 @@ def curve_figure(spectra: dict) -> str:
     axis.set_ylabel("mean W (target vs init)")
     axis.legend()
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_uri(figure)
 
 
 def history_figure(history: list[dict]) -> str:
-    """PSNR on all, training and held-out samples versus step."""
+    """The training score (PSNR, or IoU for shapes) on all, training and held-out samples versus step."""
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = [h["step"] for h in history]
-    for key, label in (("psnr", "all"), ("psnr_train", "training"), ("psnr_test", "held-out")):
+    name = "iou" if "iou" in history[0] else "psnr"
+    for key, label in ((name, "all"), (f"{name}_train", "training"), (f"{name}_test", "held-out")):
         points = [h[key] for h in history]
         if any(p is not None for p in points):
             axis.plot(steps, points, "o-" if len(steps) < 30 else "-", ms=3, label=label)
     axis.set_xlabel("step")
-    axis.set_ylabel("PSNR (dB)")
+    axis.set_ylabel("IoU" if name == "iou" else "PSNR (dB)")
     axis.legend()
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_uri(figure)
 
 
 def _fmt(value: object) -> str:
@@ -115,28 +104,41 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
+# Metrics shown in the report's table when present, with their labels.
+_METRIC_ROWS = (
+    ("ssim", "SSIM"),
+    ("psnr_grad", "gradient PSNR (dB, all pixels)"),
+    ("psnr_frames_min", "worst frame PSNR (dB)"),
+    ("iou_uniform", "IoU, uniform points"),
+    ("iou_boundary", "IoU, boundary points"),
+    ("chamfer", "Chamfer distance (original units)"),
+)
+
+
 def write_report(
-    path: Path, target: torch.Tensor, recon: torch.Tensor, metrics: dict, config: dict,
-    spectra: dict | None,
+    path: Path, metrics: dict, config: dict, spectra: dict | None, views: list[tuple[str, str]],
 ) -> None:
-    """Write ``report.html`` for an image run. ``target`` and ``recon`` are ``(C, H, W)`` in [0, 1]."""
+    """Write ``report.html``: a table of metrics, then ``views`` (title, data-URI PNG) from the
+    signal's task, the FreSh spectra and curve, and the training curve."""
     rows = [
+        ("signal", config["signal"].get("kind", "image")),
         ("model", metrics["model"]),
         ("knob", f"{metrics['knob']} = {metrics['value']} ({metrics['mode']})"
          if metrics["knob"] else "none"),
-        ("PSNR all / training / held-out (dB)",
-         " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
-                    for k in ("psnr", "psnr_train", "psnr_test"))),
-        ("SSIM", _fmt(metrics["ssim"]) if metrics["ssim"] is not None else "-"),
-        ("gradient PSNR (dB, all pixels)",
-         _fmt(metrics["psnr_grad"]) if metrics.get("psnr_grad") is not None else "-"),
+    ]
+    if metrics["selection"]:
+        rows.append(("FreSh time (s)", _fmt(metrics["selection"]["seconds"])))
+    if metrics.get("psnr") is not None:
+        rows.append(("PSNR all / training / held-out (dB)",
+                     " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
+                                for k in ("psnr", "psnr_train", "psnr_test"))))
+    rows += [(label, _fmt(metrics[key])) for key, label in _METRIC_ROWS if metrics.get(key) is not None]
+    rows += [
         ("steps (best at)", f"{metrics['steps']} ({metrics['best_step']})"),
         ("training time (s)", _fmt(metrics["train_seconds"])),
         ("parameters", metrics["params"]),
         ("device", metrics["device"]),
     ]
-    if metrics["selection"]:
-        rows.insert(2, ("FreSh time (s)", _fmt(metrics["selection"]["seconds"])))
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>specfit report</title>"
         f"<style>{_CSS}</style></head><body>",
@@ -145,7 +147,8 @@ def write_report(
         + "</table>",
     ]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in metrics["notes"]]
-    parts += ["<h2>Images</h2>", f"<img src='{images_figure(target, recon)}' alt='images'>"]
+    for title, uri in views:
+        parts += [f"<h2>{html.escape(title)}</h2>", f"<img src='{uri}' alt='{html.escape(title)}'>"]
     if spectra is not None:
         parts += [
             "<h2>Spectra at initialisation</h2>",
@@ -154,6 +157,6 @@ def write_report(
             f"<img src='{curve_figure(spectra)}' alt='FreSh curve'>",
         ]
     if metrics["history"]:
-        parts += ["<h2>Training</h2>", f"<img src='{history_figure(metrics['history'])}' alt='PSNR'>"]
+        parts += ["<h2>Training</h2>", f"<img src='{history_figure(metrics['history'])}' alt='training'>"]
     parts.append("</body></html>")
     Path(path).write_text("\n".join(parts))

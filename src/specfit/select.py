@@ -29,7 +29,14 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.spectrum import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+from specfit.spectrum import (
+    frame_spectrum_vector,
+    frame_spectrum_vectors,
+    resolve_bins,
+    spectrum_vector,
+    spectrum_vectors,
+    wasserstein,
+)
 
 RACE_ROUNDS = (2, 4)
 RACE_Z = 4.0
@@ -193,6 +200,13 @@ class SelectionPlan:
     base: dict[str, ParamValue]
     bins: int
     target: torch.Tensor
+    per_frame: bool = False
+
+    def spectra(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Spectra ``(R, bins)`` of untrained outputs ``(R, C, *spatial)``."""
+        if self.per_frame:
+            return frame_spectrum_vectors(outputs, self.bins)
+        return torch.nan_to_num(spectrum_vectors(outputs, self.bins), nan=1.0 / self.bins)
 
 
 def plan_selection(
@@ -202,8 +216,12 @@ def plan_selection(
     grid: Sequence[float] | None = None,
     inits: int = 10,
     bins: int | None = None,
+    per_frame: bool = False,
 ) -> SelectionPlan:
     """Check everything a selection needs before any work is done.
+
+    ``per_frame`` compares the mean 2-D spectrum of the frames of a clip ``(C, T, H, W)`` instead
+    of its 3-D spectrum (the published video protocol); a constant output counts as flat.
 
     Raises:
         SpecfitError: the model has no knob, a grid value or parameter is invalid, ``inits < 2``,
@@ -223,9 +241,15 @@ def plan_selection(
     for value in candidates:
         check_buildable(entry, values.dim() - 1, values.shape[0],
                         {**base, **entry.selection_overrides, knob: value})
-    n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
-    target = spectrum_vector(values, n_bins)  # raises for a constant signal
-    return SelectionPlan(entry, knob, candidates, base, n_bins, target)
+    if per_frame:
+        if values.dim() < 3:
+            raise SpecfitError("per-frame spectra need a signal with a time axis and frames")
+        n_bins, _ = resolve_bins(tuple(values.shape[2:]), bins)
+        target = frame_spectrum_vector(values, n_bins)
+    else:
+        n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
+        target = spectrum_vector(values, n_bins)  # raises for a constant signal
+    return SelectionPlan(entry, knob, candidates, base, n_bins, target, per_frame)
 
 
 def fresh_select(
@@ -239,6 +263,7 @@ def fresh_select(
     seed: int = 0,
     race: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    per_frame: bool = False,
 ) -> Selection:
     """Run FreSh selection for ``model`` on a signal.
 
@@ -253,12 +278,13 @@ def fresh_select(
         seed: seed of every candidate's random stream.
         race: drop clearly worse candidates early (see module docstring).
         progress: called as ``progress(done, total)`` after each evaluated batch.
+        per_frame: compare mean per-frame spectra of a clip (see :func:`plan_selection`).
 
     Raises:
         SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
     """
     started = time.perf_counter()
-    plan = plan_selection(values, model, params, grid, inits, bins)
+    plan = plan_selection(values, model, params, grid, inits, bins, per_frame)
     entry, knob, candidates, base, n_bins = plan.entry, plan.knob, plan.candidates, plan.base, plan.bins
     target = plan.target.to(coords.device)
     in_features, out_features = coords.shape[1], values.shape[0]
@@ -278,8 +304,7 @@ def fresh_select(
         for k in alive:
             start = len(distances[k])
             outputs = evaluator.outputs(candidates[k], start, stop)
-            spectra = spectrum_vectors(outputs, n_bins)
-            spectra = torch.nan_to_num(spectra, nan=1.0 / n_bins)  # constant output: flat spectrum
+            spectra = plan.spectra(outputs)  # a constant output counts as a flat spectrum
             distances[k] += wasserstein(target, spectra).tolist()
             spectra_sum[k] += spectra.sum(dim=0)
             done += stop - start
@@ -314,16 +339,18 @@ def init_spectrum(
     inits: int = 10,
     bins: int | None = None,
     seed: int = 0,
+    per_frame: bool = False,
 ) -> tuple[list[float], float]:
     """Mean spectrum and mean distance of one configuration's untrained outputs (for reports)."""
     entry = get_entry(model)
-    n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
-    target = spectrum_vector(values.to(coords.device), n_bins)
+    plan = plan_selection(values, model, params, [params[entry.knob.name]] if entry.knob else None,
+                          2, bins, per_frame)
+    target = plan.target.to(coords.device)
     resolved = resolve_params(entry, {**params, **entry.selection_overrides})
 
     def build(_: ParamValue) -> torch.nn.Module:
         return entry.build(coords.shape[1], values.shape[0], **resolved)
 
     outputs = InitEvaluator(build, coords, tuple(values.shape), seed, inits).outputs(None, 0, inits)
-    spectra = torch.nan_to_num(spectrum_vectors(outputs, n_bins), nan=1.0 / n_bins)
+    spectra = plan.spectra(outputs)
     return spectra.mean(dim=0).tolist(), float(wasserstein(target, spectra).mean())

@@ -127,3 +127,35 @@ def wasserstein(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     ``sum_k |P_k - Q_k|`` with ``P, Q`` the cumulative sums.
     """
     return (torch.cumsum(p, dim=-1) - torch.cumsum(q, dim=-1)).abs().sum(dim=-1)
+
+
+def frame_spectrum_vectors(batch: torch.Tensor, bins: int) -> torch.Tensor:
+    """Mean of the per-frame spectrum vectors of a batch of clips (the published video protocol).
+
+    Args:
+        batch: ``(B, C, T, *spatial)``: the first axis after the channels is time; each frame has
+            1 or 2 spatial axes.
+
+    Returns:
+        ``(B, n)``: for every clip, the mean over its ``T`` frames of the frames' normalised spectra
+        (a constant frame counts as a flat spectrum).
+    """
+    b, c, t = batch.shape[:3]
+    frames = batch.transpose(1, 2).reshape(b * t, c, *batch.shape[3:])
+    spectra = torch.nan_to_num(spectrum_vectors(frames, bins), nan=1.0 / bins)
+    return spectra.reshape(b, t, bins).mean(dim=1)
+
+
+def frame_spectrum_vector(signal: torch.Tensor, bins: int | None = None) -> torch.Tensor:
+    """Mean per-frame spectrum ``(n,)`` of one clip ``(C, T, *spatial)``.
+
+    Raises:
+        SpecfitError: the clip holds NaN or infinite values, or every frame is constant.
+    """
+    if not torch.isfinite(signal).all():
+        raise SpecfitError("signal contains NaN or infinite values")
+    frames = signal.transpose(0, 1).flatten(2)
+    if bool((frames.amax(dim=2) == frames.amin(dim=2)).all()):
+        raise SpecfitError("every frame is constant: there is no spectrum to match")
+    n, _ = resolve_bins(tuple(signal.shape[2:]), bins)
+    return frame_spectrum_vectors(signal.unsqueeze(0), n)[0]

@@ -14,12 +14,14 @@ class Signal:
     Attributes:
         values: ``(C, *spatial)`` float32 in [0, 1]; an image is ``(C, H, W)``.
         name: short name used for output folders (the file stem).
-        kind: modality, ``"image"`` for now.
+        kind: modality: ``"image"``, ``"audio"``, ``"video"`` or ``"volume"``.
         mode: channel layout, e.g. ``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``.
         bit_depth: 8 or 16 for integer sources, 32 for float arrays.
         value_offset, value_scale: original value = ``values * value_scale + value_offset``
             (only float arrays outside [0, 1] are rescaled).
         source: the path it was read from, if any.
+        meta: modality details needed to write the signal back (e.g. ``sample_rate`` for audio,
+            ``fps`` for video, ``spacing`` for volumes); JSON-serialisable.
     """
 
     values: torch.Tensor
@@ -31,6 +33,7 @@ class Signal:
     value_scale: float = 1.0
     source: str | None = None
     notes: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -51,4 +54,5 @@ class Signal:
             "value_offset": self.value_offset,
             "value_scale": self.value_scale,
             "source": self.source,
+            "meta": self.meta,
         }

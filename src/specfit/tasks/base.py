@@ -1,0 +1,123 @@
+"""What a signal type contributes to a fit: its samples, its FreSh target, its metrics and outputs.
+
+A :class:`Task` wraps one loaded signal. The pipeline (``specfit.pipeline``) is the same for every
+type: it asks the task for training data and a spectrum target, runs FreSh and training, then asks
+the task to evaluate the trained model, write its outputs and draw its report views.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from specfit.errors import SpecfitError
+from specfit.signals.sampling import Sampling
+
+
+@dataclass
+class TrainingData:
+    """Samples to train on.
+
+    Attributes:
+        sampling: coordinates ``(N, d)`` and the train / held-out split.
+        targets: ``(N, C)`` in the model's value range (labels in {0, 1} for ``loss="bce"``).
+    """
+
+    sampling: Sampling
+    targets: torch.Tensor
+
+
+@dataclass
+class Outcome:
+    """What a task makes of a trained model.
+
+    Attributes:
+        metrics: entries merged into ``metrics.json`` (at least ``psnr``, ``psnr_train``,
+            ``psnr_test``, ``ssim``, possibly ``None``).
+        files: output file name -> writer called with the staged path to write.
+        views: report sections, ``(title, data-URI PNG)``.
+        summary: one line for the command line.
+    """
+
+    metrics: dict
+    files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    views: list[tuple[str, str]] = field(default_factory=list)
+    summary: str = ""
+
+
+class Task(ABC):
+    """One signal and how to fit it.
+
+    Attributes:
+        kind: ``"image"``, ``"audio"``, ``"video"``, ``"volume"`` or ``"shape"``.
+        loss: training loss (see :data:`specfit.fit.LOSSES`).
+        score_name: the metric tracked during training (``"psnr"`` or ``"iou"``).
+        per_frame: FreSh compares mean per-frame spectra (video).
+        default_batch_size: samples per step when the user gives none (``None``: full batch).
+    """
+
+    kind: str
+    loss: str = "mse"
+    score_name: str = "psnr"
+    per_frame: bool = False
+    default_batch_size: int | None = None
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Short name for output folders."""
+
+    @property
+    @abstractmethod
+    def notes(self) -> list[str]:
+        """Notes from loading (resizing, cropping ...)."""
+
+    @property
+    @abstractmethod
+    def in_features(self) -> int:
+        """Coordinate dimension ``d``."""
+
+    @property
+    @abstractmethod
+    def out_features(self) -> int:
+        """Output channels ``C``."""
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """JSON description stored as ``config["signal"]``."""
+
+    @abstractmethod
+    def headline(self) -> str:
+        """One line describing the signal, e.g. ``"cameraman (L, 256 x 256)"``."""
+
+    def model_params(self, defaults: dict) -> dict:
+        """Hyperparameters the signal fixes for a model with ``defaults`` (e.g. a clip's frames)."""
+        return {}
+
+    def check_split(self, split: str) -> None:
+        """Raise :class:`~specfit.errors.SpecfitError` if ``split`` does not apply to this signal."""
+        if split == "lattice":
+            raise SpecfitError("the lattice split is defined for images only")
+
+    @abstractmethod
+    def spectrum_target(self, value_range: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """FreSh's target ``(C, *spatial)`` and the coordinates ``(N, d)`` of its grid, row-major."""
+
+    @abstractmethod
+    def training_data(
+        self, split: str, holdout: float, seed: int, value_range: str, device: torch.device
+    ) -> TrainingData:
+        """Samples and targets for training."""
+
+    def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float] | None:
+        """Training-time score of raw outputs against targets (``None``: PSNR)."""
+        return None
+
+    @abstractmethod
+    def finish(self, model: nn.Module, value_range: str, data: TrainingData, device: torch.device) -> Outcome:
+        """Evaluate the trained ``model``: metrics, output files and report views."""
