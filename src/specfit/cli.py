@@ -49,14 +49,28 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _load(path: str | None, resize: int | None):
-    from specfit.signals import load_signal
-    from specfit.signals.image import resize_image
+def _load(args: argparse.Namespace):
+    """The signal named on the command line, read with the loading options given there."""
+    from specfit.signals.load import LoadOptions, load_signal
 
-    signal = load_signal(path)
-    if path is None and resize is None:
+    resize = args.resize
+    if args.signal is None and resize is None:
         resize = DEFAULT_RESIZE
-    return resize_image(signal, resize) if resize else signal
+    options = LoadOptions(
+        kind=getattr(args, "kind", None), resize=resize, max_seconds=getattr(args, "max_seconds", None),
+        sample_rate=getattr(args, "sample_rate", None), max_frames=getattr(args, "max_frames", None),
+        frame_step=getattr(args, "frame_step", 1), allow_open=getattr(args, "allow_open", False),
+    )
+    if options.frame_step < 1:
+        raise SpecfitError(f"--frame-step must be at least 1, got {options.frame_step}")
+    return load_signal(args.signal, options)
+
+
+def _task(args: argparse.Namespace):
+    from specfit.tasks import task_for
+
+    return task_for(_load(args), getattr(args, "shape_target", "occupancy"),
+                    getattr(args, "video_spectrum", "frames"))
 
 
 def _unique_out(signal_name: str, model: str) -> Path:
@@ -100,17 +114,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_spectrum(args: argparse.Namespace) -> int:
+    import torch
+
     from specfit.spectrum import resolve_bins, spectrum_vector
 
-    signal = _load(args.signal, args.resize)
-    bins, note = resolve_bins(signal.spatial_shape, args.bins)
-    spectrum = spectrum_vector(signal.values, bins).tolist()
+    task = _task(args)
+    values, _ = task.spectrum_target("unit", torch.device("cpu"))
+    bins, note = resolve_bins(tuple(values.shape[1:]), args.bins)
+    spectrum = spectrum_vector(values, bins).tolist()
     if args.json:
         print(json.dumps({"bins": bins, "spectrum": spectrum}))
         return 0
     if note:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{signal.name}: {signal.channels} x {' x '.join(map(str, signal.spatial_shape))}, {bins} bins")
+    print(f"{task.headline()}, {bins} bins")
     for m, value in enumerate(spectrum, start=1):
         print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0
@@ -119,27 +136,26 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from specfit.models import get_entry
     from specfit.pipeline import resolve_device
-    from specfit.render import model_from_unit
     from specfit.select import fresh_select, plan_selection
-    from specfit.signals import make_sampling
     from specfit.spectrum import resolve_bins
 
     entry = get_entry(args.model)
     grid = parse_grid(args.grid) if args.grid else None
-    signal = _load(args.signal, args.resize)
+    task = _task(args)
     device = resolve_device(args.device)
-    sets = parse_sets(args.set)
-    plan_selection(signal.values, entry.name, sets, grid, args.inits, args.bins)
-    _, note = resolve_bins(signal.spatial_shape, args.bins)
+    sets = {**task.model_params(entry.defaults), **parse_sets(args.set)}
+    values, coords = task.spectrum_target(entry.value_range, device)
+    if grid is None and entry.knob is not None:
+        grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
+    plan_selection(values, entry.name, sets, grid, args.inits, args.bins, task.per_frame)
+    _, note = resolve_bins(tuple(values.shape[2 if task.per_frame else 1:]), args.bins)
     if note and not args.json:
         print(f"note: {note}", file=sys.stderr)
-    coords = make_sampling(signal.spatial_shape, "all").coords.to(device)
     bar = _Bar(not args.json, "FreSh", "init")
     try:
         selection = fresh_select(
-            model_from_unit(signal.values.to(device), entry.value_range), coords, entry.name,
-            sets, grid, args.inits, args.bins, args.seed, race=not args.no_race,
-            progress=bar.update_to,
+            values, coords, entry.name, sets, grid, args.inits, args.bins, args.seed,
+            race=not args.no_race, progress=bar.update_to, per_frame=task.per_frame,
         )
     finally:
         bar.close()
@@ -198,14 +214,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, compile=args.compile, seed=args.seed,
     )
     options.check()
-    signal = _load(args.signal, args.resize)
+    signal = _load(args)
     request = FitRequest(
-        signal=signal, model=entry.name, overrides=sets, fresh=not args.no_fresh, grid=grid,
+        signal=signal, shape_target=args.shape_target, video_spectrum=args.video_spectrum,
+        model=entry.name, overrides=sets,
+        fresh=not args.no_fresh, grid=grid,
         inits=args.inits, bins=args.bins, split=args.split, holdout=args.holdout, seed=args.seed,
         device=args.device, options=options,
     )
     check_request(request)
-    out = Path(args.out) if args.out else _unique_out(signal.name, entry.name)
+    task = request.task()
+    out = Path(args.out) if args.out else _unique_out(task.name, entry.name)
     check_writable_parent(out)
     select_bar = _Bar(False, "", "")
     train_bar = _Bar(False, "", "")
@@ -233,9 +252,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         on_phase=on_phase,
     )
     if not args.json:
-        shape = " x ".join(map(str, signal.spatial_shape))
-        print(f"fitting {signal.name} ({signal.mode}, {shape}) with {entry.name}", file=sys.stderr)
-        for note in signal.notes:
+        print(f"fitting {task.headline()} with {entry.name}", file=sys.stderr)
+        for note in task.notes:
             print(f"note: {note}", file=sys.stderr)
     try:
         metrics = run_fit(request, out, hooks)
@@ -257,31 +275,87 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_size(text: str, axes: int, example: str) -> tuple[int, ...]:
+    """``"WxH"`` (or ``"N"``, ``"DxHxW"``) to integers within a limit that depends on the axes."""
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) != axes:
+        raise SpecfitError(f"malformed --size {text!r}: use {example}")
+    limit = {1: 10**9, 2: 32768}.get(axes, 2048)
+    if min(values) < 1 or max(values) > limit:
+        raise SpecfitError(f"--size {text} is out of range (1 to {limit} a side)")
+    return values
+
+
 def cmd_render(args: argparse.Namespace) -> int:
+    import torch
+
     from specfit.pipeline import resolve_device
-    from specfit.render import render_image
+    from specfit.render import render_grid, render_image
     from specfit.runs import load_model, staged_file
     from specfit.signals.image import write_pixels
 
     model, config = load_model(Path(args.run_dir), resolve_device(args.device))
-    height, width = config["signal"]["shape"][1:]
-    if args.size:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise SpecfitError(f"malformed --size {args.size!r}: use WIDTHxHEIGHT, e.g. 1024x768") from None
-        if min(w, h) < 1 or max(w, h) > 32768:
-            raise SpecfitError(f"--size must be between 1 and 32768 a side, got {args.size}")
-        width, height = w, h
-    bit_depth = 16 if config["signal"].get("bit_depth") == 16 else 8
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"render-{width}x{height}.png"
-    if out.suffix.lower() != ".png":
-        raise SpecfitError(f"--out must be a .png file, got {out}")
-    pixels = render_image(model, height, width, config["value_range"], config.get("coordinates", "signed"),
-                          bit_depth)
-    with staged_file(out) as temp:
-        write_pixels(temp, pixels)
-    print(f"wrote {out} ({width} x {height})")
+    signal = config["signal"]
+    kind = signal.get("kind", "image")
+    run = Path(args.run_dir)
+    if kind == "shape":
+        from specfit.signals.shape import render_shape
+
+        resolution = _parse_size(args.size, 1, "a grid resolution, e.g. 256")[0] if args.size else 256
+        out = Path(args.out) if args.out else run / f"render-{resolution}.ply"
+        faces = render_shape(model, config, resolution, out)
+        print(f"wrote {out} ({faces} triangles, marching cubes on a {resolution}^3 grid)")
+        return 0
+    shape = tuple(signal["shape"][1:])
+    if kind == "image":
+        height, width = shape
+        if args.size:
+            width, height = _parse_size(args.size, 2, "WIDTHxHEIGHT, e.g. 1024x768")
+        bit_depth = 16 if signal.get("bit_depth") == 16 else 8
+        out = Path(args.out) if args.out else run / f"render-{width}x{height}.png"
+        if out.suffix.lower() != ".png":
+            raise SpecfitError(f"--out must be a .png file, got {out}")
+        pixels = render_image(model, height, width, config["value_range"],
+                              config.get("coordinates", "signed"), bit_depth)
+        with staged_file(out) as temp:
+            write_pixels(temp, pixels)
+        print(f"wrote {out} ({width} x {height})")
+        return 0
+    from specfit.signals.base import Signal
+
+    source = Signal.from_description(signal, torch.empty(0))
+    if kind == "audio":
+        from specfit.signals.audio import write_audio
+
+        samples = _parse_size(args.size, 1, "a number of samples, e.g. 88200")[0] if args.size else shape[0]
+        rate = round(source.meta["sample_rate"] * samples / shape[0])
+        out = Path(args.out) if args.out else run / f"render-{samples}.wav"
+        values = render_grid(model, (samples,), config["value_range"])
+        write_audio(out, values, rate, 32 if source.bit_depth == 32 else 16,
+                    value_offset=source.value_offset, value_scale=source.value_scale)
+        print(f"wrote {out} ({samples} samples at {rate} Hz)")
+    elif kind == "video":
+        from specfit.signals.video import write_video
+
+        frames, height, width = shape
+        if args.size:
+            width, height = _parse_size(args.size, 2, "WIDTHxHEIGHT, e.g. 640x272")
+        out = Path(args.out) if args.out else run / f"render-{width}x{height}.mp4"
+        write_video(out, render_grid(model, (frames, height, width), config["value_range"]),
+                    float(source.meta.get("fps", 25.0)))
+        print(f"wrote {out} ({frames} frames of {width} x {height})")
+    elif kind == "volume":
+        from specfit.signals.volume import write_volume
+
+        size = _parse_size(args.size, 3, "DxHxW, e.g. 128x128x128") if args.size else shape
+        out = Path(args.out) if args.out else run / f"render-{'x'.join(map(str, size))}.npy"
+        write_volume(out, render_grid(model, size, config["value_range"]), source)
+        print(f"wrote {out} ({' x '.join(map(str, size))})")
+    else:
+        raise SpecfitError(f"cannot render a run of kind {kind!r}")
     return 0
 
 
@@ -290,14 +364,30 @@ def build_parser() -> argparse.ArgumentParser:
                      "choose the embedding frequency by FreSh.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def signal_options(p: argparse.ArgumentParser) -> None:
+    def load_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--resize", type=int, default=None,
-                       help="downscale so the short side is N pixels (default image: 256)")
+                       help="images and video frames: short side in pixels (default image: 256); "
+                       "volumes: longest axis")
+        p.add_argument("--kind", default=None,
+                       help="type of a .npy array: image or volume (default: by its shape)")
+        p.add_argument("--max-seconds", type=float, default=None, help="audio: keep the first seconds")
+        p.add_argument("--sample-rate", type=int, default=None, help="audio: resample to this rate (Hz)")
+        p.add_argument("--max-frames", type=int, default=None, help="video: keep the first N frames")
+        p.add_argument("--frame-step", type=int, default=1, help="video: keep every N-th frame")
+        p.add_argument("--allow-open", action="store_true",
+                       help="meshes: accept a mesh that is not watertight (winding-number inside test)")
+        p.add_argument("--shape-target", default="occupancy", help="meshes: occupancy or sdf")
+        p.add_argument("--video-spectrum", default="frames",
+                       help="video: FreSh compares mean per-frame spectra (frames) or the 3-D spectrum (3d)")
+
+    def signal_options(p: argparse.ArgumentParser) -> None:
+        load_options(p)
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument("--seed", type=int, default=0, help="seed of initialisation and splits")
 
     fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
-    fit.add_argument("signal", nargs="?", help="image file or .npy (default: cameraman)")
+    fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI or mesh file "
+                     "(default: cameraman)")
     fit.add_argument("--model", default="siren", help="model name (see `specfit models`)")
     fit.add_argument("--no-fresh", action="store_true", help="train the knob's default value")
     fit.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
@@ -336,13 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("signal")
     spec.add_argument("--bins", type=int, default=None)
     spec.add_argument("--json", action="store_true")
-    spec.add_argument("--resize", type=int, default=None)
+    load_options(spec)
     spec.set_defaults(func=cmd_spectrum)
 
     ren = sub.add_parser("render", help="draw a saved run at any resolution")
     ren.add_argument("run_dir")
-    ren.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the signal's)")
-    ren.add_argument("--out", default=None, help="output PNG (default: RUN_DIR/render-WxH.png)")
+    ren.add_argument("--size", default=None,
+                     help="image or video WIDTHxHEIGHT; audio: samples; volume: DxHxW; shape: grid "
+                     "resolution (default: the signal's; shapes 256)")
+    ren.add_argument("--out", default=None,
+                     help="output file (default: RUN_DIR/render-SIZE.png/.wav/.mp4/.npy/.ply)")
     ren.add_argument("--device", default="auto")
     ren.set_defaults(func=cmd_render)
 

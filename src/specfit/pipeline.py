@@ -21,7 +21,7 @@ from specfit.report import write_report
 from specfit.runs import dumps, staged_directory, write_model
 from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
 from specfit.signals.sampling import SPLITS
-from specfit.tasks import task_for
+from specfit.tasks import Task, task_for
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,6 +55,15 @@ class FitRequest:
     seed: int = 0
     device: str = "auto"
     options: FitOptions = field(default_factory=FitOptions)
+    shape_target: str = "occupancy"
+    video_spectrum: str = "frames"
+    _task: Task | None = field(default=None, init=False, repr=False)
+
+    def task(self) -> Task:
+        """The signal's task, made once (shapes cache their sample sets in it)."""
+        if self._task is None:
+            self._task = task_for(self.signal, self.shape_target, self.video_spectrum)
+        return self._task
 
 
 @dataclass
@@ -72,11 +81,21 @@ def _phase(hooks: Hooks, text: str) -> None:
         hooks.on_phase(text)
 
 
+def _grid(request: FitRequest, task: Task) -> list[float] | None:
+    """The FreSh grid: the user's, else the signal type's, else (``None``) the model's."""
+    if request.grid is not None:
+        return request.grid
+    knob = get_entry(request.model).knob
+    if knob is None:
+        return None
+    return task.default_grid(knob.grid, isinstance(knob.default, int))
+
+
 def check_request(request: FitRequest) -> str:
     """Validate a request before any work; returns the mode: ``"fresh"``, ``"set"`` or ``"default"``."""
     request.options.check()
     entry = get_entry(request.model)
-    task = task_for(request.signal)
+    task = request.task()
     resolve_device(request.device)
     resolve_params(entry, request.overrides)
     if request.split not in SPLITS:
@@ -91,7 +110,7 @@ def check_request(request: FitRequest) -> str:
         return "set"
     if knob is not None and request.fresh:
         values, _ = task.spectrum_target(entry.value_range, torch.device("cpu"))
-        plan_selection(values, entry.name, overrides, request.grid, request.inits, request.bins,
+        plan_selection(values, entry.name, overrides, _grid(request, task), request.inits, request.bins,
                        task.per_frame)
         return "fresh"
     return "default"
@@ -102,7 +121,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
     hooks = hooks or Hooks()
     mode = check_request(request)
     entry = get_entry(request.model)
-    task = task_for(request.signal)
+    task = request.task()
     device = resolve_device(request.device)
     params = resolve_params(entry, {**task.model_params(entry.defaults), **request.overrides})
     knob = entry.knob.name if entry.knob else None
@@ -113,7 +132,7 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         _phase(hooks, f"FreSh: choosing {knob} for {entry.name}")
         target, coords = task.spectrum_target(entry.value_range, device)
         selection = fresh_select(
-            target, coords, entry.name, params, request.grid, request.inits, request.bins,
+            target, coords, entry.name, params, _grid(request, task), request.inits, request.bins,
             request.seed, progress=hooks.on_select, per_frame=task.per_frame,
         )
         params = resolve_params(entry, {**params, knob: selection.chosen})

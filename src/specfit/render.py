@@ -22,6 +22,28 @@ def model_from_unit(values: torch.Tensor, value_range: str) -> torch.Tensor:
     return values * 2.0 - 1.0 if value_range == "signed" else values
 
 
+def render_grid(
+    model: nn.Module, shape: tuple[int, ...], value_range: str, chunk: int = RENDER_CHUNK
+) -> torch.Tensor:
+    """Evaluate a model on a ``"signed"`` grid of ``shape`` (any number of axes, row-major).
+
+    Returns ``(C, *shape)`` float32 in [0, 1] on the CPU. Coordinates are made per chunk, so
+    only the output is held in full.
+    """
+    device = next(model.parameters()).device
+    total = int(np.prod(shape))
+    axes = [grid_coordinates((n,), "signed")[:, 0] for n in shape]
+    strides = [int(np.prod(shape[i + 1 :])) for i in range(len(shape))]
+    pieces = []
+    with torch.inference_mode():
+        for start in range(0, total, chunk):
+            flat = torch.arange(start, min(start + chunk, total))
+            picks = zip(axes, strides, shape, strict=True)
+            coords = torch.stack([axis[(flat // stride) % n] for axis, stride, n in picks], dim=1)
+            pieces.append(unit_from_model(model(coords.to(device)).float(), value_range).clamp(0, 1).cpu())
+    return torch.cat(pieces).T.reshape(-1, *shape)
+
+
 def _row_coordinates(rows: torch.Tensor, width: int, height: int, convention: str) -> torch.Tensor:
     ys = grid_coordinates((height,), convention)[rows, 0]
     xs = grid_coordinates((width,), convention)[:, 0]

@@ -43,6 +43,16 @@ class Signal:
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(int(n) for n in self.values.shape[1:])
 
+    @classmethod
+    def from_description(cls, description: dict, values: torch.Tensor) -> Signal:
+        """Rebuild a signal from :meth:`describe`'s output (a run's ``config["signal"]``) and new values."""
+        return cls(
+            values=values, name=description["name"], kind=description.get("kind", "image"),
+            mode=description["mode"], bit_depth=description["bit_depth"],
+            value_offset=description["value_offset"], value_scale=description["value_scale"],
+            source=description.get("source"), meta=description.get("meta", {}),
+        )
+
     def describe(self) -> dict:
         """JSON-serialisable description, stored in a run's config."""
         return {

@@ -1,14 +1,48 @@
-"""Recognise a signal file and load it."""
+"""Recognise a signal file by its suffix (and an array's shape) and load it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from specfit.errors import SpecfitError
-from specfit.signals.base import Signal
-from specfit.signals.image import IMAGE_SUFFIXES, image_from_array, load_image
+import numpy as np
 
-SUPPORTED = (*IMAGE_SUFFIXES, ".npy")
+from specfit.errors import SpecfitError
+from specfit.signals.audio import AUDIO_SUFFIXES, load_audio, resample_audio
+from specfit.signals.base import Signal
+from specfit.signals.image import IMAGE_SUFFIXES, image_from_array, load_image, resize_image
+from specfit.signals.video import VIDEO_SUFFIXES, load_video
+from specfit.signals.volume import VOLUME_SUFFIXES, load_volume, resize_volume, volume_from_array
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb")
+KINDS = ("image", "audio", "video", "volume", "shape")
+SUPPORTED = (*IMAGE_SUFFIXES, ".npy", *AUDIO_SUFFIXES, *VIDEO_SUFFIXES, *VOLUME_SUFFIXES, *MESH_SUFFIXES)
+
+
+@dataclass
+class LoadOptions:
+    """How to read and shrink a signal before fitting.
+
+    Attributes:
+        kind: force the signal type of a ``.npy`` array (``"image"`` or ``"volume"``); ``None``
+            decides by shape: 2-D, or 3-D with at most 4 channels last, is an image; other 3-D and
+            4-D arrays are volumes.
+        resize: images and video frames: the short side in pixels; volumes: the longest axis.
+        max_seconds: audio: keep the first seconds only.
+        sample_rate: audio: resample to this rate (Hz).
+        max_frames: video: keep the first frames only (after ``frame_step``).
+        frame_step: video: keep every ``frame_step``-th frame.
+        allow_open: meshes: accept a mesh that is not watertight (inside is then decided by
+            generalised winding numbers, with a warning).
+    """
+
+    kind: str | None = None
+    resize: int | None = None
+    max_seconds: float | None = None
+    sample_rate: int | None = None
+    max_frames: int | None = None
+    frame_step: int = 1
+    allow_open: bool = False
 
 
 def default_signal() -> Signal:
@@ -20,17 +54,66 @@ def default_signal() -> Signal:
     return signal
 
 
-def load_signal(path: str | Path | None) -> Signal:
-    """Load a signal from ``path`` (``None`` gives the bundled default image)."""
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _load_npy(path: Path, kind: str | None) -> Signal:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SpecfitError(f"{path} is not a readable .npy array ({exc})") from exc
+    if kind is None:
+        image_like = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] <= 4)
+        kind = "image" if image_like else "volume"
+    if kind == "image":
+        return load_image(path)
+    if kind == "volume":
+        return volume_from_array(array, path.stem, path)
+    raise SpecfitError(f"--kind {kind} does not apply to .npy arrays (use image or volume)")
+
+
+def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> object:
+    """Load a signal from ``path`` (``None`` gives the bundled default image).
+
+    Returns a grid :class:`~specfit.signals.base.Signal` (image, audio, video, volume) or, for a
+    mesh file, a :class:`specfit.signals.shape.Shape`.
+    """
+    options = options or LoadOptions()
+    if options.kind is not None and options.kind not in KINDS:
+        raise SpecfitError(f"--kind must be one of {', '.join(KINDS)}, got {options.kind!r}")
+    if options.resize is not None and options.resize < 1:
+        raise SpecfitError(f"--resize must be at least 1, got {options.resize}")
     if path is None:
-        return default_signal()
+        signal = default_signal()
+        return resize_image(signal, options.resize) if options.resize else signal
     path = Path(path)
     if not path.exists():
         raise SpecfitError(f"no such file: {path}")
     if path.is_dir():
         raise SpecfitError(f"{path} is a directory, not a signal file")
-    if path.suffix.lower() not in SUPPORTED:
+    suffix = _suffix(path)
+    if suffix not in SUPPORTED:
         raise SpecfitError(
-            f"{path}: unsupported file type {path.suffix or '(none)'}; supported: {', '.join(SUPPORTED)}"
+            f"{path}: unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED)}"
         )
-    return load_image(path)
+    if suffix in MESH_SUFFIXES:
+        from specfit.signals.shape import load_mesh
+
+        return load_mesh(path, allow_open=options.allow_open)
+    if suffix in AUDIO_SUFFIXES:
+        signal = load_audio(path, options.max_seconds)
+        return resample_audio(signal, options.sample_rate) if options.sample_rate else signal
+    if suffix in VIDEO_SUFFIXES:
+        return load_video(path, options.max_frames, options.frame_step, options.resize)
+    if suffix in VOLUME_SUFFIXES:
+        signal = load_volume(path)
+    elif suffix == ".npy":
+        signal = _load_npy(path, options.kind)
+    else:
+        signal = load_image(path)
+    if options.resize:
+        return resize_volume(signal, options.resize) if signal.kind == "volume" else resize_image(
+            signal, options.resize)
+    return signal

@@ -99,6 +99,10 @@ class Task(ABC):
         """Hyperparameters the signal fixes for a model with ``defaults`` (e.g. a clip's frames)."""
         return {}
 
+    def default_grid(self, knob_grid: tuple[float, ...], integer: bool) -> list[float] | None:
+        """FreSh's grid for this signal type when the user gives none (``None``: the model's)."""
+        return None
+
     def check_split(self, split: str) -> None:
         """Raise :class:`~specfit.errors.SpecfitError` if ``split`` does not apply to this signal."""
         if split == "lattice":

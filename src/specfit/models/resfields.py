@@ -1,0 +1,122 @@
+"""ResFields (Mihajlovic et al., ICLR 2024): a SIREN whose chosen hidden layers get a per-frame,
+low-rank weight residual, for time-varying signals such as video.
+
+Coordinates are ``(N, in_features)`` with time first: ``t`` in [-1, 1] on the frame grid, frame
+``k`` of ``n_frames`` at ``t = -1 + 2 k / (n_frames - 1)`` (the signed grid of
+:func:`specfit.signals.sampling.grid_coordinates` for a ``(T, H, W)`` signal). The frame index is
+recovered as ``round((t + 1) (n_frames - 1) / 2)``, clamped to ``[0, n_frames - 1]``; with
+``n_frames = 1`` every sample uses frame 0.
+
+Hidden layer ``i`` (``i = 1`` is the first hidden ``width x width`` layer after the input layer,
+i.e. ``Siren.hidden[i - 1]``) in ``resfield_layers`` uses the weight ``W_i + dW_i(t)`` with
+
+    dW_i(t) = sum_r coeff_i[t, r] F_i[r],   coeff_i: (n_frames, rank),  F_i: (rank, width, width).
+
+Everything else (first layer, omega_0, both conventions, initialisation) is :class:`Siren`'s, and
+the base weights are drawn first, so with the same seed a ResFieldSiren starts from the same
+weights as a Siren. Init: ``coeff`` zero (the network starts as that plain SIREN), factors normal
+with the hidden weights' standard deviation ``sqrt(2 / width) / hidden_omega_0``.
+Extra parameters: ``len(layers) * (n_frames * rank + rank * width**2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from specfit.errors import SpecfitError
+from specfit.models.sine import Siren
+
+# The layer sets the registry accepts (``--set resfield_layers=...``).
+LAYER_CHOICES = ("1,2,3", "1,2", "2,3", "1,3", "1", "2", "3", "all", "none")
+
+
+def parse_layers(spec: str | Sequence[int], hidden_layers: int) -> tuple[int, ...]:
+    """Sorted hidden-layer indices (1-based) from ``"1,2,3"``, ``"all"``, ``"none"`` or integers.
+
+    Indices above ``hidden_layers`` are dropped (a shallower network uses the layers it has).
+    """
+    if isinstance(spec, str):
+        text = spec.strip().lower()
+        if text == "all":
+            return tuple(range(1, hidden_layers + 1))
+        if text in ("none", ""):
+            return ()
+        try:
+            indices = [int(part) for part in text.split(",")]
+        except ValueError:
+            raise SpecfitError(
+                f"resfield_layers must be like '1,2,3', 'all' or 'none', got {spec!r}"
+            ) from None
+    else:
+        indices = [int(i) for i in spec]
+    if any(i < 1 for i in indices):
+        raise SpecfitError(f"resfield_layers counts hidden layers from 1, got {spec!r}")
+    return tuple(sorted({i for i in indices if i <= hidden_layers}))
+
+
+class ResFieldSiren(Siren):
+    """SIREN with ResField layers: maps ``(N, in_features)`` (``t`` first) to ``(N, out_features)``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        width: int = 256,
+        hidden_layers: int = 3,
+        omega_0: float = 30.0,
+        hidden_omega_0: float = 30.0,
+        n_frames: int = 1,
+        rank: int = 10,
+        resfield_layers: str | Sequence[int] = "1,2,3",
+        convention: str = "fresh",
+    ) -> None:
+        super().__init__(in_features, out_features, width, hidden_layers, omega_0, hidden_omega_0, convention)
+        if int(n_frames) != n_frames or n_frames < 1 or int(rank) != rank or rank < 1:
+            raise SpecfitError(f"n_frames and rank must be whole numbers >= 1, got {n_frames} and {rank}")
+        self.n_frames = int(n_frames)
+        self.rank = int(rank)
+        self.resfield_layers = parse_layers(resfield_layers, hidden_layers)
+        std = math.sqrt(2.0 / width) / self.hidden_omega_0
+        self.coeff = nn.ParameterDict(
+            {str(i): nn.Parameter(torch.zeros(self.n_frames, self.rank)) for i in self.resfield_layers}
+        )
+        self.factors = nn.ParameterDict(
+            {str(i): nn.Parameter(torch.randn(self.rank, width, width) * std) for i in self.resfield_layers}
+        )
+
+    def frame_index(self, t: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` times in [-1, 1] to ``(N,)`` frame indices (nearest frame, clamped)."""
+        if self.n_frames == 1:
+            return torch.zeros(t.shape, dtype=torch.long, device=t.device)
+        position = (t + 1.0) * (0.5 * (self.n_frames - 1))
+        return torch.round(position).long().clamp(0, self.n_frames - 1)
+
+    def _residual(self, key: str, x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``dW(t) x`` for ``x`` ``(N, in)``: ``(x F^T)`` as ``(N, rank, out)`` weighted by ``coeff[t]``."""
+        factors = self.factors[key]
+        projected = (x @ factors.reshape(-1, factors.shape[-1]).T).view(x.shape[0], self.rank, -1)
+        weights = self.coeff[key][frames]  # (N, rank)
+        return torch.bmm(weights.unsqueeze(1), projected).squeeze(1)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        lead = coords.shape[:-1]
+        coords = coords.reshape(-1, coords.shape[-1])
+        frames = self.frame_index(coords[:, 0])
+        w = self.hidden_omega_0
+        fresh = self.convention == "fresh"
+        if fresh:
+            h = torch.sin(self.first(coords * self.omega_0))
+        else:
+            h = torch.sin(self.omega_0 * self.first(coords))
+        for index, layer in enumerate(self.hidden, start=1):
+            x = h * w if fresh else h
+            z = layer(x)
+            if str(index) in self.coeff:
+                z = z + self._residual(str(index), x, frames)
+            h = torch.sin(z) if fresh else torch.sin(w * z)
+        out = self.last(h * w) if fresh else self.last(h)
+        return out.reshape(*lead, out.shape[-1])

@@ -1,0 +1,189 @@
+"""Audio: ``.wav`` files (8-, 16-, 24- or 32-bit integer PCM, 32- or 64-bit float), any channel count.
+
+A waveform of ``C`` channels and ``T`` samples is the signal ``values`` of shape ``(C, T)``:
+channels first, time along the one spatial axis.
+
+Value mapping: the waveform in [-1, 1] is stored as ``(x + 1) / 2`` in [0, 1], so
+``value_offset = -1`` and ``value_scale = 2`` (original = ``2 * values - 1``). Integer PCM is first
+scaled to [-1, 1) by its type's range (``x / 32768`` for 16-bit; 8-bit ``uint8`` is centred at 128),
+so that 16-bit sample ``x`` becomes ``(x + 32768) / 65536``. A float file whose peak exceeds 1 is
+scaled by its peak ``p`` instead (offset ``-p``, scale ``2 p``; a note says so), keeping silence at 0.5.
+
+``meta`` holds ``sample_rate`` (Hz, int) and ``dtype`` (the stored sample type, e.g. ``"int16"``).
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+
+from specfit.errors import SpecfitError
+from specfit.runs import staged_file
+from specfit.signals.base import Signal
+
+AUDIO_SUFFIXES = (".wav",)
+WRITE_BIT_DEPTHS = (8, 16, 32)
+# What scipy's reader raises on truncated, corrupt or foreign files (found by fuzzing its input:
+# a damaged header can also surface as a missing local variable or a division by zero).
+_DECODE_ERRORS = (ValueError, EOFError, struct.error, IndexError, KeyError, TypeError, NameError,
+                  ArithmeticError, MemoryError)
+
+
+def _mode(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}ch")
+
+
+def _read_wav(path: Path) -> tuple[int, np.ndarray]:
+    """``(sample_rate, samples)`` with samples ``(T,)`` or ``(T, C)`` in the stored type."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", wavfile.WavFileWarning)
+        try:
+            rate, data = wavfile.read(path)
+        except OSError as exc:
+            raise SpecfitError(f"cannot read {path} ({exc.strerror or exc})") from exc
+        except _DECODE_ERRORS as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecfitError(f"{path} is not a readable WAV file ({reason})") from exc
+    # scipy only warns when the data chunk ends early and returns the samples it got.
+    for warning in caught:
+        if issubclass(warning.category, wavfile.WavFileWarning) and "EOF" in str(warning.message):
+            raise SpecfitError(f"{path} is truncated: {warning.message}")
+    return int(rate), np.asarray(data)
+
+
+def _to_unit_range(data: np.ndarray, path: Path) -> tuple[np.ndarray, int, float, float, list[str]]:
+    """``(C, T)`` samples to float32 in [0, 1]; returns (values, bit_depth, offset, scale, notes)."""
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        bits = info.bits
+        low = float(info.min) if info.min < 0 else 0.0
+        values = (data.astype(np.float64) - low) / float(2**bits)
+        return values.astype(np.float32), bits if bits <= 16 else 32, -1.0, 2.0, []
+    if not np.issubdtype(data.dtype, np.floating):
+        raise SpecfitError(f"{path}: unsupported sample type {data.dtype}")
+    if not np.all(np.isfinite(data)):
+        raise SpecfitError(f"{path} contains NaN or infinite samples")
+    peak = float(np.abs(data).max())
+    if peak <= 1.0:
+        return ((data.astype(np.float64) + 1.0) / 2.0).astype(np.float32), 32, -1.0, 2.0, []
+    values = (data.astype(np.float64) + peak) / (2.0 * peak)
+    note = f"float samples peak at {peak:.4g} (outside [-1, 1]); scaled by the peak"
+    return values.astype(np.float32), 32, -peak, 2.0 * peak, [note]
+
+
+def load_audio(path: Path, max_seconds: float | None = None) -> Signal:
+    """Read a ``.wav`` file as a ``(C, T)`` audio signal in [0, 1] (see the module docstring).
+
+    ``max_seconds`` keeps only the first ``max_seconds`` seconds (a note records the crop).
+    """
+    path = Path(path)
+    if max_seconds is not None and not max_seconds > 0:
+        raise SpecfitError(f"max_seconds must be positive, got {max_seconds}")
+    rate, data = _read_wav(path)
+    if rate <= 0:
+        raise SpecfitError(f"{path} has an invalid sample rate {rate}")
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise SpecfitError(f"{path} holds no audio samples")
+    notes = []
+    total = data.shape[0]
+    if max_seconds is not None:
+        keep = max(1, round(max_seconds * rate))
+        if keep < total:
+            data = data[:keep]
+            notes.append(f"cropped to the first {keep} of {total} samples ({keep / rate:.4g} s)")
+    values, bit_depth, offset, scale, range_notes = _to_unit_range(data.T, path)
+    return Signal(
+        values=torch.from_numpy(np.ascontiguousarray(values)),
+        name=path.stem,
+        kind="audio",
+        mode=_mode(values.shape[0]),
+        bit_depth=bit_depth,
+        value_offset=offset,
+        value_scale=scale,
+        source=str(path),
+        notes=notes + range_notes,
+        meta={"sample_rate": rate, "dtype": data.dtype.name},
+    )
+
+
+def audio_to_samples(
+    values: torch.Tensor, bit_depth: int = 16, value_offset: float = -1.0, value_scale: float = 2.0
+) -> np.ndarray:
+    """``(C, T)`` values in [0, 1] to ``(T, C)`` WAV samples.
+
+    ``bit_depth`` 8 gives ``uint8``, 16 ``int16``, 32 ``float32`` in original units
+    (``values * value_scale + value_offset``). Integer PCM is clipped to [-1, 1].
+    """
+    if bit_depth not in WRITE_BIT_DEPTHS:
+        raise SpecfitError(f"audio bit depth must be one of {WRITE_BIT_DEPTHS}, got {bit_depth}")
+    if values.ndim != 2:
+        raise SpecfitError(f"audio values must have shape (C, T), got {tuple(values.shape)}")
+    unit = values.detach().double().clamp(0.0, 1.0).cpu().numpy().T
+    original = unit * value_scale + value_offset
+    if bit_depth == 32:
+        return np.ascontiguousarray(original, dtype=np.float32)
+    half = 2 ** (bit_depth - 1)
+    pcm = np.clip(np.round(original * half), -half, half - 1)
+    if bit_depth == 8:
+        return (pcm + half).astype(np.uint8)
+    return pcm.astype(np.int16)
+
+
+def write_audio(
+    path: Path,
+    values: torch.Tensor,
+    sample_rate: int,
+    bit_depth: int = 16,
+    *,
+    value_offset: float = -1.0,
+    value_scale: float = 2.0,
+) -> None:
+    """Write ``(C, T)`` values in [0, 1] as a WAV file (see :func:`audio_to_samples`).
+
+    16-bit PCM by default; ``bit_depth=32`` writes float32, ``8`` unsigned 8-bit PCM. Pass a
+    signal's ``value_offset``/``value_scale`` to undo a peak scaling made when it was loaded.
+    """
+    if int(sample_rate) <= 0:
+        raise SpecfitError(f"sample rate must be positive, got {sample_rate}")
+    samples = audio_to_samples(values, bit_depth, value_offset, value_scale)
+    with staged_file(Path(path)) as temp:
+        wavfile.write(temp, int(sample_rate), samples[:, 0] if samples.shape[1] == 1 else samples)
+
+
+def resample_audio(signal: Signal, sample_rate: int) -> Signal:
+    """Resample an audio signal to ``sample_rate`` Hz (polyphase filter, ``scipy.signal.resample_poly``).
+
+    Lowering the rate gives a cheaper fit. Values stay ``(C, T')`` in [0, 1] (clipped after
+    filtering); the mapping to original units is unchanged.
+    """
+    old = int(signal.meta.get("sample_rate", 0))
+    if old <= 0:
+        raise SpecfitError(f"{signal.name} has no sample rate to resample from")
+    if int(sample_rate) <= 0:
+        raise SpecfitError(f"sample rate must be positive, got {sample_rate}")
+    sample_rate = int(sample_rate)
+    if sample_rate == old:
+        return signal
+    common = gcd(sample_rate, old)
+    # Filter the zero-centred waveform so the zero padding at the ends does not pull towards -1.
+    centred = signal.values.detach().double().cpu().numpy() - 0.5
+    resampled = resample_poly(centred, sample_rate // common, old // common, axis=-1) + 0.5
+    values = torch.from_numpy(np.clip(resampled, 0.0, 1.0).astype(np.float32))
+    result = Signal(**{
+        **signal.__dict__,
+        "values": values,
+        "notes": list(signal.notes),
+        "meta": {**signal.meta, "sample_rate": sample_rate},
+    })
+    before, after = signal.values.shape[-1], values.shape[-1]
+    result.notes.append(f"resampled from {old} Hz to {sample_rate} Hz ({before} -> {after} samples)")
+    return result

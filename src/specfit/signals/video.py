@@ -1,0 +1,218 @@
+"""Videos: read with PyAV into ``(3, T, H, W)`` RGB values in [0, 1], write back as H.264 mp4.
+
+Axis order is channel, then time ``t``, row ``y``, column ``x``; on the signed coordinate grid frame
+``k`` of ``T`` sits at ``t = -1 + 2 k / (T - 1)``. Only the first video stream is read; audio,
+subtitles, alpha and rotation metadata are ignored. Frames are converted to 8-bit RGB by FFmpeg's
+default (BT.601, limited range) conversion, the same one :func:`write_video` uses, so a written video
+reads back with the same colours.
+
+PyAV is an optional dependency (``pip install 'specfit[video]'``): it is imported inside the
+functions, and a missing PyAV is reported as a :class:`SpecfitError`.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from specfit.errors import SpecfitError
+from specfit.runs import staged_file
+from specfit.signals.base import Signal
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+# Containers that take an H.264 stream; the container is chosen from the suffix.
+WRITE_SUFFIXES = (".mp4", ".mov", ".mkv")
+MIN_SIDE = 4
+DEFAULT_FPS = 25.0
+RESIZE_CHUNK = 16  # frames resized at once (bounds the float32 working memory)
+
+
+def _import_av() -> ModuleType:
+    try:
+        import av
+    except ImportError:
+        raise SpecfitError("reading video needs PyAV: pip install 'specfit[video]'") from None
+    return av
+
+
+def _frame_rate(stream: object) -> tuple[float, bool]:
+    """The stream's frame rate and whether it was known (else :data:`DEFAULT_FPS`)."""
+    for attribute in ("average_rate", "guessed_rate", "base_rate"):
+        rate = getattr(stream, attribute, None)
+        if rate is not None and float(rate) > 0 and math.isfinite(float(rate)):
+            return float(rate), True
+    return DEFAULT_FPS, False
+
+
+def _decode(
+    path: Path, max_frames: int | None, frame_step: int
+) -> tuple[list[np.ndarray], float, bool, bool]:
+    """Decode kept frames as ``(H, W, 3)`` uint8 arrays.
+
+    Returns (frames, stream fps, whether the fps was known, whether ``max_frames`` cut the video).
+    """
+    av = _import_av()
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                raise SpecfitError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            fps, known = _frame_rate(stream)
+            size: tuple[int, int] | None = None
+            limited = False
+            for index, frame in enumerate(container.decode(stream)):
+                if index % frame_step:
+                    continue
+                if max_frames is not None and len(frames) >= max_frames:
+                    limited = True  # one frame beyond the limit exists: the video was cut
+                    break
+                if size is None:
+                    size = (frame.width, frame.height)
+                # A stream whose frame size changes mid-way is scaled to its first frame's size.
+                rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
+                frames.append(rgb.to_ndarray())
+    except SpecfitError:
+        raise
+    except av.error.FFmpegError as exc:
+        raise SpecfitError(f"{path} is not a readable video, the file may be truncated ({exc})") from exc
+    except (OSError, EOFError, ValueError) as exc:
+        raise SpecfitError(f"{path} could not be decoded ({exc})") from exc
+    if not frames:
+        raise SpecfitError(f"{path} has no decodable video frames")
+    return frames, fps, known, limited
+
+
+def _resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    factor = short_side / min(height, width)
+    return max(MIN_SIDE, round(height * factor)), max(MIN_SIDE, round(width * factor))
+
+
+def _to_values(frames: list[np.ndarray], size: tuple[int, int] | None) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` frames to ``(3, T, H', W')`` float32 in [0, 1], resized in chunks."""
+    chunks = []
+    for start in range(0, len(frames), RESIZE_CHUNK):
+        batch = torch.from_numpy(np.stack(frames[start:start + RESIZE_CHUNK]))
+        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)  # (t, 3, H, W)
+        if size is not None:
+            batch = torch.nn.functional.interpolate(
+                batch, size=size, mode="bilinear", antialias=True, align_corners=False
+            ).clamp_(0.0, 1.0)
+        chunks.append(batch)
+    return torch.cat(chunks).permute(1, 0, 2, 3).contiguous()
+
+
+def load_video(
+    path: Path, max_frames: int | None = None, frame_step: int = 1, short_side: int | None = None
+) -> Signal:
+    """Read the first video stream of ``path`` as an RGB signal ``(3, T, H, W)`` in [0, 1].
+
+    Args:
+        path: a video file PyAV (FFmpeg) can demux and decode.
+        max_frames: keep at most this many frames (after subsampling); ``None`` keeps all.
+        frame_step: keep every ``frame_step``-th decoded frame, starting with the first.
+        short_side: downscale each frame (antialiased bilinear) so its shorter side is
+            ``short_side``; never upscales, like ``--resize`` for images.
+
+    Returns a signal with ``kind="video"``, ``mode="RGB"``, ``bit_depth=8`` and
+    ``meta={"fps": fps / frame_step, "frames": T}``; subsampling and resizing are listed in
+    ``notes``. Raises :class:`SpecfitError` for a file without a video stream, an unreadable,
+    truncated or garbage file, or one with no decodable frame.
+    """
+    path = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise SpecfitError(f"max_frames must be at least 1, got {max_frames}")
+    if frame_step < 1:
+        raise SpecfitError(f"frame_step must be at least 1, got {frame_step}")
+    if short_side is not None and short_side < MIN_SIDE:
+        raise SpecfitError(f"the short side must be at least {MIN_SIDE} pixels, got {short_side}")
+    if not path.is_file():
+        raise SpecfitError(f"{path} does not exist or is not a file")
+    frames, fps, known, limited = _decode(path, max_frames, frame_step)
+    height, width = frames[0].shape[:2]
+    notes = []
+    if not known:
+        notes.append(f"frame rate unknown, assumed {DEFAULT_FPS:g} fps")
+    if frame_step > 1:
+        notes.append(f"kept one frame in {frame_step} ({fps:g} -> {fps / frame_step:g} fps)")
+    if limited:
+        notes.append(f"kept the first {max_frames} frames")
+    size = None
+    if short_side is not None and min(height, width) > short_side:
+        size = _resized_size(height, width, short_side)
+        notes.append(f"resized from {height} x {width} to {size[0]} x {size[1]}")
+    values = _to_values(frames, size)
+    return Signal(
+        values=values,
+        name=path.stem,
+        kind="video",
+        mode="RGB",
+        bit_depth=8,
+        source=str(path),
+        notes=notes,
+        meta={"fps": fps / frame_step, "frames": int(values.shape[1])},
+    )
+
+
+def _even_pixels(values: torch.Tensor) -> np.ndarray:
+    """``(C, T, H, W)`` in [0, 1] (C = 1 or 3) to ``(T, H', W', 3)`` uint8, H' and W' even.
+
+    yuv420p stores chroma at half resolution and needs even sides: an odd last row or column is
+    repeated (edge replication), so the written video is at most one pixel taller and wider.
+    NaN is written as 0.
+    """
+    if values.ndim != 4 or values.shape[0] not in (1, 3):
+        raise SpecfitError(f"a video must be (3, T, H, W) or (1, T, H, W), got {tuple(values.shape)}")
+    if min(values.shape[1:]) < 1:
+        raise SpecfitError(f"cannot write an empty video of shape {tuple(values.shape)}")
+    pixels = values.detach().float().nan_to_num(0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    pixels = pixels.expand(3, -1, -1, -1).permute(1, 2, 3, 0).cpu().numpy()
+    _, height, width, _ = pixels.shape
+    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
+    return np.ascontiguousarray(np.pad(pixels, pad, mode="edge"))
+
+
+def write_video(path: Path, values: torch.Tensor, fps: float, crf: int = 18) -> None:
+    """Write ``(3, T, H, W)`` values in [0, 1] as an H.264 (libx264, yuv420p) video.
+
+    ``fps`` is the frame rate (any positive number; stored as a fraction). ``crf`` is x264's
+    constant rate factor (0-51, lower is better; 18 is near-transparent). Odd heights or widths
+    are padded to even by repeating the last row or column, since yuv420p needs even sides.
+    The container follows the suffix (``.mp4``, ``.mov`` or ``.mkv``); the file is written to a
+    temporary name and renamed into place, so a failed write leaves nothing behind.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_SUFFIXES:
+        raise SpecfitError(f"cannot write H.264 video to {path}: use one of {', '.join(WRITE_SUFFIXES)}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise SpecfitError(f"the frame rate must be a positive number, got {fps}")
+    av = _import_av()
+    pixels = _even_pixels(values)
+    _, height, width, _ = pixels.shape
+    rate = Fraction(fps).limit_denominator(1001)
+    with staged_file(path) as temp:
+        try:
+            with av.open(str(temp), mode="w") as container:
+                stream = container.add_stream("libx264", rate=rate, options={"crf": str(int(crf))})
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                for frame_pixels in pixels:
+                    frame = av.VideoFrame.from_ndarray(frame_pixels, format="rgb24")
+                    container.mux(stream.encode(frame.reformat(format="yuv420p")))
+                container.mux(stream.encode(None))
+        except av.error.FFmpegError as exc:
+            raise SpecfitError(f"cannot write {path} ({exc})") from exc
+
+
+def frame_psnr(prediction: torch.Tensor, target: torch.Tensor) -> list[float]:
+    """PSNR in dB (peak 1) of every frame of ``(C, T, H, W)`` tensors in [0, 1]; ``inf`` if equal."""
+    if prediction.shape != target.shape or prediction.ndim != 4:
+        raise ValueError(f"expected two (C, T, H, W) tensors of one shape, got "
+                         f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+    mse = (prediction.double() - target.double()).square().mean(dim=(0, 2, 3))
+    psnr = -10.0 * torch.log10(mse)  # log10(0) = -inf gives +inf for identical frames
+    return [float(v) for v in psnr]
