@@ -241,9 +241,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
             train_bar.close()
 
     def on_eval(record: dict) -> None:
-        test = record["psnr_test"]
-        train_bar.postfix(f"PSNR train {record['psnr_train']:.2f} dB"
-                          + (f", held-out {test:.2f} dB" if test is not None else ""))
+        name = "iou" if "iou" in record else "psnr"
+        unit, digits = ("", 4) if name == "iou" else (" dB", 2)
+        test = record[f"{name}_test"]
+        train_bar.postfix(f"{name.upper()} train {record[f'{name}_train']:.{digits}f}{unit}"
+                          + (f", held-out {test:.{digits}f}{unit}" if test is not None else ""))
 
     hooks = Hooks(
         on_select=lambda done, total: select_bar.update_to(done, total),
@@ -302,7 +304,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     kind = signal.get("kind", "image")
     run = Path(args.run_dir)
     if kind == "shape":
-        from specfit.signals.shape import render_shape
+        from specfit.tasks.shape import render_shape
 
         resolution = _parse_size(args.size, 1, "a grid resolution, e.g. 256")[0] if args.size else 256
         out = Path(args.out) if args.out else run / f"render-{resolution}.ply"

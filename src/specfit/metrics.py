@@ -1,4 +1,5 @@
-"""Quality metrics (methods.md 5). Images are ``(C, H, W)`` with values in [0, 1]."""
+"""Quality metrics (methods.md 5). Images are ``(C, H, W)`` with values in [0, 1]; shapes are scored
+with IoU of occupancy labels and Chamfer distance between surface point sets (methods.md 2.2)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from skimage.metrics import structural_similarity
 
 SSIM_MIN_SIDE = 7
@@ -72,3 +74,49 @@ def gradient_psnr(network_gradient: torch.Tensor, image: torch.Tensor) -> float:
     if peak == 0.0:
         return math.inf
     return psnr(network_gradient.double() / peak, reference / peak)
+
+
+def _bool_array(value: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if array.dtype != np.bool_:
+        raise ValueError(f"iou needs boolean {name}, got {array.dtype} (threshold it first)")
+    return array
+
+
+def iou(predicted: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> float:
+    """Intersection over union ``|P & T| / |P | T|`` of two boolean arrays of the same shape.
+
+    When both are empty (no point occupied in either) the union is empty and the two agree
+    perfectly: the result is 1.0.
+    """
+    p = _bool_array(predicted, "predictions")
+    t = _bool_array(target, "targets")
+    if p.shape != t.shape:
+        raise ValueError(f"iou needs arrays of the same shape, got {p.shape} and {t.shape}")
+    union = int(np.count_nonzero(p | t))
+    if union == 0:
+        return 1.0
+    return int(np.count_nonzero(p & t)) / union
+
+
+def _points(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    array = array.astype(np.float64, copy=False)
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise ValueError(f"chamfer_distance needs (N, 3) point sets, got shape {array.shape}")
+    return array
+
+
+def chamfer_distance(points_a: torch.Tensor | np.ndarray, points_b: torch.Tensor | np.ndarray) -> float:
+    """Symmetric Chamfer distance between ``(N, 3)`` and ``(M, 3)`` point sets.
+
+    ``(mean_a min_b |a - b| + mean_b min_a |a - b|) / 2`` with plain (not squared) Euclidean
+    distances, so it is in the points' units: two copies of a set shifted by a small ``d`` are at
+    distance ``d``. Infinite when exactly one set is empty, 0 when both are.
+    """
+    a, b = _points(points_a), _points(points_b)
+    if len(a) == 0 or len(b) == 0:
+        return 0.0 if len(a) == len(b) else math.inf
+    a_to_b, _ = cKDTree(b).query(a, k=1)
+    b_to_a, _ = cKDTree(a).query(b, k=1)
+    return float((np.mean(a_to_b) + np.mean(b_to_a)) / 2.0)

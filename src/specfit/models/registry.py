@@ -28,6 +28,7 @@ from specfit.encodings import (
 from specfit.errors import SpecfitError
 from specfit.models.hashgrid import HashGridMLP
 from specfit.models.mlp import FourierMLP
+from specfit.models.resfields import LAYER_CHOICES, ResFieldSiren
 from specfit.models.sine import Finer, Siren
 from specfit.models.tuner import IntegerSineNet
 from specfit.models.wavelet import Gauss, Wire
@@ -82,6 +83,8 @@ MINIMUM: dict[str, float] = {
     "omega_0": 0.0, "hidden_omega_0": 0.0, "sigma": 0.0, "scale": 0.0,
     "levels": 1, "log2_table": 1, "n_min": 1, "n_max": 1, "init_scale": 0.0,
     "band_limit": 1, "low_limit": 1, "period": 1e-6, "c_low": 0.0, "c_high": 0.0, "c_deep": 0.0,
+    "inputs": 1, "bound_l1": 0.0,
+    "n_frames": 1, "rank": 1,
 }
 
 
@@ -202,6 +205,20 @@ register(ModelEntry(
     reference="Liu et al. 2024; FreSh variant",
 ))
 register(ModelEntry(
+    name="resfields",
+    summary="ResFields SIREN, per-frame low-rank weight residuals (time = first coordinate)",
+    build=ResFieldSiren,
+    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "convention": "fresh",
+              "n_frames": 1, "rank": 10, "resfield_layers": "1,2,3"},
+    lr=1e-4,
+    value_range="signed",
+    convention="SIREN (fresh or siren) with hidden W_i + sum_r coeff_i[t, r] F_i[r]; "
+    "frame = round((t + 1)(n_frames - 1) / 2), t the first coordinate",
+    knob=SIREN_KNOB,
+    reference="Mihajlovic et al. 2024 (ICLR); SIREN as in Sitzmann et al. 2020",
+    choices={"convention": ("fresh", "siren"), "resfield_layers": LAYER_CHOICES},
+))
+register(ModelEntry(
     name="wire",
     summary="WIRE, complex Gabor wavelet activations",
     build=Wire,
@@ -299,7 +316,8 @@ register(ModelEntry(
 
 _TUNER_DEFAULTS: dict[str, ParamValue] = {
     "width": 256, "hidden_layers": 1, "band_limit": 40, "low_limit": None, "period": 2.1,
-    "omega_0": 30.0, "c_low": 1.0, "c_high": 0.5, "c_deep": 1.0,
+    "omega_0": 30.0, "c_low": 1.0, "c_high": 0.5, "c_deep": 1.0, "inputs": None, "bound": "fixed",
+    "bound_l1": 2e-5,
 }
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
 
@@ -309,7 +327,8 @@ def _tuner_entry(name: str, init: str, summary: str, convention: str, reference:
         return IntegerSineNet(in_features, out_features, init=init, **params)
 
     return ModelEntry(name=name, summary=summary, build=build, defaults=dict(_TUNER_DEFAULTS), lr=5e-4,
-                      value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference)
+                      value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,
+                      choices={"bound": ("fixed", "learned")})
 
 
 register(_tuner_entry(

@@ -36,6 +36,10 @@ def task_for(signal: object, shape_target: str = "occupancy", video_spectrum: st
             return VolumeTask(signal)
         if signal.kind == "video":
             return VideoTask(signal, video_spectrum)
+    if getattr(signal, "kind", None) == "shape":
+        from specfit.tasks.shape import ShapeTask
+
+        return ShapeTask(signal, shape_target)  # type: ignore[arg-type]
     raise SpecfitError(f"no task fits signals of type {getattr(signal, 'kind', type(signal).__name__)}")
 
 
