@@ -214,8 +214,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, compile=args.compile, seed=args.seed,
     )
     options.check()
+    compaction = None
+    if args.prune_to is not None or args.densify:
+        from specfit.compaction import CompactionPlan
+
+        compaction = CompactionPlan(target_inputs=args.prune_to, densify=args.densify,
+                                    ramp_steps=args.ramp_steps, finetune_steps=args.finetune_steps,
+                                    alpha=args.prune_alpha)
+        compaction.check()
     signal = _load(args)
-    request = FitRequest(
+    request = FitRequest(compaction=compaction,
         signal=signal, shape_target=args.shape_target, video_spectrum=args.video_spectrum,
         model=entry.name, overrides=sets,
         fresh=not args.no_fresh, grid=grid,
@@ -237,6 +245,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
             select_bar.close()
             print(text, file=sys.stderr)
             train_bar = _Bar(not args.json, "fit", "step", steps)
+        elif text.startswith("compacting"):
+            train_bar.close()
+            print(text, file=sys.stderr)
+            total = (args.ramp_steps if args.prune_to is not None else 0) + args.finetune_steps
+            train_bar = _Bar(not args.json, "compact", "step", total)
         else:
             train_bar.close()
 
@@ -408,6 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
     fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
     fit.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    compaction = fit.add_argument_group("compaction (tuner models; methods.md 3)")
+    compaction.add_argument("--prune-to", type=int, default=None, metavar="M",
+                            help="after training, prune the input frequencies down to M")
+    compaction.add_argument("--densify", type=int, default=0, metavar="K",
+                            help="after training, add K inputs at twice the strongest frequencies")
+    compaction.add_argument("--ramp-steps", type=int, default=500,
+                            help="steps of ramped L1 penalty on the weakest inputs before pruning")
+    compaction.add_argument("--finetune-steps", type=int, default=500, help="steps after pruning")
+    compaction.add_argument("--prune-alpha", type=float, default=1e-5,
+                            help="final L1 weight of the ramp on the weakest inputs")
     signal_options(fit)
     fit.set_defaults(func=cmd_fit)
 

@@ -6,6 +6,8 @@ the signal's :class:`~specfit.tasks.Task`.
 
 from __future__ import annotations
 
+import base64
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -13,14 +15,17 @@ from pathlib import Path
 
 import torch
 
+from specfit.compaction import CompactionPlan, compact
 from specfit.errors import SpecfitError
 from specfit.fit import FitOptions, FitResult, fit_model
 from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
+from specfit.models.tuner import IntegerSineNet
 from specfit.render import unit_from_model
 from specfit.report import write_report
 from specfit.runs import dumps, staged_directory, write_model
 from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
 from specfit.signals.sampling import SPLITS
+from specfit.sine_spectrum import plot_sine_spectrum
 from specfit.tasks import Task, task_for
 
 
@@ -57,6 +62,7 @@ class FitRequest:
     options: FitOptions = field(default_factory=FitOptions)
     shape_target: str = "occupancy"
     video_spectrum: str = "frames"
+    compaction: CompactionPlan | None = None
     _task: Task | None = field(default=None, init=False, repr=False)
 
     def task(self) -> Task:
@@ -81,6 +87,24 @@ def _phase(hooks: Hooks, text: str) -> None:
         hooks.on_phase(text)
 
 
+def _describe_plan(plan: CompactionPlan) -> str:
+    parts = []
+    if plan.densify:
+        parts.append(f"add {plan.densify} inputs at 2 k")
+    if plan.target_inputs is not None:
+        parts.append(f"prune to {plan.target_inputs} inputs ({plan.ramp_steps} ramp steps)")
+    parts.append(f"fine-tune {plan.finetune_steps} steps")
+    return ", ".join(parts)
+
+
+def sine_spectrum_view(model: IntegerSineNet) -> str:
+    """The spectrum view of a trained integer sine network as a data-URI PNG."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spectrum.png"
+        plot_sine_spectrum(model, path, trained=True)
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def _grid(request: FitRequest, task: Task) -> list[float] | None:
     """The FreSh grid: the user's, else the signal type's, else (``None``) the model's."""
     if request.grid is not None:
@@ -101,6 +125,10 @@ def check_request(request: FitRequest) -> str:
     if request.split not in SPLITS:
         raise SpecfitError(f"unknown split {request.split!r}; choose from {', '.join(SPLITS)}")
     task.check_split(request.split)
+    if request.compaction is not None:
+        if not entry.name.startswith("tuner"):
+            raise SpecfitError(f"pruning and densifying apply to the tuner models, not {entry.name}")
+        request.compaction.check()
     if request.split == "holdout" and not 0.0 < request.holdout < 1.0:
         raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
     knob = entry.knob.name if entry.knob else None
@@ -153,8 +181,19 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         on_eval=hooks.on_eval, on_step=hooks.on_step,
         loss=task.loss, score=task.score(entry.value_range), score_name=task.score_name,
     )
+    compaction = None
+    if request.compaction is not None:
+        _phase(hooks, "compacting: " + _describe_plan(request.compaction))
+        compaction = compact(
+            result.model, data.targets, data.sampling, request.compaction, options, options.lr or entry.lr,
+            lambda v: unit_from_model(v, entry.value_range),
+            on_step=hooks.on_step, on_eval=hooks.on_eval, compile_ok=entry.compile,
+        )
+        params = {**params, **result.model.config_params()}
     _phase(hooks, "evaluating")
     outcome = task.finish(result.model, entry.value_range, data, device)
+    if isinstance(result.model, IntegerSineNet) and result.model.hidden and task.in_features <= 2:
+        outcome.views.append(("Spectrum of the network", sine_spectrum_view(result.model)))
     edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
     metrics = {
         **outcome.metrics,
@@ -174,7 +213,8 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         "device": str(device),
         "split": data.sampling.describe(),
         "summary": outcome.summary,
-        "notes": [*task.notes, *notes, *edge_notes, *result.notes],
+        "compaction": None if compaction is None else compaction.to_json(),
+        "notes": [*task.notes, *notes, *edge_notes, *result.notes, *(compaction.notes if compaction else [])],
         "history": result.history,
     }
     spectra = None

@@ -133,6 +133,17 @@ def write_report(
                      " / ".join(_fmt(metrics[k]) if metrics[k] is not None else "-"
                                 for k in ("psnr", "psnr_train", "psnr_test"))))
     rows += [(label, _fmt(metrics[key])) for key, label in _METRIC_ROWS if metrics.get(key) is not None]
+    compaction = metrics.get("compaction")
+    if compaction:
+        before, after = compaction["before"], compaction["after"]
+        rows += [
+            ("compaction: input frequencies", f"{before['inputs']} -> {after['inputs']}"),
+            ("compaction: parameters (trainable + frozen frequencies)",
+             f"{before['with_frequencies']} -> {after['with_frequencies']}"),
+            ("compaction: PSNR training / held-out (dB)",
+             f"{_fmt(before['psnr_train'])} / {_fmt(before['psnr_test'])} -> "
+             f"{_fmt(after['psnr_train'])} / {_fmt(after['psnr_test'])}"),
+        ]
     rows += [
         ("steps (best at)", f"{metrics['steps']} ({metrics['best_step']})"),
         ("training time (s)", _fmt(metrics["train_seconds"])),
