@@ -48,7 +48,7 @@ def test_uint8_array_keeps_axis_order_and_divides_by_255():
     assert signal.values.shape == (1, 8, 9, 10)
     assert signal.values.dtype == torch.float32
     assert (signal.mode, signal.bit_depth) == ("L", 8)
-    assert (signal.value_offset, signal.value_scale) == (0.0, 1.0)
+    assert (signal.value_offset, signal.value_scale) == (0.0, 255.0)
     assert signal.meta == {"spacing": [1.0, 1.0, 1.0]}
     np.testing.assert_allclose(signal.values[0].numpy(), voxels / 255.0, atol=1e-7)
     assert float(signal.values[0, 7, 1, 2]) == pytest.approx(voxels[7, 1, 2] / 255.0)
@@ -140,7 +140,7 @@ def test_uint8_nifti_keeps_ijk_order_spacing_and_affine(tmp_path, suffix):
     signal = load_volume(_save_nifti(tmp_path / f"brain{suffix}", voxels))
     assert signal.name == "brain"
     assert signal.values.shape == (1, 8, 9, 10)
-    assert (signal.mode, signal.bit_depth, signal.value_scale) == ("L", 8, 1.0)
+    assert (signal.mode, signal.bit_depth, signal.value_scale) == ("L", 8, 255.0)
     np.testing.assert_allclose(signal.values[0].numpy(), voxels / 255.0, atol=1e-7)
     assert signal.meta["spacing"] == [2.0, 3.0, 4.0]
     np.testing.assert_allclose(signal.meta["affine"], AFFINE)
@@ -377,7 +377,7 @@ def test_mni_template(shared_data):
     path = shared_data / "volume" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
     signal = load_volume(path)
     assert signal.values.shape == (1, 197, 233, 189)
-    assert (signal.mode, signal.bit_depth, signal.value_scale) == ("L", 8, 1.0)
+    assert (signal.mode, signal.bit_depth, signal.value_scale) == ("L", 8, 255.0)
     assert signal.meta["spacing"] == [1.0, 1.0, 1.0]
     np.testing.assert_allclose(np.asarray(signal.meta["affine"])[:3, 3], [-98.0, -134.0, -72.0])
     raw = np.asarray(nibabel.load(path).dataobj)

@@ -116,12 +116,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_spectrum(args: argparse.Namespace) -> int:
     import torch
 
-    from specfit.spectrum import resolve_bins, spectrum_vector
+    from specfit.spectrum import frame_spectrum_vector, resolve_bins, spectrum_vector
 
     task = _task(args)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    bins, note = resolve_bins(tuple(values.shape[1:]), args.bins)
-    spectrum = spectrum_vector(values, bins).tolist()
+    if task.per_frame:  # a clip: the mean spectrum of its frames, as FreSh compares it
+        bins, note = resolve_bins(tuple(values.shape[2:]), args.bins)
+        spectrum = frame_spectrum_vector(values, bins).tolist()
+    else:
+        bins, note = resolve_bins(tuple(values.shape[1:]), args.bins)
+        spectrum = spectrum_vector(values, bins).tolist()
     if args.json:
         print(json.dumps({"bins": bins, "spectrum": spectrum}))
         return 0
@@ -279,7 +283,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(json.dumps({**{k: v for k, v in metrics.items() if k != "history"}, "out": str(out)}))
         return 0
     for note in metrics["notes"]:
-        if not note.startswith("resized"):
+        if note not in task.notes:  # loading notes were printed before the fit
             print(f"note: {note}", file=sys.stderr)
     if metrics["selection"]:
         sel = metrics["selection"]
@@ -290,7 +294,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_size(text: str, axes: int, example: str) -> tuple[int, ...]:
+def _parse_size(text: str, axes: int, example: str, limit: int | None = None) -> tuple[int, ...]:
     """``"WxH"`` (or ``"N"``, ``"DxHxW"``) to integers within a limit that depends on the axes."""
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
@@ -298,7 +302,7 @@ def _parse_size(text: str, axes: int, example: str) -> tuple[int, ...]:
         values = ()
     if len(values) != axes:
         raise SpecfitError(f"malformed --size {text!r}: use {example}")
-    limit = {1: 10**9, 2: 32768}.get(axes, 2048)
+    limit = limit or {1: 10**9, 2: 32768}.get(axes, 2048)
     if min(values) < 1 or max(values) > limit:
         raise SpecfitError(f"--size {text} is out of range (1 to {limit} a side)")
     return values
@@ -319,7 +323,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if kind == "shape":
         from specfit.tasks.shape import render_shape
 
-        resolution = _parse_size(args.size, 1, "a grid resolution, e.g. 256")[0] if args.size else 256
+        resolution = _parse_size(args.size, 1, "a grid resolution, e.g. 256", 2048)[0] if args.size else 256
         out = Path(args.out) if args.out else run / f"render-{resolution}.ply"
         faces = render_shape(model, config, resolution, out)
         print(f"wrote {out} ({faces} triangles, marching cubes on a {resolution}^3 grid)")
@@ -348,6 +352,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         samples = _parse_size(args.size, 1, "a number of samples, e.g. 88200")[0] if args.size else shape[0]
         rate = round(source.meta["sample_rate"] * samples / shape[0])
         out = Path(args.out) if args.out else run / f"render-{samples}.wav"
+        if out.suffix.lower() != ".wav":
+            raise SpecfitError(f"--out must be a .wav file, got {out}")
         values = render_grid(model, (samples,), config["value_range"])
         write_audio(out, values, rate, 32 if source.bit_depth == 32 else 16,
                     value_offset=source.value_offset, value_scale=source.value_scale)

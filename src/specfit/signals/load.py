@@ -104,7 +104,7 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
         return load_mesh(path, allow_open=options.allow_open)
     if suffix in AUDIO_SUFFIXES:
         signal = load_audio(path, options.max_seconds)
-        return resample_audio(signal, options.sample_rate) if options.sample_rate else signal
+        return resample_audio(signal, options.sample_rate) if options.sample_rate is not None else signal
     if suffix in VIDEO_SUFFIXES:
         return load_video(path, options.max_frames, options.frame_step, options.resize)
     if suffix in VOLUME_SUFFIXES:

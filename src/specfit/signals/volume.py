@@ -54,7 +54,7 @@ def _to_unit_range(array: np.ndarray, where: Path) -> tuple[np.ndarray, int, flo
     if array.dtype == np.bool_:
         values, bit_depth, low, scale = array.astype(np.float32), 8, 0.0, 1.0
     elif array.dtype == np.uint8:
-        values, bit_depth, low, scale = array.astype(np.float32) / 255.0, 8, 0.0, 1.0
+        values, bit_depth, low, scale = array.astype(np.float32) / 255.0, 8, 0.0, 255.0
     elif np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
             raise SpecfitError(f"{where} contains NaN or infinite values")
@@ -186,8 +186,8 @@ def _nifti_bytes(voxels: np.ndarray, signal: Signal) -> bytes:
         affine = np.asarray(signal.meta["affine"], dtype=float)
     else:
         affine = np.diag([*signal.meta.get("spacing", [1.0, 1.0, 1.0]), 1.0])
-    if signal.bit_depth == 8 and signal.value_offset == 0.0 and signal.value_scale == 1.0:
-        voxels = np.round(np.clip(voxels, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if signal.bit_depth == 8 and signal.value_offset == 0.0 and signal.value_scale == 255.0:
+        voxels = np.round(np.clip(voxels, 0.0, 255.0)).astype(np.uint8)
     return nibabel.Nifti1Image(voxels, affine).to_bytes()
 
 

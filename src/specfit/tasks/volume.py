@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import nn
 
@@ -12,9 +13,14 @@ from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
 
 
+def _drawable(slices: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """Slices imshow can draw: 1 channel grey or 3 colour; other channel counts are averaged."""
+    return [(name, s if s.ndim == 2 or s.shape[2] == 3 else s.mean(axis=2)) for name, s in slices]
+
+
 def slices_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     """Central axial, coronal and sagittal slices: target, reconstruction and |error|."""
-    rows = [volume_slices(target), volume_slices(recon)]
+    rows = [_drawable(volume_slices(target)), _drawable(volume_slices(recon))]
     figure, axes = plt.subplots(3, 3, figsize=(11, 11))
     for column, ((name, t), (_, r)) in enumerate(zip(*rows, strict=True)):
         for row, (image, title) in enumerate(((t, f"{name}: target"), (r, "reconstruction"))):
