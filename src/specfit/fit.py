@@ -26,7 +26,7 @@ from specfit.signals.sampling import Sampling
 
 SCHEDULES = ("none", "cosine", "exp")
 COMPILE_MODES = ("auto", "on", "off")
-LOSSES = ("mse", "l1", "bce")
+LOSSES = ("mse", "l1", "bce", "bce_prob")
 EVAL_CHUNK = 4096
 EVAL_LIMIT = 2**18  # periodic evaluation looks at a fixed random subset of larger signals
 AUTO_COMPILE_MIN_STEPS = 300
@@ -136,6 +136,8 @@ def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
         return F.l1_loss
     if name == "bce":
         return F.binary_cross_entropy_with_logits
+    if name == "bce_prob":
+        return F.binary_cross_entropy
     raise SpecfitError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
 
 
@@ -197,7 +199,8 @@ def fit_model(
         on_eval: called with each history record ``{step, loss, psnr, psnr_train, psnr_test}``
             (``score_name`` replaces ``psnr`` in the keys).
         on_step: called with the step number after every step.
-        loss: ``"mse"``, ``"l1"`` or ``"bce"`` (binary cross-entropy on logits, targets in {0, 1}).
+        loss: ``"mse"``, ``"l1"``, ``"bce"`` (binary cross-entropy on logits, targets in {0, 1}) or
+            ``"bce_prob"`` (the same on probabilities, for models with a sigmoid output).
         score: ``score(prediction, target) -> float``, higher is better, on raw model outputs;
             default: PSNR after ``to_unit``. The best model is the one with the best training score.
         score_name: the score's name in history records.

@@ -179,7 +179,8 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
         lambda v: unit_from_model(v, entry.value_range), entry.compile,
         adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
         on_eval=hooks.on_eval, on_step=hooks.on_step,
-        loss=task.loss, score=task.score(entry.value_range), score_name=task.score_name,
+        loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
+        score_name=task.score_name,
     )
     compaction = None
     if request.compaction is not None:

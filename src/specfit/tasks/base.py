@@ -95,6 +95,10 @@ class Task(ABC):
     def headline(self) -> str:
         """One line describing the signal, e.g. ``"cameraman (L, 256 x 256)"``."""
 
+    def loss_for(self, value_range: str) -> str:
+        """The training loss for a model with ``value_range`` (``"signed"`` or ``"unit"``)."""
+        return self.loss
+
     def model_params(self, defaults: dict) -> dict:
         """Hyperparameters the signal fixes for a model with ``defaults`` (e.g. a clip's frames)."""
         return {}

@@ -51,30 +51,42 @@ CHAMFER_POINTS = 2**16
 BATCH_SIZE = 32**3
 
 
-def _inside(output: torch.Tensor, target: str) -> torch.Tensor:
-    """Predicted inside of raw outputs: logit > 0 (occupancy) or distance < 0 (sdf)."""
-    return output > 0 if target == "occupancy" else output < 0
+def surface_level(value_range: str) -> float:
+    """The model output at the surface: 0 for raw outputs (logits, distances), 0.5 for models with a
+    sigmoid output (``"unit"``), whose probabilities (occupancy) or ``(sdf + 1) / 2`` (distance) it
+    predicts."""
+    return 0.0 if value_range == "signed" else 0.5
 
 
-def surface_from_model(model: nn.Module, target: str, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+def _inside(output: torch.Tensor, target: str, value_range: str) -> torch.Tensor:
+    """Predicted inside: output above the level (occupancy) or below it (distance)."""
+    level = surface_level(value_range)
+    return output > level if target == "occupancy" else output < level
+
+
+def surface_from_model(
+    model: nn.Module, target: str, value_range: str, resolution: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Marching cubes of the model's output on a ``resolution^3`` grid (normalised frame)."""
     coords = torch.from_numpy(grid_points(resolution).astype(np.float32))
     coords = coords.to(next(model.parameters()).device)
     values = predict(model, coords, chunk=2**15).float().reshape(resolution, resolution, resolution)
-    return extract_mesh(values.cpu(), 0.0, "above" if target == "occupancy" else "below")
+    inside = "above" if target == "occupancy" else "below"
+    return extract_mesh(values.cpu(), surface_level(value_range), inside)
 
 
 def render_shape(model: nn.Module, config: dict, resolution: int, out: Path) -> int:
     """Write the surface of a saved shape model at ``resolution^3`` to ``out`` (original units)."""
     signal = config["signal"]
-    vertices, faces = surface_from_model(model, signal.get("target", "occupancy"), resolution)
+    vertices, faces = surface_from_model(model, signal.get("target", "occupancy"), config["value_range"],
+                                         resolution)
     shape = Shape(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), signal["name"],
                   center=np.asarray(signal["center"]), scale=float(signal["scale"]))
     write_mesh(out, to_original_frame(shape, vertices), faces)
     return len(faces)
 
 
-def slices_figure(model: nn.Module, shape: Shape, target: str, resolution: int = 128) -> str:
+def slices_figure(model: nn.Module, shape: Shape, level: float, resolution: int = 128) -> str:
     """Central x, y and z slices: true inside (grey) with the predicted boundary drawn over it."""
     axis = np.linspace(-1.0, 1.0, resolution)
     device = next(model.parameters()).device
@@ -88,7 +100,8 @@ def slices_figure(model: nn.Module, shape: Shape, target: str, resolution: int =
         out = predict(model, torch.from_numpy(points).to(device)).float().cpu().numpy()
         out = out.reshape(resolution, resolution)
         axes[index].imshow(truth.T, origin="lower", cmap="Greys", extent=(-1, 1, -1, 1), vmin=0, vmax=1.6)
-        axes[index].contour(axis, axis, out.T, levels=[0.0], colors="C3", linewidths=1.2)
+        if out.min() < level < out.max():
+            axes[index].contour(axis, axis, out.T, levels=[level], colors="C3", linewidths=1.2)
         others = [c for c in "xyz" if c != name]
         axes[index].set_title(f"{name} = 0: true inside (grey), predicted surface (red)")
         axes[index].set_xlabel(others[0])
@@ -123,7 +136,6 @@ class ShapeTask(Task):
     def __init__(self, shape: Shape, target: str = "occupancy") -> None:
         self.shape = shape
         self.target = target
-        self.loss = "bce" if target == "occupancy" else "l1"
         self._spectrum: torch.Tensor | None = None
 
     @property
@@ -173,17 +185,27 @@ class ShapeTask(Task):
         n = len(pool)
         sampling = Sampling(coords.to(device), torch.arange(n, device=device),
                             torch.arange(n, len(coords), device=device), "signed", "points")
-        targets = torch.from_numpy(labels.astype(np.float32)).reshape(-1, 1).to(device)
+        labels = labels.astype(np.float32)
+        if self.target == "sdf" and value_range == "unit":  # sigmoid outputs predict (sdf + 1) / 2
+            labels = (np.clip(labels, -1.0, 1.0) + 1.0) / 2.0
+        targets = torch.from_numpy(labels).reshape(-1, 1).to(device)
         return TrainingData(sampling, targets)
+
+    def loss_for(self, value_range: str) -> str:
+        """Occupancy: cross-entropy on logits, or on probabilities for sigmoid-output models; distance: L1."""
+        if self.target == "sdf":
+            return "l1"
+        return "bce" if value_range == "signed" else "bce_prob"
 
     def check_split(self, split: str) -> None:
         """Shapes always train on sampled points and test on separate point sets; ``--split`` is ignored."""
 
     def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
-        target_inside = (lambda t: t > 0.5) if self.target == "occupancy" else (lambda t: t < 0)
+        level = surface_level(value_range)
+        target_inside = (lambda t: t > 0.5) if self.target == "occupancy" else (lambda t: t < level)
 
         def score(prediction: torch.Tensor, target: torch.Tensor) -> float:
-            return iou(_inside(prediction, self.target).cpu(), target_inside(target).cpu())
+            return iou(_inside(prediction, self.target, value_range).cpu(), target_inside(target).cpu())
 
         return score
 
@@ -192,8 +214,9 @@ class ShapeTask(Task):
         metrics: dict = {"psnr": None, "psnr_train": None, "psnr_test": None, "ssim": None}
         for name, samples in evaluation_sets(shape, TEST_POINTS, seed=12345).items():
             out = predict(model, torch.from_numpy(samples.points).to(device), chunk=2**15)
-            metrics[f"iou_{name}"] = iou(_inside(out[:, 0], self.target).cpu(), samples.occupancy)
-        vertices, faces = surface_from_model(model, self.target, MESH_RESOLUTION)
+            inside = _inside(out[:, 0], self.target, value_range).cpu()
+            metrics[f"iou_{name}"] = iou(inside, samples.occupancy)
+        vertices, faces = surface_from_model(model, self.target, value_range, MESH_RESOLUTION)
         if len(faces):
             original = to_original_frame(shape, vertices)
             reference = to_original_frame(shape, surface_samples(shape, CHAMFER_POINTS, seed=0))
@@ -208,6 +231,6 @@ class ShapeTask(Task):
             outcome.files["reconstruction.ply"] = lambda path: write_mesh(path, original, faces)
         else:
             outcome.summary += " (no surface: the prediction is empty or full)"
-        outcome.views.append(("Slices", slices_figure(model, shape, self.target)))
+        outcome.views.append(("Slices", slices_figure(model, shape, surface_level(value_range))))
         outcome.views.append(("Extracted surface", mesh_figure(vertices, faces)))
         return outcome
