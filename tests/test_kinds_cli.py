@@ -780,3 +780,16 @@ def test_render_refuses_an_out_suffix_it_cannot_write(cli, request, tmp_path, ru
     result = cli("render", run_dir, "--out", target, *size, "--device", "cpu")
     assert_single_error(result.code, result.out, result.err)
     assert not target.exists() and tree(tmp_path) == set()
+
+
+def test_sigmoid_output_model_fits_occupancy_as_probabilities(cli, ball, tmp_path):
+    """A ReLU MLP (sigmoid output, values in [0, 1]) learns the ball's occupancy: its outputs are
+    probabilities with the surface at 0.5, so the fit finds a surface and a high IoU."""
+    out = tmp_path / "run"
+    result = cli("fit", ball, "--model", "ff-gaussian", "--set", "sigma=1", "--set", "width=32",
+                 "--compile", "off", "--device", "cpu", "--steps", 60, "--lr", "1e-2", "--eval-every", 30,
+                 "--out", out, "--json")
+    assert result.code == 0, result.err
+    metrics = read_json(out / "metrics.json")
+    assert metrics["chamfer"] is not None and (out / "reconstruction.ply").is_file()
+    assert metrics["iou_uniform"] > 0.8, metrics["iou_uniform"]
