@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--layers", type=int, default=4, help="ReLU layers of --width")
     parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--only", default=None, help="comma-separated mappings, e.g. basic")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     tune_allocator()
@@ -44,6 +45,8 @@ def main() -> None:
     print(f"armadillo occupancy, {args.layers} x {args.width} ReLU, {args.steps} steps of 32^3 points")
     print(f"{'mapping':<11} {'knob':>14} {'IoU bnd':>8} {'IoU unif':>8} | {'published':>9} {'':>6} {'s':>6}")
     for label, model in MAPPINGS:
+        if args.only and label not in args.only.split(","):
+            continue
         request = FitRequest(
             signal=shape, model=model, overrides={"width": args.width, "hidden_layers": args.layers - 1},
             device=args.device,
@@ -58,7 +61,8 @@ def main() -> None:
         pub = PUBLISHED[label]
         print(f"{label:<11} {knob:>14} {row['iou_boundary']:8.3f} {row['iou_uniform']:8.3f} | "
               f"{pub[0]:9.3f} {pub[1]:6.3f} {row['train_seconds']:6.0f}", flush=True)
-    path = write_result(f"shape_ff_{args.layers}x{args.width}_{args.steps}steps", {
+    suffix = f"_{args.only.replace(',', '_')}" if args.only else ""
+    path = write_result(f"shape_ff_{args.layers}x{args.width}_{args.steps}steps{suffix}", {
         "steps": args.steps, "layers": args.layers, "width": args.width, "rows": rows,
         "published": PUBLISHED, "seconds": time.perf_counter() - started})
     print(f"wrote {path}")

@@ -243,3 +243,15 @@ def test_resolve_params_parses_and_validates():
             resolve_params(entry, bad)
     with pytest.raises(SpecfitError, match="unknown model"):
         get_entry("no-such-model")
+
+
+def test_basic_mapping_does_not_alias_on_the_default_domain():
+    """On [-1, 1] the default basic mapping (period 2) separates v from v + 1; period 1 (the
+    published mapping, meant for [0, 1)) does not."""
+    from specfit.encodings import BasicEncoding
+
+    v = torch.tensor([[-0.5, 0.25]])
+    shifted = v + torch.tensor([[1.0, 0.0]])
+    default, published = BasicEncoding(2), BasicEncoding(2, period=1.0)
+    assert not torch.allclose(default(v), default(shifted), atol=1e-4)
+    assert torch.allclose(published(v), published(shifted), atol=1e-5)

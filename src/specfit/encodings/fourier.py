@@ -38,10 +38,16 @@ class _MatrixEncoding(nn.Module):
 
 
 class BasicEncoding(_MatrixEncoding):
-    """``B = I``: ``[cos 2 pi v, sin 2 pi v]``."""
+    """``B = I / period``: ``[cos 2 pi v / period, sin 2 pi v / period]``.
 
-    def __init__(self, in_features: int) -> None:
-        super().__init__(torch.eye(in_features))
+    The published basic mapping is ``period = 1`` on coordinates in [0, 1). On specfit's default
+    coordinates in [-1, 1] that would map ``v`` and ``v + 1`` to the same features, so the default
+    is ``period = 2``: the published mapping of ``(v + 1) / 2`` up to a sign. Use ``period = 1``
+    with the lattice split, whose coordinates are in [0, 1).
+    """
+
+    def __init__(self, in_features: int, period: float = 2.0) -> None:
+        super().__init__(torch.eye(in_features) / period)
 
 
 class PositionalEncoding(_MatrixEncoding):

@@ -256,10 +256,11 @@ register(ModelEntry(
     name="ff-basic",
     summary="ReLU MLP, basic Fourier mapping [cos 2 pi v, sin 2 pi v]",
     build=_fourier_mlp(BasicEncoding),
-    defaults=dict(_MLP_SHAPE),
+    defaults={**_MLP_SHAPE, "period": 2.0},
     lr=1e-2,
     value_range="unit",
-    convention="gamma(v) = [cos 2 pi v, sin 2 pi v], sigmoid output",
+    convention="gamma(v) = [cos 2 pi v / p, sin 2 pi v / p], p = 2 for coordinates in [-1, 1] "
+    "(set period=1 for the lattice split's [0, 1)), sigmoid output",
     knob=None,
     reference="Tancik et al. 2020 ('basic')",
 ))
