@@ -57,9 +57,8 @@ def _load(args: argparse.Namespace):
     if args.signal is None and resize is None:
         resize = DEFAULT_RESIZE
     options = LoadOptions(
-        kind=getattr(args, "kind", None), resize=resize, max_seconds=getattr(args, "max_seconds", None),
-        sample_rate=getattr(args, "sample_rate", None), max_frames=getattr(args, "max_frames", None),
-        frame_step=getattr(args, "frame_step", 1), allow_open=getattr(args, "allow_open", False),
+        kind=args.kind, resize=resize, max_seconds=args.max_seconds, sample_rate=args.sample_rate,
+        max_frames=args.max_frames, frame_step=args.frame_step, allow_open=args.allow_open,
     )
     if options.frame_step < 1:
         raise SpecfitError(f"--frame-step must be at least 1, got {options.frame_step}")
@@ -69,8 +68,7 @@ def _load(args: argparse.Namespace):
 def _task(args: argparse.Namespace):
     from specfit.tasks import task_for
 
-    return task_for(_load(args), getattr(args, "shape_target", "occupancy"),
-                    getattr(args, "video_spectrum", "frames"))
+    return task_for(_load(args), args.shape_target, args.video_spectrum)
 
 
 def _unique_out(signal_name: str, model: str) -> Path:
@@ -116,16 +114,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_spectrum(args: argparse.Namespace) -> int:
     import torch
 
-    from specfit.spectrum import frame_spectrum_vector, resolve_bins, spectrum_vector
+    from specfit.spectrum import resolve_bins, signal_spectrum
 
     task = _task(args)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    if task.per_frame:  # a clip: the mean spectrum of its frames, as FreSh compares it
-        bins, note = resolve_bins(tuple(values.shape[2:]), args.bins)
-        spectrum = frame_spectrum_vector(values, bins).tolist()
-    else:
-        bins, note = resolve_bins(tuple(values.shape[1:]), args.bins)
-        spectrum = spectrum_vector(values, bins).tolist()
+    _, note = resolve_bins(tuple(values.shape[2 if task.per_frame else 1 :]), args.bins)
+    bins, vector = signal_spectrum(values, args.bins, task.per_frame)  # a clip: mean of its frames
+    spectrum = vector.tolist()
     if args.json:
         print(json.dumps({"bins": bins, "spectrum": spectrum}))
         return 0

@@ -6,8 +6,6 @@ the signal's :class:`~specfit.tasks.Task`.
 
 from __future__ import annotations
 
-import base64
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -21,11 +19,11 @@ from specfit.fit import FitOptions, FitResult, fit_model
 from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
 from specfit.models.tuner import IntegerSineNet
 from specfit.render import unit_from_model
-from specfit.report import write_report
+from specfit.report import figure_uri, write_report
 from specfit.runs import dumps, staged_directory, write_model
 from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
 from specfit.signals.sampling import SPLITS
-from specfit.sine_spectrum import plot_sine_spectrum
+from specfit.sine_spectrum import sine_spectrum_figure
 from specfit.tasks import Task, task_for
 
 
@@ -95,14 +93,6 @@ def _describe_plan(plan: CompactionPlan) -> str:
         parts.append(f"prune to {plan.target_inputs} inputs ({plan.ramp_steps} ramp steps)")
     parts.append(f"fine-tune {plan.finetune_steps} steps")
     return ", ".join(parts)
-
-
-def sine_spectrum_view(model: IntegerSineNet) -> str:
-    """The spectrum view of a trained integer sine network as a data-URI PNG."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "spectrum.png"
-        plot_sine_spectrum(model, path, trained=True)
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _grid(request: FitRequest, task: Task) -> list[float] | None:
@@ -194,7 +184,8 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
     _phase(hooks, "evaluating")
     outcome = task.finish(result.model, entry.value_range, data, device)
     if isinstance(result.model, IntegerSineNet) and result.model.hidden and task.in_features <= 2:
-        outcome.views.append(("Spectrum of the network", sine_spectrum_view(result.model)))
+        outcome.views.append(("Spectrum of the network",
+                              figure_uri(sine_spectrum_figure(result.model, trained=True))))
     edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
     metrics = {
         **outcome.metrics,
@@ -262,7 +253,7 @@ def _report_spectra(
     if str(default) in complete:
         default_spectrum = selection.mean_spectra[str(default)]
     else:
-        default_spectrum, _ = init_spectrum(
+        default_spectrum = init_spectrum(
             target, coords, model, {**params, knob: default}, selection.inits, selection.bins,
             request.seed, per_frame,
         )

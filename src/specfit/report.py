@@ -27,6 +27,7 @@ img{max-width:100%}.note{color:#666;font-size:.9em}
 
 
 def figure_uri(figure: plt.Figure) -> str:
+    """``figure`` as a data-URI PNG for the self-contained report (the figure is closed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)

@@ -29,14 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.spectrum import (
-    frame_spectrum_vector,
-    frame_spectrum_vectors,
-    resolve_bins,
-    spectrum_vector,
-    spectrum_vectors,
-    wasserstein,
-)
+from specfit.spectrum import output_spectra, signal_spectrum, wasserstein
 
 RACE_ROUNDS = (2, 4)
 RACE_Z = 4.0
@@ -202,12 +195,6 @@ class SelectionPlan:
     target: torch.Tensor
     per_frame: bool = False
 
-    def spectra(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Spectra ``(R, bins)`` of untrained outputs ``(R, C, *spatial)``."""
-        if self.per_frame:
-            return frame_spectrum_vectors(outputs, self.bins)
-        return torch.nan_to_num(spectrum_vectors(outputs, self.bins), nan=1.0 / self.bins)
-
 
 def plan_selection(
     values: torch.Tensor,
@@ -241,14 +228,7 @@ def plan_selection(
     for value in candidates:
         check_buildable(entry, values.dim() - 1, values.shape[0],
                         {**base, **entry.selection_overrides, knob: value})
-    if per_frame:
-        if values.dim() < 3:
-            raise SpecfitError("per-frame spectra need a signal with a time axis and frames")
-        n_bins, _ = resolve_bins(tuple(values.shape[2:]), bins)
-        target = frame_spectrum_vector(values, n_bins)
-    else:
-        n_bins, _ = resolve_bins(tuple(values.shape[1:]), bins)
-        target = spectrum_vector(values, n_bins)  # raises for a constant signal
+    n_bins, target = signal_spectrum(values, bins, per_frame)  # raises for a constant signal
     return SelectionPlan(entry, knob, candidates, base, n_bins, target, per_frame)
 
 
@@ -304,7 +284,7 @@ def fresh_select(
         for k in alive:
             start = len(distances[k])
             outputs = evaluator.outputs(candidates[k], start, stop)
-            spectra = plan.spectra(outputs)  # a constant output counts as a flat spectrum
+            spectra = output_spectra(outputs, n_bins, plan.per_frame)
             distances[k] += wasserstein(target, spectra).tolist()
             spectra_sum[k] += spectra.sum(dim=0)
             done += stop - start
@@ -336,21 +316,17 @@ def init_spectrum(
     coords: torch.Tensor,
     model: str,
     params: dict[str, ParamValue],
-    inits: int = 10,
-    bins: int | None = None,
+    inits: int,
+    bins: int,
     seed: int = 0,
     per_frame: bool = False,
-) -> tuple[list[float], float]:
-    """Mean spectrum and mean distance of one configuration's untrained outputs (for reports)."""
+) -> list[float]:
+    """Mean spectrum (``bins`` values) of one configuration's untrained outputs, for reports."""
     entry = get_entry(model)
-    plan = plan_selection(values, model, params, [params[entry.knob.name]] if entry.knob else None,
-                          2, bins, per_frame)
-    target = plan.target.to(coords.device)
     resolved = resolve_params(entry, {**params, **entry.selection_overrides})
 
     def build(_: ParamValue) -> torch.nn.Module:
         return entry.build(coords.shape[1], values.shape[0], **resolved)
 
     outputs = InitEvaluator(build, coords, tuple(values.shape), seed, inits).outputs(None, 0, inits)
-    spectra = plan.spectra(outputs)
-    return spectra.mean(dim=0).tolist(), float(wasserstein(target, spectra).mean())
+    return output_spectra(outputs, bins, per_frame).mean(dim=0).tolist()

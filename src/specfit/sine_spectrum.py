@@ -140,11 +140,11 @@ def measured_spectrum(
     return lattice[keep], torch.from_numpy(amplitude.reshape(-1))[keep]
 
 
-def plot_sine_spectrum(
-    model: IntegerSineNet, path: Path, max_order: int = MAX_ORDER, trained: bool | None = None,
+def sine_spectrum_figure(
+    model: IntegerSineNet, max_order: int = MAX_ORDER, trained: bool | None = None,
     samples_per_period: int | None = None, channel: int = 0,
-) -> None:
-    """Write a PNG: measured amplitudes and order-``max_order`` bounds against ``||k||`` (log scale),
+) -> plt.Figure:
+    """The spectrum view: measured amplitudes and order-``max_order`` bounds against ``||k||`` (log scale),
     the band limit as a vertical line; for ``d = 2`` also the log-amplitude on the ``(k_0, k_1)``
     lattice with the input frequencies marked.
 
@@ -187,6 +187,15 @@ def plot_sine_spectrum(
         axes[0, 1].legend(fontsize=8, loc="upper right")
         figure.colorbar(image, ax=axes[0, 1])
     figure.tight_layout()
+    return figure
+
+
+def plot_sine_spectrum(
+    model: IntegerSineNet, path: Path, max_order: int = MAX_ORDER, trained: bool | None = None,
+    samples_per_period: int | None = None, channel: int = 0,
+) -> None:
+    """Write :func:`sine_spectrum_figure` to ``path`` as a PNG (atomically)."""
+    figure = sine_spectrum_figure(model, max_order, trained, samples_per_period, channel)
     try:
         with staged_file(Path(path)) as temp:
             figure.savefig(temp, format="png", dpi=110)

@@ -159,3 +159,28 @@ def frame_spectrum_vector(signal: torch.Tensor, bins: int | None = None) -> torc
         raise SpecfitError("every frame is constant: there is no spectrum to match")
     n, _ = resolve_bins(tuple(signal.shape[2:]), bins)
     return frame_spectrum_vectors(signal.unsqueeze(0), n)[0]
+
+
+def signal_spectrum(
+    values: torch.Tensor, bins: int | None = None, per_frame: bool = False
+) -> tuple[int, torch.Tensor]:
+    """The spectrum FreSh matches: ``(n, p)`` with ``n`` the resolved bin count.
+
+    ``values`` is ``(C, *spatial)``; with ``per_frame`` it is a clip ``(C, T, *frame)`` and ``p`` the
+    mean spectrum of its frames (:func:`frame_spectrum_vector`), otherwise :func:`spectrum_vector`.
+    """
+    if per_frame:
+        if values.dim() < 3:
+            raise SpecfitError("per-frame spectra need a signal with a time axis and frames")
+        n, _ = resolve_bins(tuple(values.shape[2:]), bins)
+        return n, frame_spectrum_vector(values, n)
+    n, _ = resolve_bins(tuple(values.shape[1:]), bins)
+    return n, spectrum_vector(values, n)
+
+
+def output_spectra(outputs: torch.Tensor, bins: int, per_frame: bool = False) -> torch.Tensor:
+    """Spectra ``(R, bins)`` of untrained outputs ``(R, C, *spatial)``, matching :func:`signal_spectrum`;
+    a constant output counts as a flat spectrum."""
+    if per_frame:
+        return frame_spectrum_vectors(outputs, bins)
+    return torch.nan_to_num(spectrum_vectors(outputs, bins), nan=1.0 / bins)
