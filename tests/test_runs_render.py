@@ -14,7 +14,7 @@ from PIL import Image
 from specfit.errors import SpecfitError
 from specfit.fit import predict
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
-from specfit.runs import dumps, load_model, staged_directory, write_model
+from specfit.runs import FORMAT_VERSION, dumps, load_model, staged_directory, write_model
 from specfit.signals import grid_coordinates
 from specfit.signals.image import image_to_array
 
@@ -179,11 +179,14 @@ def test_staged_directory_leaves_nothing_on_failure(tmp_path):
 
 def test_staged_directory_replaces_a_previous_run_whole(tmp_path):
     """Writing a run over an older one replaces it entirely (no stale files mixed in)."""
+    config = dumps({"format": FORMAT_VERSION, "specfit": "0", "model": "siren"})
     with staged_directory(tmp_path / "run") as stage:
-        (stage / "old.txt").write_text("old")
+        (stage / "config.json").write_text(config)
+        (stage / "render-8x8.png").write_text("old")
     with staged_directory(tmp_path / "run") as stage:
-        (stage / "new.txt").write_text("new")
-    assert tree(tmp_path) == {"run", "run/new.txt"}
+        (stage / "config.json").write_text(config)
+        (stage / "report.html").write_text("new")
+    assert tree(tmp_path) == {"run", "run/config.json", "run/report.html"}
 
 
 def test_dumps_writes_valid_json_for_non_finite_numbers():

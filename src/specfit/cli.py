@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
+import os
+import signal
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from specfit.errors import SpecfitError
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES
 
 DEFAULT_RESIZE = 256
 DEFAULT_STEPS = 1000
@@ -21,21 +29,43 @@ class _Parser(argparse.ArgumentParser):
         raise SpecfitError(message)
 
 
+MAX_GRID_VALUES = 1000
+MAX_SEED = 2**32 - 1
+
+
 def parse_grid(text: str) -> list[float]:
-    """``"10,20,30"`` or ``"START:STOP:STEP"`` (inclusive) to a list of floats."""
+    """``"10,20,30"`` or ``"START:STOP:STEP"`` (inclusive) to a list of at most
+    :data:`MAX_GRID_VALUES` finite floats."""
+    malformed = SpecfitError(f"malformed grid {text!r}: use 10,20,30 or START:STOP:STEP")
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            count = round((stop - start) / step) + 1
-            return [round(start + i * step, 10) for i in range(count)]
-        values = [float(v) for v in text.split(",") if v.strip()]
-        if not values:
-            raise ValueError
-        return values
+            count = (stop - start) / step + 1 if step > 0 else math.nan
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+            count = len(values)
     except ValueError:
-        raise SpecfitError(f"malformed grid {text!r}: use 10,20,30 or START:STOP:STEP") from None
+        raise malformed from None
+    if ":" in text and not (math.isfinite(start) and math.isfinite(count) and stop >= start):
+        raise malformed
+    if ":" not in text and not (values and all(math.isfinite(v) for v in values)):
+        raise malformed
+    if count > MAX_GRID_VALUES:
+        raise SpecfitError(f"the grid {text!r} has {count:.3g} values; at most {MAX_GRID_VALUES}")
+    if ":" in text:
+        return [round(start + i * step, 10) for i in range(round(count - 1) + 1)]
+    return values
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a whole number in ``[0, 2**32 - 1]``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: use a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {text} is out of range (0 to {MAX_SEED})")
+    return value
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -59,6 +89,7 @@ def _load(args: argparse.Namespace):
     options = LoadOptions(
         kind=args.kind, resize=resize, max_seconds=args.max_seconds, sample_rate=args.sample_rate,
         max_frames=args.max_frames, frame_step=args.frame_step, allow_open=args.allow_open,
+        max_samples=args.max_samples,
     )
     if options.frame_step < 1:
         raise SpecfitError(f"--frame-step must be at least 1, got {options.frame_step}")
@@ -139,7 +170,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from specfit.spectrum import resolve_bins
 
     entry = get_entry(args.model)
-    grid = parse_grid(args.grid) if args.grid else None
+    grid = parse_grid(args.grid) if args.grid is not None else None
     task = _task(args)
     device = resolve_device(args.device)
     sets = {**task.model_params(entry.defaults), **parse_sets(args.set)}
@@ -206,7 +237,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     entry = get_entry(args.model)
     sets = parse_sets(args.set)
-    grid = parse_grid(args.grid) if args.grid else None
+    grid = parse_grid(args.grid) if args.grid is not None else None
     steps = args.steps if args.steps is not None else (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
     options = FitOptions(
         steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
@@ -242,11 +273,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
             select_bar = _Bar(not args.json, "FreSh", "init")
         elif text.startswith("training"):
             select_bar.close()
-            print(text, file=sys.stderr)
+            if not args.json:
+                print(text, file=sys.stderr)
             train_bar = _Bar(not args.json, "fit", "step", steps)
         elif text.startswith("compacting"):
             train_bar.close()
-            print(text, file=sys.stderr)
+            if not args.json:
+                print(text, file=sys.stderr)
             total = (args.ramp_steps if args.prune_to is not None else 0) + args.finetune_steps
             train_bar = _Bar(not args.json, "compact", "step", total)
         else:
@@ -289,89 +322,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_size(text: str, axes: int, example: str, limit: int | None = None) -> tuple[int, ...]:
-    """``"WxH"`` (or ``"N"``, ``"DxHxW"``) to integers within a limit that depends on the axes."""
-    try:
-        values = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        values = ()
-    if len(values) != axes:
-        raise SpecfitError(f"malformed --size {text!r}: use {example}")
-    limit = limit or {1: 10**9, 2: 32768}.get(axes, 2048)
-    if min(values) < 1 or max(values) > limit:
-        raise SpecfitError(f"--size {text} is out of range (1 to {limit} a side)")
-    return values
-
-
 def cmd_render(args: argparse.Namespace) -> int:
-    import torch
+    from specfit.render import render_run
 
-    from specfit.pipeline import resolve_device
-    from specfit.render import render_grid, render_image
-    from specfit.runs import load_model, staged_file
-    from specfit.signals.image import write_pixels
-
-    model, config = load_model(Path(args.run_dir), resolve_device(args.device))
-    signal = config["signal"]
-    kind = signal.get("kind", "image")
-    run = Path(args.run_dir)
-    if kind == "shape":
-        from specfit.tasks.shape import render_shape
-
-        resolution = _parse_size(args.size, 1, "a grid resolution, e.g. 256", 2048)[0] if args.size else 256
-        out = Path(args.out) if args.out else run / f"render-{resolution}.ply"
-        faces = render_shape(model, config, resolution, out)
-        print(f"wrote {out} ({faces} triangles, marching cubes on a {resolution}^3 grid)")
-        return 0
-    shape = tuple(signal["shape"][1:])
-    if kind == "image":
-        height, width = shape
-        if args.size:
-            width, height = _parse_size(args.size, 2, "WIDTHxHEIGHT, e.g. 1024x768")
-        bit_depth = 16 if signal.get("bit_depth") == 16 else 8
-        out = Path(args.out) if args.out else run / f"render-{width}x{height}.png"
-        if out.suffix.lower() != ".png":
-            raise SpecfitError(f"--out must be a .png file, got {out}")
-        pixels = render_image(model, height, width, config["value_range"],
-                              config.get("coordinates", "signed"), bit_depth)
-        with staged_file(out) as temp:
-            write_pixels(temp, pixels)
-        print(f"wrote {out} ({width} x {height})")
-        return 0
-    from specfit.signals.base import Signal
-
-    source = Signal.from_description(signal, torch.empty(0))
-    if kind == "audio":
-        from specfit.signals.audio import write_audio
-
-        samples = _parse_size(args.size, 1, "a number of samples, e.g. 88200")[0] if args.size else shape[0]
-        rate = round(source.meta["sample_rate"] * samples / shape[0])
-        out = Path(args.out) if args.out else run / f"render-{samples}.wav"
-        if out.suffix.lower() != ".wav":
-            raise SpecfitError(f"--out must be a .wav file, got {out}")
-        values = render_grid(model, (samples,), config["value_range"])
-        write_audio(out, values, rate, 32 if source.bit_depth == 32 else 16,
-                    value_offset=source.value_offset, value_scale=source.value_scale)
-        print(f"wrote {out} ({samples} samples at {rate} Hz)")
-    elif kind == "video":
-        from specfit.signals.video import write_video
-
-        frames, height, width = shape
-        if args.size:
-            width, height = _parse_size(args.size, 2, "WIDTHxHEIGHT, e.g. 640x272")
-        out = Path(args.out) if args.out else run / f"render-{width}x{height}.mp4"
-        write_video(out, render_grid(model, (frames, height, width), config["value_range"]),
-                    float(source.meta.get("fps", 25.0)))
-        print(f"wrote {out} ({frames} frames of {width} x {height})")
-    elif kind == "volume":
-        from specfit.signals.volume import write_volume
-
-        size = _parse_size(args.size, 3, "DxHxW, e.g. 128x128x128") if args.size else shape
-        out = Path(args.out) if args.out else run / f"render-{'x'.join(map(str, size))}.npy"
-        write_volume(out, render_grid(model, size, config["value_range"]), source)
-        print(f"wrote {out} ({' x '.join(map(str, size))})")
-    else:
-        raise SpecfitError(f"cannot render a run of kind {kind!r}")
+    result = render_run(Path(args.run_dir), args.size, Path(args.out) if args.out else None, args.device)
+    print(f"wrote {result.path} ({result.description})")
     return 0
 
 
@@ -390,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sample-rate", type=int, default=None, help="audio: resample to this rate (Hz)")
         p.add_argument("--max-frames", type=int, default=None, help="video: keep the first N frames")
         p.add_argument("--frame-step", type=int, default=1, help="video: keep every N-th frame")
+        p.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES,
+                       help="refuse a file that claims more grid samples than this (pixels x frames, "
+                       f"voxels, audio frames; default {DEFAULT_MAX_SAMPLES})")
         p.add_argument("--allow-open", action="store_true",
                        help="meshes: accept a mesh that is not watertight (winding-number inside test)")
         p.add_argument("--shape-target", default="occupancy", help="meshes: occupancy or sdf")
@@ -399,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     def signal_options(p: argparse.ArgumentParser) -> None:
         load_options(p)
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-        p.add_argument("--seed", type=int, default=0, help="seed of initialisation and splits")
+        p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation and splits")
 
     fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
     fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI or mesh file "
@@ -471,23 +429,90 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for user errors)."""
-    from specfit.runtime import tune_allocator
+@contextmanager
+def _captured_warnings() -> Iterator[list[str]]:
+    """Collect library warnings and log records instead of letting them reach stderr.
 
-    tune_allocator()
+    They are printed as ``warning:`` lines after a command that succeeds, and dropped when it
+    fails, so that an error stands alone on its line.
+    """
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    root = logging.getLogger()
+    handler = Collect(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield messages
+        messages.extend(str(w.message) for w in caught)
+    finally:
+        root.removeHandler(handler)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop) behaves like Ctrl-C: training stops and the run is written."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (Python's, or torch's on CPU or GPU)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate" in text
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except SpecfitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        message = str(exc)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        print("error: out of memory; try --resize or a smaller model", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # e.g. `specfit models | head`: the reader is gone, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"{exc.strerror or exc}{where}"
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        message = "out of memory; try a smaller --resize, --batch-size or model"
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for user errors, 130 when interrupted)."""
+    from specfit.runtime import tune_allocator
+
+    tune_allocator()
+    with _captured_warnings() as messages, _sigterm_as_interrupt():
+        code = _run(argv)
+    if code == 0:
+        for message in dict.fromkeys(messages):
+            print(f"warning: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 from scipy.spatial import cKDTree
 from skimage.metrics import structural_similarity
 
-SSIM_MIN_SIDE = 7
+SSIM_MIN_SIDE = 11  # the Gaussian window (sigma 1.5, truncated at 3.5 sigma) is 11 wide
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> float:
@@ -24,7 +24,7 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> f
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float | None:
     """SSIM with scikit-image's Gaussian window (sigma 1.5, data range 1), averaged over channels.
 
-    Returns ``None`` for images smaller than 7 pixels a side, where the window does not fit.
+    Returns ``None`` for images smaller than 11 pixels a side, where the window does not fit.
     """
     if min(target.shape[-2:]) < SSIM_MIN_SIDE:
         return None

@@ -16,11 +16,13 @@ import torch
 from specfit.compaction import CompactionPlan, compact
 from specfit.errors import SpecfitError
 from specfit.fit import FitOptions, FitResult, fit_model
+from specfit.interrupts import deferred_interrupts
+from specfit.memory import check_fits, training_bytes
 from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
 from specfit.models.tuner import IntegerSineNet
 from specfit.render import unit_from_model
 from specfit.report import figure_uri, write_report
-from specfit.runs import dumps, staged_directory, write_model
+from specfit.runs import check_writable_parent, dumps, run_lock, staged_directory, write_model
 from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
 from specfit.signals.sampling import SPLITS
 from specfit.sine_spectrum import sine_spectrum_figure
@@ -123,7 +125,11 @@ def check_request(request: FitRequest) -> str:
         raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
     knob = entry.knob.name if entry.knob else None
     overrides = {**task.model_params(entry.defaults), **request.overrides}
-    check_buildable(entry, task.in_features, task.out_features, resolve_params(entry, overrides))
+    size = check_buildable(entry, task.in_features, task.out_features, resolve_params(entry, overrides))
+    samples = min(request.options.batch_size or task.default_batch_size or task.sample_count,
+                  task.sample_count)
+    check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
+               training_bytes(size, samples), resolve_device(request.device))
     if knob is not None and knob in request.overrides:
         return "set"
     if knob is not None and request.fresh:
@@ -135,9 +141,20 @@ def check_request(request: FitRequest) -> str:
 
 
 def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> dict:
-    """Fit ``request.signal`` and write the run directory ``out_dir``; returns ``metrics.json``."""
+    """Fit ``request.signal`` and write the run directory ``out_dir``; returns ``metrics.json``.
+
+    ``out_dir`` is locked against other writers for the whole fit. Once training has stopped
+    (finished, or interrupted by Ctrl-C or SIGTERM, keeping the best model so far), evaluation and
+    writing are not cut short by one more interrupt, so a finished model is never lost.
+    """
     hooks = hooks or Hooks()
     mode = check_request(request)
+    with run_lock(out_dir):
+        check_writable_parent(out_dir)
+        return _fit_locked(request, mode, Path(out_dir), hooks)
+
+
+def _fit_locked(request: FitRequest, mode: str, out_dir: Path, hooks: Hooks) -> dict:
     entry = get_entry(request.model)
     task = request.task()
     device = resolve_device(request.device)
@@ -181,59 +198,61 @@ def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> d
             on_step=hooks.on_step, on_eval=hooks.on_eval, compile_ok=entry.compile,
         )
         params = {**params, **result.model.config_params()}
-    _phase(hooks, "evaluating")
-    outcome = task.finish(result.model, entry.value_range, data, device)
-    if isinstance(result.model, IntegerSineNet) and result.model.hidden and task.in_features <= 2:
-        outcome.views.append(("Spectrum of the network",
-                              figure_uri(sine_spectrum_figure(result.model, trained=True))))
-    edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
-    metrics = {
-        **outcome.metrics,
-        "steps": result.steps,
-        "best_step": result.best_step,
-        "train_seconds": result.train_seconds,
-        "steps_per_second": result.steps / result.step_seconds if result.step_seconds else None,
-        "params": sum(p.numel() for p in result.model.parameters()),
-        "model": entry.name,
-        "knob": knob,
-        "value": params.get(knob) if knob else None,
-        "mode": mode,
-        "default_value": entry.knob.default if entry.knob else None,
-        "selection": selection.to_json() if selection else None,
-        "interrupted": result.interrupted,
-        "compiled": result.compiled,
-        "device": str(device),
-        "split": data.sampling.describe(),
-        "summary": outcome.summary,
-        "compaction": None if compaction is None else compaction.to_json(),
-        "notes": [*task.notes, *notes, *edge_notes, *result.notes, *(compaction.notes if compaction else [])],
-        "history": result.history,
-    }
-    spectra = None
-    if selection is not None:
-        spectra = _report_spectra(request, entry.name, params, selection, target, coords, task.per_frame)
-    config = {
-        "model": entry.name,
-        "params": params,
-        "in_features": task.in_features,
-        "out_features": task.out_features,
-        "value_range": entry.value_range,
-        "convention": params.get("convention", entry.convention),
-        "coordinates": data.sampling.convention,
-        "signal": task.describe(),
-        "seed": request.seed,
-        "lr": options.lr or entry.lr,
-        "fit": asdict(options),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    _phase(hooks, "writing outputs")
-    with staged_directory(out_dir) as stage:
-        write_model(stage, result.model, config)
-        (stage / "metrics.json").write_text(dumps(metrics))
-        for name, write in outcome.files.items():
-            write(stage / name)
-        write_report(stage / "report.html", metrics, config, spectra, outcome.views)
-    return metrics
+    with deferred_interrupts():  # from here on, the finished model is written whatever happens
+        _phase(hooks, "evaluating")
+        outcome = task.finish(result.model, entry.value_range, data, device)
+        if isinstance(result.model, IntegerSineNet) and result.model.hidden and task.in_features <= 2:
+            outcome.views.append(("Spectrum of the network",
+                                  figure_uri(sine_spectrum_figure(result.model, trained=True))))
+        edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
+        metrics = {
+            **outcome.metrics,
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "train_seconds": result.train_seconds,
+            "steps_per_second": result.steps / result.step_seconds if result.step_seconds else None,
+            "params": sum(p.numel() for p in result.model.parameters()),
+            "model": entry.name,
+            "knob": knob,
+            "value": params.get(knob) if knob else None,
+            "mode": mode,
+            "default_value": entry.knob.default if entry.knob else None,
+            "selection": selection.to_json() if selection else None,
+            "interrupted": result.interrupted,
+            "compiled": result.compiled,
+            "device": str(device),
+            "split": data.sampling.describe(),
+            "summary": outcome.summary,
+            "compaction": None if compaction is None else compaction.to_json(),
+            "notes": [*task.notes, *notes, *edge_notes, *result.notes,
+                      *(compaction.notes if compaction else [])],
+            "history": result.history,
+        }
+        spectra = None
+        if selection is not None:
+            spectra = _report_spectra(request, entry.name, params, selection, target, coords, task.per_frame)
+        config = {
+            "model": entry.name,
+            "params": params,
+            "in_features": task.in_features,
+            "out_features": task.out_features,
+            "value_range": entry.value_range,
+            "convention": params.get("convention", entry.convention),
+            "coordinates": data.sampling.convention,
+            "signal": task.describe(),
+            "seed": request.seed,
+            "lr": options.lr or entry.lr,
+            "fit": asdict(options),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        _phase(hooks, "writing outputs")
+        with staged_directory(out_dir) as stage:
+            write_model(stage, result.model, config)
+            (stage / "metrics.json").write_text(dumps(metrics))
+            for name, write in outcome.files.items():
+                write(stage / name)
+            write_report(stage / "report.html", metrics, config, spectra, outcome.views)
+        return metrics
 
 
 def _report_spectra(

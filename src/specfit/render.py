@@ -1,15 +1,49 @@
-"""Draw a saved model at any resolution, in chunks of rows so memory stays bounded."""
+"""Draw a saved model at any resolution, streaming its output so memory stays bounded.
+
+:func:`render_run` is ``specfit render``. It checks the run folder and its config
+(:mod:`specfit.run_config`), works out the output's size and file name, refuses up front a render
+of more than :data:`RENDER_LIMIT` values, and only then builds the model and evaluates it block by
+block (:func:`grid_blocks`, :data:`RENDER_CHUNK` samples at a time), handing the blocks to a
+streaming writer: audio is appended to the WAV file, video is encoded frame by frame, volumes fill a
+memory-mapped array. Images are drawn in chunks of rows into one array of pixels, and shapes
+gather their marching-cubes grid, both within the limit.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from specfit.signals.image import image_to_array
+from specfit.errors import SpecfitError
+from specfit.memory import human_bytes
+from specfit.run_config import RENDER_FIELDS, check_complete_run
+from specfit.runs import load_model, read_config, staged_file
+from specfit.signals.audio import AUDIO_SUFFIXES, check_wav, write_audio_blocks
+from specfit.signals.base import Signal
+from specfit.signals.image import image_to_array, write_pixels
 from specfit.signals.sampling import grid_coordinates
+from specfit.signals.shape import WRITE_SUFFIXES as MESH_SUFFIXES
+from specfit.signals.video import DEFAULT_FPS, write_video_frames
+from specfit.signals.video import WRITE_SUFFIXES as VIDEO_SUFFIXES
+from specfit.signals.volume import VOLUME_SUFFIXES, voxel_dtype, write_volume_blocks
 
-RENDER_CHUNK = 8192
+RENDER_CHUNK = 8192  # samples per model evaluation
+# The most values (samples x channels) one render writes: 2**31, about 2.1e9, e.g. a 250-frame
+# 1920 x 1080 RGB video (1.6e9), a 1290^3 volume or 6.7 hours of 44.1 kHz stereo audio.
+RENDER_LIMIT = 2**31
+# The largest --size per side: audio samples, image or video width and height, volume sides and
+# the marching-cubes grid of shapes (whose default is DEFAULT_RESOLUTION).
+MAX_SAMPLES = 10**9
+MAX_SIDE = 32768
+MAX_VOLUME_SIDE = 2048
+MAX_RESOLUTION = 2048
+DEFAULT_RESOLUTION = 256
 
 
 def unit_from_model(values: torch.Tensor, value_range: str) -> torch.Tensor:
@@ -22,26 +56,53 @@ def model_from_unit(values: torch.Tensor, value_range: str) -> torch.Tensor:
     return values * 2.0 - 1.0 if value_range == "signed" else values
 
 
-def render_grid(
-    model: nn.Module, shape: tuple[int, ...], value_range: str, chunk: int = RENDER_CHUNK
-) -> torch.Tensor:
-    """Evaluate a model on a ``"signed"`` grid of ``shape`` (any number of axes, row-major).
+def _signed(index: torch.Tensor, count: int) -> torch.Tensor:
+    """Float32 coordinates of samples ``index`` of an axis of ``count``: ``-1 + 2 i / (count - 1)``
+    computed in float64 (0 when ``count = 1``)."""
+    if count == 1:
+        return torch.zeros(len(index))
+    return (index.double() * 2.0 / (count - 1) - 1.0).float()
 
-    Returns ``(C, *shape)`` float32 in [0, 1] on the CPU. Coordinates are made per chunk, so
-    only the output is held in full.
+
+def grid_blocks(
+    model: nn.Module, shape: tuple[int, ...], start: int = 0, stop: int | None = None
+) -> Iterator[torch.Tensor]:
+    """Raw model outputs on the ``"signed"`` grid of ``shape`` (any number of axes), row-major.
+
+    Yields ``(n, C)`` float32 CPU blocks of at most :data:`RENDER_CHUNK` samples, in order, for the
+    flat sample indices ``start`` to ``stop`` (default: the whole grid). Coordinates are computed
+    per block (see :func:`_signed`; within one float32 rounding of
+    :func:`~specfit.signals.sampling.grid_coordinates`), so memory stays at one block whatever the
+    grid's size.
     """
     device = next(model.parameters()).device
-    total = int(np.prod(shape))
-    axes = [grid_coordinates((n,), "signed")[:, 0] for n in shape]
-    strides = [int(np.prod(shape[i + 1 :])) for i in range(len(shape))]
-    pieces = []
-    with torch.inference_mode():
-        for start in range(0, total, chunk):
-            flat = torch.arange(start, min(start + chunk, total))
-            picks = zip(axes, strides, shape, strict=True)
-            coords = torch.stack([axis[(flat // stride) % n] for axis, stride, n in picks], dim=1)
-            pieces.append(unit_from_model(model(coords.to(device)).float(), value_range).clamp(0, 1).cpu())
-    return torch.cat(pieces).T.reshape(-1, *shape)
+    stop = math.prod(shape) if stop is None else stop
+    strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
+    for first in range(start, stop, RENDER_CHUNK):
+        flat = torch.arange(first, min(first + RENDER_CHUNK, stop))
+        picks = zip(strides, shape, strict=True)
+        coords = torch.stack([_signed((flat // stride) % count, count) for stride, count in picks], dim=1)
+        with torch.no_grad():
+            block = model(coords.to(device)).float().cpu()
+        yield block
+
+
+def grid_values(
+    model: nn.Module, shape: tuple[int, ...], start: int = 0, stop: int | None = None
+) -> torch.Tensor:
+    """The blocks of :func:`grid_blocks` for ``start`` to ``stop`` gathered into one
+    ``(stop - start, C)`` float32 tensor, allocated once."""
+    stop = math.prod(shape) if stop is None else stop
+    out: torch.Tensor | None = None
+    position = 0
+    for block in grid_blocks(model, shape, start, stop):
+        if out is None:
+            out = torch.empty(stop - start, block.shape[1])
+        out[position : position + len(block)] = block
+        position += len(block)
+    if out is None:
+        raise SpecfitError(f"nothing to evaluate: samples {start} to {stop} of a {shape} grid")
+    return out
 
 
 def _row_coordinates(rows: torch.Tensor, width: int, height: int, convention: str) -> torch.Tensor:
@@ -79,3 +140,186 @@ def render_image(
             out[start : start + len(rows)] = pixels
     assert out is not None
     return out
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render_run` wrote: the file and a one-line description, e.g. ``"40 x 24"``."""
+
+    path: Path
+    description: str
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A render planned and checked: its output file, and the call that draws the model into it
+    and returns the description."""
+
+    out: Path
+    write: Callable[[nn.Module], str]
+
+
+def _parse_size(text: str, axes: int, example: str, limit: int) -> tuple[int, ...]:
+    """``"WxH"`` (or ``"N"``, ``"DxHxW"``) to ``axes`` integers from 1 to ``limit``."""
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) != axes:
+        raise SpecfitError(f"malformed --size {text!r}: use {example}")
+    if min(values) < 1 or max(values) > limit:
+        raise SpecfitError(f"--size {text} is out of range (1 to {limit} a side)")
+    return values
+
+
+def _out_path(out: Path | None, default: Path, suffixes: tuple[str, ...]) -> Path:
+    """``out`` (else ``default``), refused unless it ends in one of ``suffixes`` and is not a folder."""
+    path = default if out is None else Path(out)
+    if not path.name.lower().endswith(suffixes):
+        raise SpecfitError(f"--out must be a {' or '.join(suffixes)} file, got {path}")
+    if path.is_dir():
+        raise SpecfitError(f"--out {path} is a directory")
+    return path
+
+
+def _check_limit(what: str, values: int, value_bytes: int) -> None:
+    """Refuse a render of more than :data:`RENDER_LIMIT` values (``value_bytes`` each as written)."""
+    if values > RENDER_LIMIT:
+        raise SpecfitError(
+            f"{what} is {values:.1e} values ({human_bytes(values * value_bytes)} uncompressed), more than "
+            f"the render limit of {RENDER_LIMIT} (2^31) values; choose a smaller --size")
+
+
+def _image(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+    signal = config["signal"]
+    height, width = signal["shape"][1:]
+    if size:
+        width, height = _parse_size(size, 2, "WIDTHxHEIGHT, e.g. 1024x768", MAX_SIDE)
+    path = _out_path(out, run_dir / f"render-{width}x{height}.png", (".png",))
+    bit_depth = 16 if signal["bit_depth"] == 16 else 8
+    _check_limit(f"a {width} x {height} {signal['mode']} image", height * width * config["out_features"],
+                 bit_depth // 8)
+
+    def write(model: nn.Module) -> str:
+        convention = config.get("coordinates", "signed")
+        pixels = render_image(model, height, width, config["value_range"], convention, bit_depth)
+        with staged_file(path) as temp:
+            write_pixels(temp, pixels)
+        return f"{width} x {height}"
+
+    return _Job(path, write)
+
+
+def _audio(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+    """Audio at ``size`` samples keeps the clip's duration: the sample rate scales with it."""
+    signal = config["signal"]
+    channels, length = signal["shape"]
+    samples = _parse_size(size, 1, "a number of samples, e.g. 88200", MAX_SAMPLES)[0] if size else length
+    path = _out_path(out, run_dir / f"render-{samples}.wav", AUDIO_SUFFIXES)
+    bit_depth = 32 if signal["bit_depth"] == 32 else 16
+    _check_limit(f"{samples} samples of {channels}-channel audio", samples * channels, bit_depth // 8)
+    rate = round(signal["meta"]["sample_rate"] * samples / length)
+    check_wav(samples, channels, rate, bit_depth)
+
+    def write(model: nn.Module) -> str:
+        blocks = (unit_from_model(block, config["value_range"]) for block in grid_blocks(model, (samples,)))
+        write_audio_blocks(path, blocks, samples, channels, rate, bit_depth,
+                           value_offset=signal["value_offset"], value_scale=signal["value_scale"])
+        return f"{samples} samples at {rate} Hz"
+
+    return _Job(path, write)
+
+
+def _frames(model: nn.Module, grid: tuple[int, int, int], value_range: str) -> Iterator[torch.Tensor]:
+    """The ``(C, H, W)`` frames in [0, 1] of a video model on the ``(T, H, W)`` grid, one at a time."""
+    _, height, width = grid
+    for start in range(0, math.prod(grid), height * width):
+        values = grid_values(model, grid, start, start + height * width)
+        yield unit_from_model(values, value_range).T.reshape(-1, height, width)
+
+
+def _video(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+    signal = config["signal"]
+    frames, height, width = signal["shape"][1:]
+    if size:
+        width, height = _parse_size(size, 2, "WIDTHxHEIGHT, e.g. 640x272", MAX_SIDE)
+    path = _out_path(out, run_dir / f"render-{width}x{height}.mp4", VIDEO_SUFFIXES)
+    _check_limit(f"a {width} x {height} x {frames}-frame video", frames * height * width * 3, 1)
+    fps = float(signal.get("meta", {}).get("fps", DEFAULT_FPS))
+
+    def write(model: nn.Module) -> str:
+        write_video_frames(path, _frames(model, (frames, height, width), config["value_range"]), fps)
+        return f"{frames} frames of {width} x {height}"
+
+    return _Job(path, write)
+
+
+def _volume(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+    signal = config["signal"]
+    channels = signal["shape"][0]
+    grid = tuple(signal["shape"][1:])
+    if size:
+        grid = _parse_size(size, 3, "DxHxW, e.g. 128x128x128", MAX_VOLUME_SIDE)
+    text = " x ".join(map(str, grid))
+    path = _out_path(out, run_dir / f"render-{'x'.join(map(str, grid))}.npy", (".npy", *VOLUME_SUFFIXES))
+    source = Signal.from_description(signal, torch.empty(0))
+    components = f" of {channels} channels" if channels > 1 else ""
+    _check_limit(f"a {text} volume{components}", math.prod(grid) * channels,
+                 voxel_dtype(path, source).itemsize)
+
+    def write(model: nn.Module) -> str:
+        blocks = (unit_from_model(block, config["value_range"]) for block in grid_blocks(model, grid))
+        write_volume_blocks(path, blocks, grid, channels, source)
+        return text
+
+    return _Job(path, write)
+
+
+def _shape(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+    resolution = DEFAULT_RESOLUTION
+    if size:
+        (resolution,) = _parse_size(size, 1, "a grid resolution, e.g. 256", MAX_RESOLUTION)
+    path = _out_path(out, run_dir / f"render-{resolution}.ply", MESH_SUFFIXES)
+    _check_limit(f"a {resolution}^3 marching-cubes grid", resolution**3, 4)
+
+    def write(model: nn.Module) -> str:
+        from specfit.tasks.shape import render_shape
+
+        faces = render_shape(model, config, resolution, path)
+        return f"{faces} triangles, marching cubes on a {resolution}^3 grid"
+
+    return _Job(path, write)
+
+
+_PLANS: dict[str, Callable[[dict, str | None, Path | None, Path], _Job]] = {
+    "image": _image, "audio": _audio, "video": _video, "volume": _volume, "shape": _shape,
+}
+
+
+def render_run(
+    run_dir: Path, size: str | None = None, out: Path | None = None, device: str = "auto"
+) -> RenderResult:
+    """Draw the model of a saved run at any size and write it as its signal's kind of file.
+
+    Args:
+        run_dir: a complete run folder (:func:`specfit.run_config.check_complete_run`).
+        size: images and video ``"WIDTHxHEIGHT"``, audio a number of samples (the clip's duration
+            is kept: the sample rate scales), volumes ``"DxHxW"``, shapes the marching-cubes grid
+            resolution; ``None`` draws the signal's own grid (shapes: 256).
+        out: the file to write, ``.png``, ``.wav``, ``.mp4``/``.mov``/``.mkv``,
+            ``.npy``/``.nii``/``.nii.gz`` or ``.ply``/``.obj`` by kind; default
+            ``run_dir/render-SIZE.png`` (``.wav``, ``.mp4``, ``.npy``, ``.ply``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+
+    The folder, its config, the size, the output name and the render's size against
+    :data:`RENDER_LIMIT` are all checked before the model is built; anything wrong is a one-line
+    :class:`SpecfitError`, and the output is staged and renamed, so nothing is half-written.
+    """
+    from specfit.pipeline import resolve_device  # the pipeline imports this module's helpers
+
+    run_dir = Path(run_dir)
+    check_complete_run(run_dir)
+    config = read_config(run_dir, RENDER_FIELDS)
+    job = _PLANS[config["signal"].get("kind", "image")](config, size, out, run_dir)
+    model, _ = load_model(run_dir, resolve_device(device), config)
+    return RenderResult(job.out, job.write(model))

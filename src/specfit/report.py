@@ -10,13 +10,12 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -26,15 +25,20 @@ img{max-width:100%}.note{color:#666;font-size:.9em}
 """
 
 
-def figure_uri(figure: plt.Figure) -> str:
-    """``figure`` as a data-URI PNG for the self-contained report (the figure is closed)."""
+def subplots(*args: object, figsize: tuple[float, float], **kwargs: object) -> tuple[Figure, Any]:
+    """``matplotlib.pyplot.subplots`` without pyplot: no global figure registry, no backend switch."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(*args, **kwargs)
+
+
+def figure_uri(figure: Figure) -> str:
+    """``figure`` as a data-URI PNG for the self-contained report."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def show_image(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+def show_image(axis: Axes, image: torch.Tensor, title: str) -> None:
     """Draw a ``(C, H, W)`` image in [0, 1] (1 channel grey, 2 grey + alpha, 3-4 colour) without axes."""
     array = image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     if array.shape[2] == 1:
@@ -49,7 +53,7 @@ def show_image(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
 
 def spectra_figure(spectra: dict) -> str:
     """Target spectrum against the untrained model's mean spectrum at the chosen and default values."""
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = subplots(figsize=(7, 4))
     bins = np.arange(1, len(spectra["target"]) + 1)
     knob = spectra["knob"]
     axis.semilogy(bins, spectra["target"], "k-", lw=2, label="target")
@@ -66,7 +70,7 @@ def curve_figure(spectra: dict) -> str:
     """Mean Wasserstein distance versus knob value, with standard errors."""
     table = spectra["table"]
     values = [row["value"] for row in table]
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = subplots(figsize=(7, 4))
     axis.errorbar(values, [r["w_mean"] for r in table], yerr=[r["w_stderr"] for r in table],
                   fmt="o-", ms=4, capsize=2)
     axis.axvline(spectra["chosen_value"], color="C1", label=f"chosen {spectra['chosen_value']}")
@@ -85,7 +89,7 @@ def curve_figure(spectra: dict) -> str:
 
 def history_figure(history: list[dict]) -> str:
     """The training score (PSNR, or IoU for shapes) on all, training and held-out samples versus step."""
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = subplots(figsize=(7, 4))
     steps = [h["step"] for h in history]
     name = "iou" if "iou" in history[0] else "psnr"
     for key, label in ((name, "all"), (f"{name}_train", "training"), (f"{name}_test", "held-out")):

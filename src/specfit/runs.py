@@ -11,6 +11,7 @@ or failed write never leaves a half-written run.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
@@ -21,12 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
+from specfit import __version__
 from specfit.errors import SpecfitError
-from specfit.models.registry import get_entry
+from specfit.models.registry import check_buildable, get_entry
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -55,17 +57,61 @@ def _umask() -> int:
     return mask
 
 
+# What a run folder may hold: the files a fit writes and the renders written into it later.
+RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "report.html", "reconstruction.*", "render-*")
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def _stray_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a specfit run does not write (folders are always stray)."""
+    return sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in folder.iterdir()
+        if entry.is_dir() or not any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_FILE_PATTERNS)
+    )
+
+
+def _names_this_format(config_path: Path) -> bool:
+    """Whether ``config_path`` is a specfit run config of this format (small, JSON, marked)."""
+    try:
+        if not config_path.is_file() or config_path.stat().st_size > CONFIG_MAX_BYTES:
+            return False
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT_VERSION and (
+        isinstance(config.get("specfit"), str) and isinstance(config.get("model"), str))
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Raise unless ``out_dir`` is absent, empty, or provably a specfit run.
+
+    A run is recognised by its ``config.json`` (which names the format and the specfit version)
+    and by holding nothing that a run does not write; anything else is refused, so that a
+    mistyped output folder never deletes a user's files.
+    """
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise SpecfitError(f"{out_dir} exists and is not a directory")
+    if not any(out_dir.iterdir()):
+        return
+    if not _names_this_format(out_dir / CONFIG):
+        raise SpecfitError(f"{out_dir} exists and is not a specfit run; choose another output folder")
+    stray = _stray_entries(out_dir)
+    if stray:
+        shown = ", ".join(stray[:3]) + (", ..." if len(stray) > 3 else "")
+        raise SpecfitError(
+            f"{out_dir} holds files a specfit run does not write ({shown}); choose another output folder")
+
+
 def check_writable_parent(out_dir: Path) -> Path:
     """Fail early, before any work, if ``out_dir`` cannot be written; returns it resolved.
 
-    An existing folder is only ever replaced when it is a specfit run (it holds ``config.json``)
-    or empty, so a mistyped ``--out`` never deletes a user's files.
+    An existing folder is only ever replaced when :func:`check_replaceable` accepts it.
     """
     out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SpecfitError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / CONFIG).is_file():
-        raise SpecfitError(f"{out_dir} exists and is not a specfit run; choose another --out")
+    check_replaceable(out_dir)
     probe = out_dir.parent
     while not probe.exists():
         probe = probe.parent
@@ -78,25 +124,99 @@ def check_writable_parent(out_dir: Path) -> Path:
     return out_dir
 
 
+def _lock_path(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.lock")
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the exclusive right to write ``out_dir`` (a lock file beside it) for the block.
+
+    A second writer is refused at once with the first one's process id. The operating system
+    releases the lock when its holder dies, however it dies; the file itself is removed on exit.
+    """
+    out_dir = Path(out_dir).resolve()
+    path = _lock_path(out_dir)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+    while True:
+        try:
+            handle = path.open("a+")
+        except OSError as exc:
+            raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise SpecfitError(
+                f"another specfit process (pid {holder}) is writing {out_dir}; "
+                "wait for it to finish or choose another output folder") from None
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:  # else the previous holder removed the file between our open and lock: retry
+            break
+        handle.close()
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove staging folders that an earlier writer of ``out_dir`` left when it was killed.
+
+    Only called while holding :func:`run_lock`, so no live writer owns them.
+    """
+    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
+        for leftover in out_dir.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextmanager
 def staged_directory(out_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder; on success it replaces ``out_dir`` whole, on failure it vanishes."""
+    """Yield a staging folder; on success it replaces ``out_dir`` whole, on failure it vanishes.
+
+    The caller should hold :func:`run_lock` for ``out_dir``; leftovers of killed writers are
+    removed first, and ``out_dir`` is checked again with :func:`check_replaceable` before it is
+    replaced.
+    """
     out_dir = Path(out_dir).resolve()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(out_dir)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
         stage.chmod(0o777 & ~_umask())
     except OSError as exc:
         raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
     try:
         yield stage
+        check_replaceable(out_dir)
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            out_dir.replace(old)
             stage.rename(out_dir)
             shutil.rmtree(old, ignore_errors=True)
         else:
             stage.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror or exc})") from exc
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -116,6 +236,9 @@ def staged_file(path: Path) -> Iterator[Path]:
     try:
         yield temp
         temp.replace(path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise SpecfitError(f"cannot write {path} ({exc.strerror or exc})") from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -125,11 +248,17 @@ def write_model(folder: Path, model: nn.Module, config: dict) -> None:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``folder``."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS), metadata={"specfit_format": str(FORMAT_VERSION)})
-    (folder / CONFIG).write_text(dumps({"format": FORMAT_VERSION, **config}))
+    (folder / CONFIG).write_text(dumps({"format": FORMAT_VERSION, "specfit": __version__, **config}))
 
 
-def read_config(run_dir: Path) -> dict:
-    """The config of a run directory, with a clear error when it is not one."""
+def read_config(run_dir: Path, needs: tuple[str, ...] = ()) -> dict:
+    """The config of a run directory, checked by :func:`specfit.run_config.validate_config`.
+
+    ``needs`` names fields required besides the model's (e.g. ``RENDER_FIELDS``). ``config.json``
+    is read up to :data:`CONFIG_MAX_BYTES`; anything wrong is a one-line :class:`SpecfitError`.
+    """
+    from specfit.run_config import validate_config  # it imports this module
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SpecfitError(f"{run_dir} is not a run directory")
@@ -137,26 +266,47 @@ def read_config(run_dir: Path) -> dict:
     if not path.is_file() or not (run_dir / WEIGHTS).is_file():
         raise SpecfitError(f"{run_dir} is not a run directory (needs {CONFIG} and {WEIGHTS})")
     try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecfitError(f"{path} is not valid JSON ({exc})") from exc
-    for key in ("model", "params", "in_features", "out_features"):
-        if key not in config:
-            raise SpecfitError(f"{path} lacks {key!r}")
-    return config
+        with path.open("rb") as handle:  # what the file holds, up to one byte past the cap
+            data = handle.read(min(os.fstat(handle.fileno()).st_size, CONFIG_MAX_BYTES) + 1)
+    except OSError as exc:
+        raise SpecfitError(f"cannot read {path} ({exc.strerror or exc})") from exc
+    if len(data) > CONFIG_MAX_BYTES:
+        raise SpecfitError(f"{path} is larger than {CONFIG_MAX_BYTES} bytes: not a run's config")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecfitError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except ValueError as exc:
+        raise SpecfitError(f"{path} is not valid JSON ({' '.join(str(exc).split())})") from exc
+    except RecursionError as exc:
+        raise SpecfitError(f"{path} nests its JSON too deeply to be a run's config") from exc
+    return validate_config(config, path, needs)
 
 
-def load_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the saved model exactly from its config and weights."""
-    config = read_config(run_dir)
+def load_model(
+    run_dir: Path, device: torch.device | str = "cpu", config: dict | None = None
+) -> tuple[nn.Module, dict]:
+    """Rebuild the saved model exactly from its config and weights; returns ``(model, config)``.
+
+    ``config`` is the run's config as :func:`read_config` returned it (read here when ``None``).
+    The model must pass :func:`~specfit.models.registry.check_buildable` (it fits in memory), and
+    the weights, read with the safetensors API only (nothing is unpickled), must match it tensor
+    for tensor, by name and shape (:func:`specfit.run_config.check_weights`) before any is loaded.
+    """
+    from specfit.run_config import check_weights  # it imports this module
+
+    config = read_config(run_dir) if config is None else config
     entry = get_entry(config["model"])
+    check_buildable(entry, config["in_features"], config["out_features"], config["params"])
     model = entry.build(config["in_features"], config["out_features"], **config["params"])
+    path = Path(run_dir) / WEIGHTS
     try:
-        state = load_file(str(Path(run_dir) / WEIGHTS))
+        with safe_open(str(path), framework="pt") as weights:
+            names = weights.keys()  # a list: the file object is not iterable
+            shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+            check_weights(model, shapes, path)
+            state = {name: weights.get_tensor(name) for name in shapes}
     except (SafetensorError, OSError) as exc:
-        raise SpecfitError(f"{run_dir / WEIGHTS} is not readable ({exc})") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise SpecfitError(f"{run_dir / WEIGHTS} does not match its config ({exc})") from exc
+        raise SpecfitError(f"{path} is not readable ({' '.join(str(exc).split())})") from exc
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), config

@@ -34,6 +34,7 @@ from specfit.spectrum import output_spectra, signal_spectrum, wasserstein
 RACE_ROUNDS = (2, 4)
 RACE_Z = 4.0
 CHUNK_ACTIVATIONS = 2**19
+MAX_INITS = 1000
 
 
 @dataclass
@@ -217,8 +218,8 @@ def plan_selection(
     entry = get_entry(model)
     if entry.knob is None:
         raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
-    if inits < 2:
-        raise SpecfitError(f"--inits must be at least 2 (for a standard error), got {inits}")
+    if not 2 <= inits <= MAX_INITS:
+        raise SpecfitError(f"--inits must be 2 to {MAX_INITS} (2 for a standard error), got {inits}")
     knob = entry.knob.name
     candidates = list(entry.knob.grid if grid is None else grid)
     if not candidates:

@@ -16,16 +16,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from specfit.errors import SpecfitError
 from specfit.fit import predict
 from specfit.models.tuner import IntegerSineNet, in_half_space
+from specfit.report import subplots
 from specfit.runs import staged_file
 
 MAX_ORDER = 2
@@ -143,7 +141,7 @@ def measured_spectrum(
 def sine_spectrum_figure(
     model: IntegerSineNet, max_order: int = MAX_ORDER, trained: bool | None = None,
     samples_per_period: int | None = None, channel: int = 0,
-) -> plt.Figure:
+) -> Figure:
     """The spectrum view: measured amplitudes and order-``max_order`` bounds against ``||k||`` (log scale),
     the band limit as a vertical line; for ``d = 2`` also the log-amplitude on the ``(k_0, k_1)``
     lattice with the input frequencies marked.
@@ -157,7 +155,7 @@ def sine_spectrum_figure(
     scale = 2.0 * float(model.last.weight.detach()[channel].abs().sum())
     dims = frequencies.shape[1]
     panels = 2 if dims == 2 else 1
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2), squeeze=False)
+    figure, axes = subplots(1, panels, squeeze=False, figsize=(5.5 * panels, 4.2))
     ax = axes[0, 0]
     shown = amplitude > FLOOR
     ax.scatter(frequencies[shown].double().norm(dim=1), amplitude[shown], s=6, alpha=0.6, label="measured")
@@ -196,8 +194,5 @@ def plot_sine_spectrum(
 ) -> None:
     """Write :func:`sine_spectrum_figure` to ``path`` as a PNG (atomically)."""
     figure = sine_spectrum_figure(model, max_order, trained, samples_per_period, channel)
-    try:
-        with staged_file(Path(path)) as temp:
-            figure.savefig(temp, format="png", dpi=110)
-    finally:
-        plt.close(figure)
+    with staged_file(Path(path)) as temp:
+        figure.savefig(temp, format="png", dpi=110)

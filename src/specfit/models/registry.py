@@ -26,6 +26,7 @@ from specfit.encodings import (
     PositionalEncoding,
 )
 from specfit.errors import SpecfitError
+from specfit.memory import FLOAT_BYTES, ModelSize, check_fits, estimate_model_size
 from specfit.models.hashgrid import HashGridMLP
 from specfit.models.mlp import FourierMLP
 from specfit.models.resfields import LAYER_CHOICES, ResFieldSiren
@@ -80,11 +81,20 @@ REGISTRY: dict[str, ModelEntry] = {}
 # Smallest allowed value of hyperparameters that any model may have.
 MINIMUM: dict[str, float] = {
     "width": 1, "hidden_layers": 0, "features": 1, "octaves": 1, "first_bias_scale": 0.0,
-    "omega_0": 0.0, "hidden_omega_0": 0.0, "sigma": 0.0, "scale": 0.0,
+    "omega_0": 1e-6, "hidden_omega_0": 1e-6, "sigma": 0.0, "scale": 0.0,
     "levels": 1, "log2_table": 1, "n_min": 1, "n_max": 1, "init_scale": 0.0,
     "band_limit": 1, "low_limit": 1, "period": 1e-6, "c_low": 0.0, "c_high": 0.0, "c_deep": 0.0,
     "inputs": 1, "bound_l1": 0.0,
     "n_frames": 1, "rank": 1,
+}
+# Largest allowed value of the hyperparameters that set a model's size (far above any useful
+# setting; what passes is then checked against the machine's memory).
+MAXIMUM: dict[str, float] = {
+    "width": 2**16, "hidden_layers": 1024, "features": 2**20, "octaves": 60, "levels": 64,
+    "log2_table": 40, "n_min": 2**30, "n_max": 2**30, "band_limit": 2**20, "low_limit": 2**20,
+    "inputs": 2**20, "n_frames": 2**20, "rank": 4096,
+    "omega_0": 1e9, "hidden_omega_0": 1e9, "first_bias_scale": 1e6, "sigma": 1e6, "scale": 1e6,
+    "init_scale": 1e3, "period": 1e9, "c_low": 1e6, "c_high": 1e6, "c_deep": 1e6, "bound_l1": 1e6,
 }
 
 
@@ -127,6 +137,8 @@ def _parse_value(key: str, raw: ParamValue, default: ParamValue, entry: ModelEnt
         raise SpecfitError(f"{key}={raw!r} must be a whole number for model {entry.name}")
     if key in MINIMUM and value < MINIMUM[key]:
         raise SpecfitError(f"{key}={raw} is below its minimum {MINIMUM[key]:g} for model {entry.name}")
+    if key in MAXIMUM and value > MAXIMUM[key]:
+        raise SpecfitError(f"{key}={raw} is above its maximum {MAXIMUM[key]:g} for model {entry.name}")
     return int(value) if integer else value
 
 
@@ -142,11 +154,26 @@ def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -
 
 
 def check_buildable(entry: ModelEntry, in_features: int, out_features: int,
-                    params: dict[str, ParamValue]) -> None:
+                    params: dict[str, ParamValue]) -> ModelSize:
     """Build once and discard, without touching the random stream, so that a configuration the
-    model's constructor rejects fails before any work starts (raises :class:`SpecfitError`)."""
+    model's constructor rejects fails before any work starts (raises :class:`SpecfitError`).
+
+    A model whose estimated size does not fit in memory is refused before it is built; returns
+    the estimate.
+    """
+    resolved = resolve_params(entry, params)
+    size = estimate_model_size(in_features, out_features, resolved)
+    needed = (size.params + size.scratch_values) * FLOAT_BYTES
+    check_fits(f"a {entry.name} model of about {size.params:.3g} parameters", needed, torch.device("cpu"))
     with torch.random.fork_rng(devices=[]):
-        entry.build(in_features, out_features, **resolve_params(entry, params))
+        try:
+            entry.build(in_features, out_features, **resolved)
+        except (ArithmeticError, ValueError, RuntimeError) as exc:
+            if isinstance(exc, SpecfitError):
+                raise
+            raise SpecfitError(f"model {entry.name} cannot be built with {resolved} "
+                               f"({type(exc).__name__}: {exc})") from None
+    return size
 
 
 def build_model(

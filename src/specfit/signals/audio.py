@@ -9,6 +9,9 @@ scaled to [-1, 1) by its type's range (``x / 32768`` for 16-bit; 8-bit ``uint8``
 so that 16-bit sample ``x`` becomes ``(x + 32768) / 65536``. A float file whose peak exceeds 1 is
 scaled by its peak ``p`` instead (offset ``-p``, scale ``2 p``; a note says so), keeping silence at 0.5.
 
+Size: the frame count claimed by the header (data chunk bytes over the frame size) is checked
+against ``max_samples`` before the samples are read.
+
 ``meta`` holds ``sample_rate`` (Hz, int) and ``dtype`` (the stored sample type, e.g. ``"int16"``).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+from collections.abc import Iterable
 from math import gcd
 from pathlib import Path
 
@@ -27,9 +31,11 @@ from scipy.signal import resample_poly
 from specfit.errors import SpecfitError
 from specfit.runs import staged_file
 from specfit.signals.base import Signal
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size
 
 AUDIO_SUFFIXES = (".wav",)
 WRITE_BIT_DEPTHS = (8, 16, 32)
+WAV_FIELD_MAX = 0xFFFFFFFF  # the largest value of a WAV header's 32-bit fields
 # What scipy's reader raises on truncated, corrupt or foreign files (found by fuzzing its input:
 # a damaged header can also surface as a missing local variable or a division by zero).
 _DECODE_ERRORS = (ValueError, EOFError, struct.error, IndexError, KeyError, TypeError, NameError,
@@ -40,12 +46,53 @@ def _mode(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels}ch")
 
 
-def _read_wav(path: Path) -> tuple[int, np.ndarray]:
-    """``(sample_rate, samples)`` with samples ``(T,)`` or ``(T, C)`` in the stored type."""
+def _wav_frames(path: Path) -> int | None:
+    """The frame count a WAV header claims, read without the samples.
+
+    Walks the RIFF/RIFX/RF64 chunks to the ``data`` chunk: its size (from ``ds64`` in RF64
+    files) over the ``fmt`` chunk's block size. ``None`` when the header is not understood, and
+    scipy's reader then says what is wrong.
+    """
+    with path.open("rb") as handle:
+        riff = handle.read(12)
+        if riff[:4] not in (b"RIFF", b"RIFX", b"RF64") or riff[8:12] != b"WAVE":
+            return None
+        order = ">" if riff[:4] == b"RIFX" else "<"
+        sized = (b"fmt ", b"ds64") if riff[:4] == b"RF64" else (b"fmt ",)
+        block_align, rf64_size = 0, None
+        while len(chunk := handle.read(8)) == 8:
+            name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+            if name == b"data":
+                size = size if rf64_size is None else rf64_size
+                return size // block_align if block_align else None
+            if name in sized and size >= 16:
+                body = handle.read(16)
+                if len(body) < 16:
+                    return None
+                if name == b"fmt ":
+                    block_align = struct.unpack(order + "H", body[12:14])[0]
+                else:
+                    rf64_size = struct.unpack("<Q", body[8:16])[0]
+                size -= 16
+            handle.seek(size + size % 2, 1)
+    return None
+
+
+def _read_wav(path: Path, limit: int) -> tuple[int, np.ndarray]:
+    """``(sample_rate, samples)`` with samples ``(T,)`` or ``(T, C)`` in the stored type.
+
+    Raises a :class:`SpecfitError` before reading the samples when the header claims more than
+    ``limit`` frames.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", wavfile.WavFileWarning)
         try:
+            frames = _wav_frames(path)
+            if frames is not None:
+                check_size(path, "audio frames", (frames,), limit)
             rate, data = wavfile.read(path)
+        except SpecfitError:
+            raise
         except OSError as exc:
             raise SpecfitError(f"cannot read {path} ({exc.strerror or exc})") from exc
         except _DECODE_ERRORS as exc:
@@ -78,15 +125,18 @@ def _to_unit_range(data: np.ndarray, path: Path) -> tuple[np.ndarray, int, float
     return values.astype(np.float32), 32, -peak, 2.0 * peak, [note]
 
 
-def load_audio(path: Path, max_seconds: float | None = None) -> Signal:
+def load_audio(
+    path: Path, max_seconds: float | None = None, *, max_samples: int = DEFAULT_MAX_SAMPLES
+) -> Signal:
     """Read a ``.wav`` file as a ``(C, T)`` audio signal in [0, 1] (see the module docstring).
 
-    ``max_seconds`` keeps only the first ``max_seconds`` seconds (a note records the crop).
+    ``max_seconds`` keeps only the first ``max_seconds`` seconds (a note records the crop); the
+    whole file is read first, so ``max_samples`` limits its frame count, not the crop's.
     """
     path = Path(path)
     if max_seconds is not None and not max_seconds > 0:
         raise SpecfitError(f"max_seconds must be positive, got {max_seconds}")
-    rate, data = _read_wav(path)
+    rate, data = _read_wav(path, max_samples)
     if rate <= 0:
         raise SpecfitError(f"{path} has an invalid sample rate {rate}")
     if data.ndim == 1:
@@ -115,6 +165,11 @@ def load_audio(path: Path, max_seconds: float | None = None) -> Signal:
     )
 
 
+def _check_bit_depth(bit_depth: int) -> None:
+    if bit_depth not in WRITE_BIT_DEPTHS:
+        raise SpecfitError(f"audio bit depth must be one of {WRITE_BIT_DEPTHS}, got {bit_depth}")
+
+
 def audio_to_samples(
     values: torch.Tensor, bit_depth: int = 16, value_offset: float = -1.0, value_scale: float = 2.0
 ) -> np.ndarray:
@@ -123,8 +178,7 @@ def audio_to_samples(
     ``bit_depth`` 8 gives ``uint8``, 16 ``int16``, 32 ``float32`` in original units
     (``values * value_scale + value_offset``). Integer PCM is clipped to [-1, 1].
     """
-    if bit_depth not in WRITE_BIT_DEPTHS:
-        raise SpecfitError(f"audio bit depth must be one of {WRITE_BIT_DEPTHS}, got {bit_depth}")
+    _check_bit_depth(bit_depth)
     if values.ndim != 2:
         raise SpecfitError(f"audio values must have shape (C, T), got {tuple(values.shape)}")
     unit = values.detach().double().clamp(0.0, 1.0).cpu().numpy().T
@@ -138,6 +192,74 @@ def audio_to_samples(
     return pcm.astype(np.int16)
 
 
+def check_wav(frames: int, channels: int, sample_rate: int, bit_depth: int) -> None:
+    """Raise :class:`SpecfitError` unless a WAV file can hold ``frames`` samples of ``channels``
+    channels at ``sample_rate`` Hz in ``bit_depth`` bits.
+
+    The header stores the channel count in 16 bits and the sample rate, the bytes per second and
+    the sample count in 32 bits; the data size has no limit (RF64 beyond 4 GiB).
+    """
+    _check_bit_depth(bit_depth)
+    if not 1 <= channels <= 0xFFFF:
+        raise SpecfitError(f"a WAV file holds 1 to 65535 channels, not {channels}")
+    top_rate = WAV_FIELD_MAX // (channels * bit_depth // 8)
+    if not 1 <= sample_rate <= top_rate:
+        raise SpecfitError(f"{frames} samples at {sample_rate} Hz cannot be written as WAV: the sample "
+                           f"rate must be 1 to {top_rate} Hz")
+    if not 0 <= frames <= WAV_FIELD_MAX:
+        raise SpecfitError(f"a WAV file holds at most {WAV_FIELD_MAX} samples per channel, not {frames}")
+
+
+def _wav_header(frames: int, channels: int, sample_rate: int, bit_depth: int) -> bytes:
+    """The header of a WAV file (as scipy writes it: PCM, or IEEE float with a ``fact`` chunk),
+    up to and including the ``data`` chunk's size; RF64 with a ``ds64`` chunk beyond 4 GiB."""
+    floats = bit_depth == 32
+    block = channels * bit_depth // 8
+    fmt = struct.pack("<HHIIHH", 3 if floats else 1, channels, sample_rate, sample_rate * block, block,
+                      bit_depth) + (b"\0\0" if floats else b"")
+    chunks = struct.pack("<4sI", b"fmt ", len(fmt)) + fmt
+    chunks += struct.pack("<4sII", b"fact", 4, frames) if floats else b""
+    data = frames * block
+    riff = 4 + len(chunks) + 8 + data
+    if riff <= WAV_FIELD_MAX:
+        return struct.pack("<4sI4s", b"RIFF", riff, b"WAVE") + chunks + struct.pack("<4sI", b"data", data)
+    ds64 = struct.pack("<4sIQQQI", b"ds64", 28, riff + 36, data, frames, 0)
+    return (struct.pack("<4sI4s", b"RF64", WAV_FIELD_MAX, b"WAVE") + ds64 + chunks
+            + struct.pack("<4sI", b"data", WAV_FIELD_MAX))
+
+
+def write_audio_blocks(
+    path: Path,
+    blocks: Iterable[torch.Tensor],
+    frames: int,
+    channels: int,
+    sample_rate: int,
+    bit_depth: int = 16,
+    *,
+    value_offset: float = -1.0,
+    value_scale: float = 2.0,
+) -> None:
+    """Write a WAV file from consecutive ``(n, C)`` blocks of values in [0, 1], ``frames`` rows in all.
+
+    The header is written first (its sizes follow from ``frames``), then each block is converted
+    (:func:`audio_to_samples`) and appended as it arrives, so memory stays at one block. The file
+    is staged and renamed into place: a failure, or blocks that do not add up to ``frames`` rows
+    of ``channels`` values, leaves nothing behind.
+    """
+    check_wav(frames, channels, sample_rate, bit_depth)
+    with staged_file(Path(path)) as temp, temp.open("wb") as handle:
+        handle.write(_wav_header(frames, channels, sample_rate, bit_depth))
+        written = 0
+        for block in blocks:
+            samples = audio_to_samples(block.T, bit_depth, value_offset, value_scale)
+            written += len(samples)
+            if samples.shape[1] != channels or written > frames:
+                raise SpecfitError(f"audio blocks exceed {frames} samples of {channels} channels")
+            handle.write(samples.astype(samples.dtype.newbyteorder("<"), copy=False).tobytes())
+        if written != frames:
+            raise SpecfitError(f"audio blocks hold {written} samples, not {frames}")
+
+
 def write_audio(
     path: Path,
     values: torch.Tensor,
@@ -147,19 +269,19 @@ def write_audio(
     value_offset: float = -1.0,
     value_scale: float = 2.0,
 ) -> None:
-    """Write ``(C, T)`` values in [0, 1] as a WAV file (see :func:`audio_to_samples`).
+    """Write ``(C, T)`` values in [0, 1] as a WAV file (see :func:`write_audio_blocks`).
 
     16-bit PCM by default; ``bit_depth=32`` writes float32, ``8`` unsigned 8-bit PCM. Pass a
     signal's ``value_offset``/``value_scale`` to undo a peak scaling made when it was loaded.
     """
-    if int(sample_rate) <= 0:
-        raise SpecfitError(f"sample rate must be positive, got {sample_rate}")
-    samples = audio_to_samples(values, bit_depth, value_offset, value_scale)
-    with staged_file(Path(path)) as temp:
-        wavfile.write(temp, int(sample_rate), samples[:, 0] if samples.shape[1] == 1 else samples)
+    if values.ndim != 2:
+        raise SpecfitError(f"audio values must have shape (C, T), got {tuple(values.shape)}")
+    channels, frames = values.shape
+    write_audio_blocks(path, [values.T], frames, channels, int(sample_rate), bit_depth,
+                       value_offset=value_offset, value_scale=value_scale)
 
 
-def resample_audio(signal: Signal, sample_rate: int) -> Signal:
+def resample_audio(signal: Signal, sample_rate: int, max_samples: int = DEFAULT_MAX_SAMPLES) -> Signal:
     """Resample an audio signal to ``sample_rate`` Hz (polyphase filter, ``scipy.signal.resample_poly``).
 
     Lowering the rate gives a cheaper fit. Values stay ``(C, T')`` in [0, 1] (clipped after
@@ -173,6 +295,9 @@ def resample_audio(signal: Signal, sample_rate: int) -> Signal:
     sample_rate = int(sample_rate)
     if sample_rate == old:
         return signal
+    frames = -(-signal.spatial_shape[0] * sample_rate // old)
+    check_size(f"--sample-rate {sample_rate} of {signal.name}", "audio frames", (frames,), max_samples,
+               claim="would make")
     common = gcd(sample_rate, old)
     # Filter the zero-centred waveform so the zero padding at the ends does not pull towards -1.
     centred = signal.values.detach().double().cpu().numpy() - 0.5

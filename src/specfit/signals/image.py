@@ -4,13 +4,18 @@ Values are mapped to [0, 1] by the integer type's maximum (255 or 65535). Float 
 [0, 1] are kept; other float arrays are rescaled by their minimum and maximum, and the mapping is
 kept so that reconstructions can be written back in the original units.
 
+Size: the width and height are read from the header (PNG IHDR, TIFF tags, Pillow's lazy open,
+the ``.npy`` header) and checked against ``max_samples`` before any pixel is decoded.
+
 Alpha rule: an alpha channel is fitted as one more channel (straight, not premultiplied alpha) and
 written back, so an RGBA image is a 4-channel signal and its reconstruction is RGBA.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +26,21 @@ from PIL import Image, UnidentifiedImageError
 
 from specfit.errors import SpecfitError
 from specfit.signals.base import Signal
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size, load_npy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MIN_SIDE = 4
 
 
-def _png_bit_depth(path: Path) -> int:
+def _png_header(path: Path) -> tuple[int, int, int]:
+    """``(width, height, bit_depth)`` from the IHDR chunk, which follows the PNG signature."""
     with path.open("rb") as handle:
-        header = handle.read(26)
-    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n":
+        header = handle.read(25)
+    if len(header) < 25 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
         raise SpecfitError(f"{path} is not a PNG file")
-    return struct.unpack(">B", header[24:25])[0]
+    width, height, bit_depth = struct.unpack(">IIB", header[16:25])
+    return width, height, bit_depth
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -41,15 +49,41 @@ def _read_png16(path: Path) -> np.ndarray:
     return array.reshape(height, width, info["planes"])
 
 
-def _read_pixels(path: Path) -> np.ndarray:
-    """Raw pixel array ``(H, W)`` or ``(H, W, C)`` of integer or float type."""
-    suffix = path.suffix.lower()
+def _read_tiff(path: Path, limit: int) -> np.ndarray:
+    """The first series (what ``tifffile.imread`` reads), once its pixel count passes the limit.
+
+    Samples per pixel (axis ``S``) are channels and not counted; tifffile's complaints about
+    damaged tags are kept off stderr (the error raised says what matters).
+    """
+    log = logging.getLogger("tifffile")
+    was_disabled, log.disabled = log.disabled, True
     try:
-        if suffix in (".tif", ".tiff"):
-            return np.asarray(tifffile.imread(path))
-        if suffix == ".png" and _png_bit_depth(path) == 16:
-            return _read_png16(path)
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise SpecfitError(f"{path} is not a readable image (a TIFF without pages)")
+            series = tif.series[0]
+            grid = tuple(n for n, axis in zip(series.shape, series.axes, strict=True) if axis != "S")
+            check_size(path, "pixels", grid, limit)
+            return np.asarray(series.asarray())
+    except SpecfitError:
+        raise
+    except Exception as exc:  # tifffile raises many types on damaged files (struct, zlib, index...)
+        raise SpecfitError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    finally:
+        log.disabled = was_disabled
+
+
+def _read_pil(path: Path, limit: int) -> np.ndarray:
+    """Decode with Pillow once the size from its lazy open passes the limit.
+
+    Pillow's decompression-bomb warning is silenced here (this limit replaces it); its error,
+    raised by ``Image.open`` beyond twice its own limit, is turned into a :class:`SpecfitError`
+    by the caller.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as image:
+            check_size(path, "pixels", (image.height, image.width), limit)
             image.load()
             if image.mode in ("P", "PA"):
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -58,8 +92,28 @@ def _read_pixels(path: Path) -> np.ndarray:
             elif image.mode == "CMYK":
                 image = image.convert("RGB")
             return np.asarray(image)
+
+
+def _read_pixels(path: Path, limit: int) -> np.ndarray:
+    """Raw pixel array ``(H, W)`` or ``(H, W, C)`` of integer or float type.
+
+    Raises a :class:`SpecfitError` before decoding when the header claims more than ``limit``
+    pixels.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            return _read_tiff(path, limit)
+        if suffix == ".png":
+            width, height, bit_depth = _png_header(path)
+            check_size(path, "pixels", (height, width), limit)
+            if bit_depth == 16:
+                return _read_png16(path)
+        return _read_pil(path, limit)
     except SpecfitError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise SpecfitError(f"{path} is too large for Pillow to decode ({exc})") from exc
     except (UnidentifiedImageError, png.FormatError, tifffile.TiffFileError) as exc:
         raise SpecfitError(f"{path} is not a readable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -117,15 +171,15 @@ def image_from_array(array: np.ndarray, name: str, path: Path | None = None) -> 
     )
 
 
-def load_image(path: Path) -> Signal:
-    """Read an image file or an image-shaped ``.npy`` array."""
+def load_image(path: Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) -> Signal:
+    """Read an image file or an image-shaped ``.npy`` array.
+
+    A file whose header claims more than ``max_samples`` pixels (height x width) is refused before
+    decoding.
+    """
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise SpecfitError(f"{path} is not a readable .npy array ({exc})") from exc
-        return image_from_array(array, path.stem, path)
-    return image_from_array(_read_pixels(path), path.stem, path)
+        return image_from_array(load_npy(path, "pixels", 2, max_samples), path.stem, path)
+    return image_from_array(_read_pixels(path, max_samples), path.stem, path)
 
 
 def image_to_array(values: torch.Tensor, bit_depth: int) -> np.ndarray:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from specfit.errors import SpecfitError
 from specfit.signals.audio import AUDIO_SUFFIXES, load_audio, resample_audio
 from specfit.signals.base import Signal
 from specfit.signals.image import IMAGE_SUFFIXES, image_from_array, load_image, resize_image
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, npy_header
 from specfit.signals.video import VIDEO_SUFFIXES, load_video
-from specfit.signals.volume import VOLUME_SUFFIXES, load_volume, resize_volume, volume_from_array
+from specfit.signals.volume import VOLUME_SUFFIXES, load_volume, resize_volume
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb")
 KINDS = ("image", "audio", "video", "volume", "shape")
@@ -34,6 +35,9 @@ class LoadOptions:
         frame_step: video: keep every ``frame_step``-th frame.
         allow_open: meshes: accept a mesh that is not watertight (inside is then decided by
             generalised winding numbers, with a warning).
+        max_samples: grid signals: refuse, from the file's header and before decoding, one with
+            more samples than this (pixels, frames x pixels of the kept video frames, voxels or
+            audio frames; channels not counted). Checked on what is decoded, before ``resize``.
     """
 
     kind: str | None = None
@@ -43,6 +47,7 @@ class LoadOptions:
     max_frames: int | None = None
     frame_step: int = 1
     allow_open: bool = False
+    max_samples: int = DEFAULT_MAX_SAMPLES
 
 
 def default_signal() -> Signal:
@@ -59,18 +64,16 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _load_npy(path: Path, kind: str | None) -> Signal:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise SpecfitError(f"{path} is not a readable .npy array ({exc})") from exc
+def _load_npy(path: Path, kind: str | None, max_samples: int) -> Signal:
+    """Decide the kind from the header's shape (see :class:`LoadOptions`), then load."""
     if kind is None:
-        image_like = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] <= 4)
+        shape = npy_header(path)[0]
+        image_like = len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4)
         kind = "image" if image_like else "volume"
     if kind == "image":
-        return load_image(path)
+        return load_image(path, max_samples=max_samples)
     if kind == "volume":
-        return volume_from_array(array, path.stem, path)
+        return load_volume(path, max_samples=max_samples)
     raise SpecfitError(f"--kind {kind} does not apply to .npy arrays (use image or volume)")
 
 
@@ -85,6 +88,8 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
         raise SpecfitError(f"--kind must be one of {', '.join(KINDS)}, got {options.kind!r}")
     if options.resize is not None and options.resize < 1:
         raise SpecfitError(f"--resize must be at least 1, got {options.resize}")
+    if options.max_samples < 1:
+        raise SpecfitError(f"--max-samples must be at least 1, got {options.max_samples}")
     if path is None:
         signal = default_signal()
         return resize_image(signal, options.resize) if options.resize else signal
@@ -93,6 +98,8 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
         raise SpecfitError(f"no such file: {path}")
     if path.is_dir():
         raise SpecfitError(f"{path} is a directory, not a signal file")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise SpecfitError(f"{path} is not a regular file (a FIFO, socket or device); give a signal file")
     suffix = _suffix(path)
     if suffix not in SUPPORTED:
         raise SpecfitError(
@@ -103,17 +110,19 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
 
         return load_mesh(path, allow_open=options.allow_open)
     if suffix in AUDIO_SUFFIXES:
-        signal = load_audio(path, options.max_seconds)
-        return resample_audio(signal, options.sample_rate) if options.sample_rate is not None else signal
+        signal = load_audio(path, options.max_seconds, max_samples=options.max_samples)
+        if options.sample_rate is None:
+            return signal
+        return resample_audio(signal, options.sample_rate, options.max_samples)
     if suffix in VIDEO_SUFFIXES:
-        return load_video(path, options.max_frames, options.frame_step, options.resize)
+        return load_video(path, options.max_frames, options.frame_step, options.resize,
+                          max_samples=options.max_samples)
     if suffix in VOLUME_SUFFIXES:
-        signal = load_volume(path)
+        signal = load_volume(path, max_samples=options.max_samples)
     elif suffix == ".npy":
-        signal = _load_npy(path, options.kind)
+        signal = _load_npy(path, options.kind, options.max_samples)
     else:
-        signal = load_image(path)
-    if options.resize:
-        return resize_volume(signal, options.resize) if signal.kind == "volume" else resize_image(
-            signal, options.resize)
-    return signal
+        signal = load_image(path, max_samples=options.max_samples)
+    if options.resize and signal.kind == "volume":
+        return resize_volume(signal, options.resize, options.max_samples)
+    return resize_image(signal, options.resize) if options.resize else signal

@@ -26,6 +26,7 @@ import torch
 from specfit.errors import SpecfitError
 
 SPLITS = ("all", "holdout", "lattice")
+CONVENTIONS = ("signed", "unit")
 
 
 def grid_coordinates(shape: tuple[int, ...], convention: str = "signed") -> torch.Tensor:
@@ -37,7 +38,8 @@ def grid_coordinates(shape: tuple[int, ...], convention: str = "signed") -> torc
         elif convention == "unit":
             axes.append(torch.arange(n, dtype=torch.float32) / n)
         else:
-            raise SpecfitError(f"unknown coordinate convention {convention!r}")
+            raise SpecfitError(
+                f"unknown coordinate convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
     mesh = torch.meshgrid(*axes, indexing="ij")
     return torch.stack([m.reshape(-1) for m in mesh], dim=-1)
 

@@ -6,13 +6,19 @@ subtitles, alpha and rotation metadata are ignored. Frames are converted to 8-bi
 default (BT.601, limited range) conversion, the same one :func:`write_video` uses, so a written video
 reads back with the same colours.
 
+Size: frames x height x width of what will be kept is checked against ``max_samples`` from the
+stream header before decoding, and again for every frame kept while decoding, since headers may
+lack a frame count or misstate it.
+
 PyAV is an optional dependency (``pip install 'specfit[video]'``): it is imported inside the
 functions, and a missing PyAV is reported as a :class:`SpecfitError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -23,12 +29,14 @@ import torch
 from specfit.errors import SpecfitError
 from specfit.runs import staged_file
 from specfit.signals.base import Signal
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 # Containers that take an H.264 stream; the container is chosen from the suffix.
 WRITE_SUFFIXES = (".mp4", ".mov", ".mkv")
 MIN_SIDE = 4
 DEFAULT_FPS = 25.0
+MAX_FPS = 1e6  # a written frame rate, as a fraction of denominator <= 1001, fits FFmpeg's 32-bit rates
 RESIZE_CHUNK = 16  # frames resized at once (bounds the float32 working memory)
 
 
@@ -49,20 +57,31 @@ def _frame_rate(stream: object) -> tuple[float, bool]:
     return DEFAULT_FPS, False
 
 
+def _kept_frames(frames: int, max_frames: int | None, frame_step: int) -> int:
+    """How many of a header's ``frames`` decoding will keep (1 when the header has no count)."""
+    kept = max(1, math.ceil(frames / frame_step))
+    return kept if max_frames is None else min(kept, max_frames)
+
+
 def _decode(
-    path: Path, max_frames: int | None, frame_step: int
+    path: Path, max_frames: int | None, frame_step: int, limit: int
 ) -> tuple[list[np.ndarray], float, bool, bool]:
-    """Decode kept frames as ``(H, W, 3)`` uint8 arrays.
+    """Decode kept frames as ``(H, W, 3)`` uint8 arrays, at most ``limit`` pixels over all frames.
 
     Returns (frames, stream fps, whether the fps was known, whether ``max_frames`` cut the video).
     """
+    what = "frames x height x width"
     av = _import_av()
     frames: list[np.ndarray] = []
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.video:
                 raise SpecfitError(f"{path} has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise SpecfitError(f"{path} is a still image ({container.format.name}), not a video")
             stream = container.streams.video[0]
+            kept = _kept_frames(stream.frames, max_frames, frame_step)
+            check_size(path, what, (kept, stream.height, stream.width), limit)
             fps, known = _frame_rate(stream)
             size: tuple[int, int] | None = None
             limited = False
@@ -74,6 +93,7 @@ def _decode(
                     break
                 if size is None:
                     size = (frame.width, frame.height)
+                check_size(path, what, (len(frames) + 1, size[1], size[0]), limit)
                 # A stream whose frame size changes mid-way is scaled to its first frame's size.
                 rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
                 frames.append(rgb.to_ndarray())
@@ -108,7 +128,12 @@ def _to_values(frames: list[np.ndarray], size: tuple[int, int] | None) -> torch.
 
 
 def load_video(
-    path: Path, max_frames: int | None = None, frame_step: int = 1, short_side: int | None = None
+    path: Path,
+    max_frames: int | None = None,
+    frame_step: int = 1,
+    short_side: int | None = None,
+    *,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
 ) -> Signal:
     """Read the first video stream of ``path`` as an RGB signal ``(3, T, H, W)`` in [0, 1].
 
@@ -118,6 +143,8 @@ def load_video(
         frame_step: keep every ``frame_step``-th decoded frame, starting with the first.
         short_side: downscale each frame (antialiased bilinear) so its shorter side is
             ``short_side``; never upscales, like ``--resize`` for images.
+        max_samples: refuse, before decoding where the header allows, a video whose kept frames
+            hold more than this many pixels (frames x height x width, at the decoded size).
 
     Returns a signal with ``kind="video"``, ``mode="RGB"``, ``bit_depth=8`` and
     ``meta={"fps": fps / frame_step, "frames": T}``; subsampling and resizing are listed in
@@ -133,7 +160,7 @@ def load_video(
         raise SpecfitError(f"the short side must be at least {MIN_SIDE} pixels, got {short_side}")
     if not path.is_file():
         raise SpecfitError(f"{path} does not exist or is not a file")
-    frames, fps, known, limited = _decode(path, max_frames, frame_step)
+    frames, fps, known, limited = _decode(path, max_frames, frame_step, max_samples)
     height, width = frames[0].shape[:2]
     notes = []
     if not known:
@@ -159,26 +186,26 @@ def load_video(
     )
 
 
-def _even_pixels(values: torch.Tensor) -> np.ndarray:
-    """``(C, T, H, W)`` in [0, 1] (C = 1 or 3) to ``(T, H', W', 3)`` uint8, H' and W' even.
+def _even_frame(values: torch.Tensor) -> np.ndarray:
+    """A ``(C, H, W)`` frame in [0, 1] (C = 1 or 3) to ``(H', W', 3)`` uint8 pixels, H' and W' even.
 
     yuv420p stores chroma at half resolution and needs even sides: an odd last row or column is
     repeated (edge replication), so the written video is at most one pixel taller and wider.
     NaN is written as 0.
     """
-    if values.ndim != 4 or values.shape[0] not in (1, 3):
-        raise SpecfitError(f"a video must be (3, T, H, W) or (1, T, H, W), got {tuple(values.shape)}")
+    if values.ndim != 3 or values.shape[0] not in (1, 3):
+        raise SpecfitError(f"a video frame must be (3, H, W) or (1, H, W), got {tuple(values.shape)}")
     if min(values.shape[1:]) < 1:
-        raise SpecfitError(f"cannot write an empty video of shape {tuple(values.shape)}")
+        raise SpecfitError(f"cannot write an empty video frame of shape {tuple(values.shape)}")
     pixels = values.detach().float().nan_to_num(0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    pixels = pixels.expand(3, -1, -1, -1).permute(1, 2, 3, 0).cpu().numpy()
-    _, height, width, _ = pixels.shape
-    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
-    return np.ascontiguousarray(np.pad(pixels, pad, mode="edge"))
+    pixels = pixels.expand(3, -1, -1).permute(1, 2, 0).cpu().numpy()
+    height, width, _ = pixels.shape
+    return np.ascontiguousarray(np.pad(pixels, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge"))
 
 
-def write_video(path: Path, values: torch.Tensor, fps: float, crf: int = 18) -> None:
-    """Write ``(3, T, H, W)`` values in [0, 1] as an H.264 (libx264, yuv420p) video.
+def write_video_frames(path: Path, frames: Iterable[torch.Tensor], fps: float, crf: int = 18) -> None:
+    """Write ``(C, H, W)`` frames in [0, 1] (C = 1 or 3, all of one size) as an H.264 (libx264,
+    yuv420p) video, encoding each frame as it arrives, so memory stays at about one frame.
 
     ``fps`` is the frame rate (any positive number; stored as a fraction). ``crf`` is x264's
     constant rate factor (0-51, lower is better; 18 is near-transparent). Odd heights or widths
@@ -189,23 +216,37 @@ def write_video(path: Path, values: torch.Tensor, fps: float, crf: int = 18) -> 
     path = Path(path)
     if path.suffix.lower() not in WRITE_SUFFIXES:
         raise SpecfitError(f"cannot write H.264 video to {path}: use one of {', '.join(WRITE_SUFFIXES)}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise SpecfitError(f"the frame rate must be a positive number, got {fps}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise SpecfitError(f"the frame rate must be a positive number up to {MAX_FPS:g}, got {fps}")
     av = _import_av()
-    pixels = _even_pixels(values)
-    _, height, width, _ = pixels.shape
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise SpecfitError(f"cannot write an empty video (no frames) to {path}")
+    first_pixels = _even_frame(first)
+    height, width, _ = first_pixels.shape
     rate = Fraction(fps).limit_denominator(1001)
     with staged_file(path) as temp:
         try:
             with av.open(str(temp), mode="w") as container:
                 stream = container.add_stream("libx264", rate=rate, options={"crf": str(int(crf))})
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                for frame_pixels in pixels:
-                    frame = av.VideoFrame.from_ndarray(frame_pixels, format="rgb24")
+                for index, pixels in enumerate(itertools.chain([first_pixels], map(_even_frame, frames))):
+                    if pixels.shape != first_pixels.shape:
+                        raise SpecfitError(f"video frame {index} is not the size of the first frame")
+                    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
                     container.mux(stream.encode(frame.reformat(format="yuv420p")))
                 container.mux(stream.encode(None))
         except av.error.FFmpegError as exc:
             raise SpecfitError(f"cannot write {path} ({exc})") from exc
+
+
+def write_video(path: Path, values: torch.Tensor, fps: float, crf: int = 18) -> None:
+    """Write ``(3, T, H, W)`` (or ``(1, T, H, W)``) values in [0, 1] as an H.264 video, frame by
+    frame (see :func:`write_video_frames`)."""
+    if values.ndim != 4:
+        raise SpecfitError(f"a video must be (3, T, H, W) or (1, T, H, W), got {tuple(values.shape)}")
+    write_video_frames(path, values.unbind(1), fps, crf)
 
 
 def frame_psnr(prediction: torch.Tensor, target: torch.Tensor) -> list[float]:

@@ -10,6 +10,9 @@ scale 1). Every other type is min-max scaled to [0, 1] over all channels, with
 ``value_offset = min`` and ``value_scale = max - min`` (``bit_depth`` 32), so original =
 ``values * value_scale + value_offset``. A constant volume maps to 0 (a note says so).
 
+Size: the voxel count ``D x H x W`` (channels not counted) in the NIfTI or ``.npy`` header is
+checked against ``max_samples`` before any voxel is read.
+
 ``meta`` holds ``spacing`` (voxel size per axis, from the NIfTI zooms; 1.0 for arrays) and, for
 NIfTI, ``affine`` (the 4 x 4 voxel-to-world matrix as nested lists).
 """
@@ -19,8 +22,11 @@ from __future__ import annotations
 import gzip
 import logging
 import struct
+import tempfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -28,6 +34,7 @@ import torch
 from specfit.errors import SpecfitError
 from specfit.runs import staged_file
 from specfit.signals.base import Signal
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size, load_npy
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 MIN_RESIZE = 4
@@ -108,8 +115,12 @@ def _check_gzip(path: Path) -> None:
             pass
 
 
-def _read_nifti(path: Path) -> tuple[np.ndarray, list[float], list[list[float]] | None]:
-    """``(voxels, spacing, affine)``; voxels in the stored type unless the header scales them."""
+def _read_nifti(path: Path, limit: int) -> tuple[np.ndarray, list[float], list[list[float]] | None]:
+    """``(voxels, spacing, affine)``; voxels in the stored type unless the header scales them.
+
+    The header's first three axes are checked against ``limit`` before the file is decompressed
+    or any voxel read.
+    """
     try:
         import nibabel
         from nibabel.filebasedimages import ImageFileError
@@ -120,9 +131,10 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, list[float], list[list[float]] 
     header_log = logging.getLogger("nibabel.global")
     was_disabled, header_log.disabled = header_log.disabled, True
     try:
+        image = nibabel.load(path)
+        check_size(path, "voxels", image.shape[:3], limit)
         if path.name.lower().endswith(".gz"):
             _check_gzip(path)
-        image = nibabel.load(path)
         slope, inter = image.header.get_slope_inter()
         if slope in (None, 1.0) and inter in (None, 0.0):
             data = np.asarray(image.dataobj)
@@ -130,6 +142,8 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, list[float], list[list[float]] 
             data = image.get_fdata()
         zooms = [float(z) for z in image.header.get_zooms()[:3]]
         affine = None if image.affine is None else np.asarray(image.affine, dtype=float).tolist()
+    except SpecfitError:
+        raise
     except FileNotFoundError as exc:
         raise SpecfitError(f"no such file: {path}") from exc
     except (ImageFileError, HeaderDataError) as exc:
@@ -142,22 +156,19 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, list[float], list[list[float]] 
     return data, zooms + [1.0] * (3 - len(zooms)), affine
 
 
-def load_volume(path: Path) -> Signal:
+def load_volume(path: Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) -> Signal:
     """Read a NIfTI file (``.nii``/``.nii.gz``) or a volume ``.npy`` as ``(C, D, H, W)`` in [0, 1].
 
     NIfTI axes stay in nibabel's ``(i, j, k)`` order; a 4-D file's last axis becomes the channels.
-    Data scaled by the header (``scl_slope``/``scl_inter``) is read in scaled units.
+    Data scaled by the header (``scl_slope``/``scl_inter``) is read in scaled units. A header
+    claiming more than ``max_samples`` voxels (``D x H x W``) is refused before reading.
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise SpecfitError(f"{path} is not a readable .npy array ({exc})") from exc
-        return volume_from_array(array, _volume_name(path), path)
+        return volume_from_array(load_npy(path, "voxels", 3, max_samples), _volume_name(path), path)
     if not _is_nifti(path):
         raise SpecfitError(f"{path}: not a volume file (expected {', '.join(VOLUME_SUFFIXES)} or .npy)")
-    data, spacing, affine = _read_nifti(path)
+    data, spacing, affine = _read_nifti(path, max_samples)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim not in (3, 4):
@@ -167,49 +178,96 @@ def load_volume(path: Path) -> Signal:
     return signal
 
 
-def volume_to_array(values: torch.Tensor, signal: Signal) -> np.ndarray:
-    """``(C, D, H, W)`` values in [0, 1] to ``(D, H, W)`` (one channel) or ``(D, H, W, C)`` float32
-    voxels in the signal's original units (``values * value_scale + value_offset``)."""
-    if values.ndim != 4:
-        raise SpecfitError(f"volume values must have shape (C, D, H, W), got {tuple(values.shape)}")
-    unit = values.detach().double().clamp(0.0, 1.0).cpu().numpy()
-    original = np.moveaxis(unit * signal.value_scale + signal.value_offset, 0, -1)
-    return (original[..., 0] if original.shape[-1] == 1 else original).astype(np.float32)
+def voxel_dtype(path: Path, signal: Signal) -> np.dtype:
+    """The voxel type :func:`write_volume_blocks` stores at ``path``: uint8 for a NIfTI file of an
+    8-bit source (offset 0, scale 255), float32 otherwise."""
+    eight_bit = signal.bit_depth == 8 and signal.value_offset == 0.0 and signal.value_scale == 255.0
+    return np.dtype(np.uint8 if _is_nifti(path) and eight_bit else np.float32)
 
 
-def _nifti_bytes(voxels: np.ndarray, signal: Signal) -> bytes:
+def _to_voxels(block: torch.Tensor, signal: Signal, dtype: np.dtype) -> np.ndarray:
+    """``(n, C)`` values in [0, 1] to ``(n, C)`` voxels of ``dtype`` in the signal's original units
+    (``values * value_scale + value_offset``; uint8 rounded and clipped to 0..255)."""
+    unit = block.detach().double().clamp(0.0, 1.0).cpu().numpy()
+    original = unit * signal.value_scale + signal.value_offset
+    if dtype == np.uint8:
+        return np.round(np.clip(original, 0.0, 255.0)).astype(np.uint8)
+    return original.astype(dtype)
+
+
+def _fill(voxels: np.ndarray, blocks: Iterable[torch.Tensor], signal: Signal) -> None:
+    """Write consecutive ``(n, C)`` blocks into ``voxels`` (row-major, channels last), checking that
+    they fill it exactly."""
+    flat = voxels.reshape(-1, 1 if voxels.ndim == 3 else voxels.shape[-1])
+    position = 0
+    for block in blocks:
+        end = position + len(block)
+        if block.shape[1] != flat.shape[1] or end > len(flat):
+            raise SpecfitError(f"volume blocks exceed {len(flat)} voxels of {flat.shape[1]} channels")
+        flat[position:end] = _to_voxels(block, signal, voxels.dtype)
+        position = end
+    if position != len(flat):
+        raise SpecfitError(f"volume blocks hold {position} voxels, not {len(flat)}")
+
+
+def _import_nibabel() -> ModuleType:
     try:
         import nibabel
     except ImportError as exc:
         raise SpecfitError("writing NIfTI needs nibabel: pip install 'specfit[nifti]'") from exc
+    return nibabel
+
+
+def _write_nifti(path: Path, gz: bool, voxels: np.ndarray, signal: Signal, nibabel: ModuleType) -> None:
+    """Write ``voxels`` (a memmap is read slice by slice) with ``meta["affine"]``, or the spacing on
+    the diagonal, as a NIfTI-1 file, gzip-compressed when ``gz``."""
     if "affine" in signal.meta:
         affine = np.asarray(signal.meta["affine"], dtype=float)
     else:
         affine = np.diag([*signal.meta.get("spacing", [1.0, 1.0, 1.0]), 1.0])
-    if signal.bit_depth == 8 and signal.value_offset == 0.0 and signal.value_scale == 255.0:
-        voxels = np.round(np.clip(voxels, 0.0, 255.0)).astype(np.uint8)
-    return nibabel.Nifti1Image(voxels, affine).to_bytes()
+    with gzip.open(path, "wb", compresslevel=6) if gz else path.open("wb") as handle:
+        nibabel.Nifti1Image(voxels, affine).to_stream(handle)
+
+
+def write_volume_blocks(
+    path: Path, blocks: Iterable[torch.Tensor], shape: tuple[int, int, int], channels: int, signal: Signal
+) -> None:
+    """Write a ``shape = (D, H, W)`` volume of ``channels`` channels given as consecutive ``(n, C)``
+    blocks of values in [0, 1], row-major over ``(D, H, W)``, in ``signal``'s original units.
+
+    ``.npy``: ``(D, H, W)`` (one channel) or ``(D, H, W, C)`` float32, a memory-mapped file filled
+    block by block. ``.nii``/``.nii.gz``: the same voxels (uint8 for an 8-bit source, see
+    :func:`voxel_dtype`) gathered in an unnamed scratch file beside ``path``, then written with
+    ``meta["affine"]``. Memory stays at about one block either way. The file is staged and renamed
+    into place, so a failure leaves nothing behind.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npy" and not _is_nifti(path):
+        raise SpecfitError(f"{path}: volumes are written as .npy, .nii or .nii.gz")
+    nibabel = None if path.suffix.lower() == ".npy" else _import_nibabel()
+    dtype = voxel_dtype(path, signal)
+    array_shape = tuple(shape) if channels == 1 else (*shape, channels)
+    with staged_file(path) as temp:
+        if nibabel is None:
+            voxels = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=array_shape)
+            _fill(voxels, blocks, signal)
+            voxels.flush()
+            del voxels  # unmapped before the file is renamed
+        else:
+            with tempfile.TemporaryFile(dir=path.parent) as scratch:
+                voxels = np.memmap(scratch, dtype=dtype, mode="w+", shape=array_shape)
+                _fill(voxels, blocks, signal)
+                _write_nifti(temp, path.name.lower().endswith(".gz"), voxels, signal, nibabel)
 
 
 def write_volume(path: Path, values: torch.Tensor, signal: Signal) -> None:
-    """Write ``(C, D, H, W)`` values in [0, 1] in ``signal``'s original units, format by suffix.
-
-    ``.npy``: float32 ``(D, H, W)`` or ``(D, H, W, C)``. ``.nii``/``.nii.gz``: the same voxels with
-    ``meta["affine"]`` (or the spacing on the diagonal); an 8-bit source is written as uint8.
-    """
-    path = Path(path)
-    voxels = volume_to_array(values, signal)
-    if path.suffix.lower() == ".npy":
-        with staged_file(path) as temp, temp.open("wb") as handle:
-            np.save(handle, voxels)
-        return
-    if not _is_nifti(path):
-        raise SpecfitError(f"{path}: volumes are written as .npy, .nii or .nii.gz")
-    data = _nifti_bytes(voxels, signal)
-    if path.name.lower().endswith(".gz"):
-        data = gzip.compress(data, compresslevel=6)
-    with staged_file(path) as temp:
-        temp.write_bytes(data)
+    """Write ``(C, D, H, W)`` values in [0, 1] in ``signal``'s original units, format by suffix
+    (see :func:`write_volume_blocks`): ``.npy`` float32 ``(D, H, W)`` or ``(D, H, W, C)``;
+    ``.nii``/``.nii.gz`` with ``meta["affine"]`` (or the spacing on the diagonal)."""
+    if values.ndim != 4:
+        raise SpecfitError(f"volume values must have shape (C, D, H, W), got {tuple(values.shape)}")
+    channels, depth, height, width = values.shape
+    write_volume_blocks(path, [values.reshape(channels, -1).T], (depth, height, width), channels, signal)
 
 
 def _resized_affine(affine: list[list[float]], factors: list[float]) -> list[list[float]]:
@@ -220,7 +278,7 @@ def _resized_affine(affine: list[list[float]], factors: list[float]) -> list[lis
     return (np.asarray(affine, dtype=float) @ step).tolist()
 
 
-def resize_volume(signal: Signal, long_side: int) -> Signal:
+def resize_volume(signal: Signal, long_side: int, max_samples: int = DEFAULT_MAX_SAMPLES) -> Signal:
     """Resample so the longest spatial axis has ``long_side`` voxels (aspect ratio kept).
 
     Shrinking averages over each output voxel's footprint (``area``, i.e. adaptive average
@@ -234,6 +292,7 @@ def resize_volume(signal: Signal, long_side: int) -> Signal:
         return signal
     factor = long_side / max(shape)
     size = tuple(max(1, round(n * factor)) for n in shape)
+    check_size(f"--resize {long_side} of {signal.name}", "voxels", size, max_samples, claim="would make")
     if factor < 1:
         values = torch.nn.functional.interpolate(signal.values[None], size=size, mode="area")[0]
     else:

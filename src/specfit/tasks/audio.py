@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from specfit.report import figure_uri
+from specfit.report import figure_uri, subplots
 from specfit.signals.audio import write_audio
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
@@ -32,7 +31,7 @@ def waveform_figure(target: torch.Tensor, recon: torch.Tensor, sample_rate: int)
     """Whole waveform and a 20 ms excerpt from the middle: target, reconstruction, error (channel 0)."""
     t, r = target[0].numpy() * 2 - 1, recon[0].numpy() * 2 - 1
     seconds = np.arange(t.size) / sample_rate
-    figure, axes = plt.subplots(2, 1, figsize=(11, 5.5))
+    figure, axes = subplots(2, 1, figsize=(11, 5.5))
     axes[0].plot(seconds, t, lw=0.4, label="target")
     axes[0].plot(seconds, r - t, lw=0.4, label="error", color="C3")
     excerpt = slice(max(0, t.size // 2 - sample_rate // 100), t.size // 2 + sample_rate // 100)
@@ -49,7 +48,7 @@ def waveform_figure(target: torch.Tensor, recon: torch.Tensor, sample_rate: int)
 
 def spectrogram_figure(target: torch.Tensor, recon: torch.Tensor, sample_rate: int) -> str:
     """Log-power spectrograms of target and reconstruction (channel 0) on one colour scale."""
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    figure, axes = subplots(1, 2, sharey=True, figsize=(12, 4))
     nfft = 1024 if target.shape[1] >= 4096 else max(16, 2 ** int(np.log2(max(target.shape[1] // 4, 16))))
     for axis, values, title in ((axes[0], target, "target"), (axes[1], recon, "reconstruction")):
         with np.errstate(divide="ignore"):  # silent stretches have zero power

@@ -87,6 +87,11 @@ class Task(ABC):
     def out_features(self) -> int:
         """Output channels ``C``."""
 
+    @property
+    @abstractmethod
+    def sample_count(self) -> int:
+        """Number of training samples (before any hold-out)."""
+
     @abstractmethod
     def describe(self) -> dict:
         """JSON description stored as ``config["signal"]``."""

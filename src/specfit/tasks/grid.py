@@ -41,6 +41,10 @@ class GridTask(Task):
     def out_features(self) -> int:
         return self.signal.channels
 
+    @property
+    def sample_count(self) -> int:
+        return self.signal.values[0].numel()
+
     def describe(self) -> dict:
         return self.signal.describe()
 

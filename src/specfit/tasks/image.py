@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
 from specfit.fit import spatial_gradient_magnitude
 from specfit.metrics import gradient_psnr, ssim
 from specfit.render import unit_from_model
-from specfit.report import figure_uri, show_image
+from specfit.report import figure_uri, show_image, subplots
 from specfit.signals.image import write_image
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask, write_original_npy
@@ -19,7 +18,7 @@ from specfit.tasks.grid import GridTask, write_original_npy
 
 def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     """Target, reconstruction and the absolute error (mean over channels), ``(C, H, W)`` in [0, 1]."""
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+    figure, axes = subplots(1, 3, figsize=(13, 4.6))
     show_image(axes[0], target, "target")
     show_image(axes[1], recon, "reconstruction")
     error = (recon - target).abs().mean(dim=0).cpu().numpy()

@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from specfit.fit import predict
 from specfit.metrics import chamfer_distance, iou
-from specfit.report import figure_uri
+from specfit.render import grid_values
+from specfit.report import figure_uri, subplots
 from specfit.signals.sampling import Sampling
 from specfit.signals.shape import (
     Shape,
@@ -67,12 +68,15 @@ def _inside(output: torch.Tensor, target: str, value_range: str) -> torch.Tensor
 def surface_from_model(
     model: nn.Module, target: str, value_range: str, resolution: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes of the model's output on a ``resolution^3`` grid (normalised frame)."""
-    coords = torch.from_numpy(grid_points(resolution).astype(np.float32))
-    coords = coords.to(next(model.parameters()).device)
-    values = predict(model, coords, chunk=2**15).float().reshape(resolution, resolution, resolution)
+    """Marching cubes of the model's output on a ``resolution^3`` grid (normalised frame).
+
+    The grid is :func:`grid_points`' (axes x, y, z, row-major), evaluated block by block, so only
+    the ``resolution^3`` outputs are held.
+    """
+    grid = (resolution, resolution, resolution)
+    values = grid_values(model, grid)[:, 0].reshape(grid)
     inside = "above" if target == "occupancy" else "below"
-    return extract_mesh(values.cpu(), surface_level(value_range), inside)
+    return extract_mesh(values, surface_level(value_range), inside)
 
 
 def render_shape(model: nn.Module, config: dict, resolution: int, out: Path) -> int:
@@ -90,7 +94,7 @@ def slices_figure(model: nn.Module, shape: Shape, level: float, resolution: int 
     """Central x, y and z slices: true inside (grey) with the predicted boundary drawn over it."""
     axis = np.linspace(-1.0, 1.0, resolution)
     device = next(model.parameters()).device
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+    figure, axes = subplots(1, 3, figsize=(13, 4.5))
     for index, name in enumerate("xyz"):
         a, b = np.meshgrid(axis, axis, indexing="ij")
         planes = [a, b]
@@ -112,7 +116,7 @@ def slices_figure(model: nn.Module, shape: Shape, level: float, resolution: int 
 
 def mesh_figure(vertices: np.ndarray, faces: np.ndarray, max_faces: int = 20000) -> str:
     """Two views of the extracted surface (a random subset of faces when there are many)."""
-    figure = plt.figure(figsize=(12, 5.5))
+    figure = Figure(figsize=(12, 5.5))
     if len(faces) > max_faces:
         faces = faces[np.random.default_rng(0).choice(len(faces), max_faces, replace=False)]
     for index, (elevation, azimuth) in enumerate(((20, -60), (20, 120))):
@@ -132,6 +136,8 @@ class ShapeTask(Task):
     kind = "shape"
     score_name = "iou"
     default_batch_size = BATCH_SIZE
+
+    sample_count = TRAIN_POINTS
 
     def __init__(self, shape: Shape, target: str = "occupancy") -> None:
         self.shape = shape

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from specfit.report import figure_uri, show_image
+from specfit.report import figure_uri, show_image, subplots
 from specfit.signals.base import Signal
 from specfit.signals.video import frame_psnr, write_video
 from specfit.tasks.base import Outcome, TrainingData
@@ -20,7 +19,7 @@ def frames_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     """First, middle and last frame: target, reconstruction and |error|."""
     count = target.shape[1]
     picks = sorted({0, count // 2, count - 1})
-    figure, axes = plt.subplots(3, len(picks), figsize=(4.2 * len(picks), 8), squeeze=False)
+    figure, axes = subplots(3, len(picks), squeeze=False, figsize=(4.2 * len(picks), 8))
     for column, k in enumerate(picks):
         show_image(axes[0, column], target[:, k], f"frame {k}: target")
         show_image(axes[1, column], recon[:, k], "reconstruction")
@@ -34,7 +33,7 @@ def frames_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
 
 def frame_psnr_figure(psnrs: list[float]) -> str:
     """PSNR of every frame."""
-    figure, axis = plt.subplots(figsize=(7, 3.5))
+    figure, axis = subplots(figsize=(7, 3.5))
     axis.plot(range(len(psnrs)), psnrs, "o-" if len(psnrs) < 40 else "-", ms=3)
     axis.set_xlabel("frame")
     axis.set_ylabel("PSNR (dB)")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from specfit.report import figure_uri
+from specfit.report import figure_uri, subplots
 from specfit.signals.volume import volume_slices, write_volume
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
@@ -21,7 +20,7 @@ def _drawable(slices: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarra
 def slices_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     """Central axial, coronal and sagittal slices: target, reconstruction and |error|."""
     rows = [_drawable(volume_slices(target)), _drawable(volume_slices(recon))]
-    figure, axes = plt.subplots(3, 3, figsize=(11, 11))
+    figure, axes = subplots(3, 3, figsize=(11, 11))
     for column, ((name, t), (_, r)) in enumerate(zip(*rows, strict=True)):
         for row, (image, title) in enumerate(((t, f"{name}: target"), (r, "reconstruction"))):
             axes[row, column].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
