@@ -21,10 +21,10 @@ from _common import write_result
 from torch import nn
 
 from specfit.encodings.hashgrid import HashGridEncoding, spatial_hash
-from specfit.fit import adam_optimizer
 from specfit.models import build_model
 from specfit.runtime import tune_allocator
 from specfit.signals import grid_coordinates
+from specfit.training import adam_optimizer
 
 
 class NaiveHashGrid(nn.Module):

@@ -11,16 +11,15 @@ results/kinds_fresh_<steps>steps.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from _common import require_data, write_result
 
-from specfit.fit import FitOptions
-from specfit.pipeline import FitRequest, run_fit
+from specfit.api import fit_settings
 from specfit.runtime import tune_allocator
+from specfit.settings import FitSettings
 from specfit.signals.load import LoadOptions, load_signal
+from specfit.training import FitOptions
 
 # (label, file under ../shared/data, load options, model, hyperparameters)
 CASES = [
@@ -48,11 +47,9 @@ def main() -> None:
         signal = load_signal(require_data(sub), options)
         row = {"type": label, "file": sub, "model": model, "overrides": overrides}
         for mode, fresh in (("fresh", True), ("default", False)):
-            request = FitRequest(signal=signal, model=model, overrides=dict(overrides), fresh=fresh,
-                                 device=args.device,
-                                 options=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
-            with tempfile.TemporaryDirectory() as tmp:
-                metrics = run_fit(request, Path(tmp) / "run")
+            settings = FitSettings(model=model, params=dict(overrides), fresh=fresh, device=args.device,
+                                   fit=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
+            metrics = fit_settings(signal, settings).metrics.to_json()
             keys = ("value", "psnr", "psnr_train", "psnr_test", "iou_uniform", "iou_boundary", "chamfer",
                     "psnr_frames_min", "train_seconds")
             row[mode] = {k: metrics.get(k) for k in keys}

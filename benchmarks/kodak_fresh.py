@@ -10,17 +10,16 @@ pixels. Prints PSNR on training and held-out pixels per image and writes results
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from _common import require_data, write_result
 
-from specfit.fit import FitOptions
-from specfit.pipeline import FitRequest, run_fit
+from specfit.api import fit_settings
 from specfit.runtime import tune_allocator
+from specfit.settings import FitSettings
 from specfit.signals import load_signal
 from specfit.signals.image import resize_image
+from specfit.training import FitOptions
 
 
 def main() -> None:
@@ -42,10 +41,9 @@ def main() -> None:
         signal = resize_image(load_signal(kodak / f"kodim{index:02d}.png"), args.size)
         result = {"image": f"kodim{index:02d}", "shape": list(signal.spatial_shape)}
         for label, fresh in (("fresh", True), ("default", False)):
-            request = FitRequest(signal=signal, model=args.model, fresh=fresh, device=args.device,
-                                 options=FitOptions(steps=args.steps, eval_every=args.steps // 10))
-            with tempfile.TemporaryDirectory() as folder:
-                metrics = run_fit(request, Path(folder) / "run")
+            settings = FitSettings(model=args.model, fresh=fresh, device=args.device,
+                                   fit=FitOptions(steps=args.steps, eval_every=args.steps // 10))
+            metrics = fit_settings(signal, settings).metrics.to_json()
             result[label] = {k: metrics[k] for k in
                              ("value", "psnr", "psnr_train", "psnr_test", "ssim", "train_seconds")}
             if fresh:

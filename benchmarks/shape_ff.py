@@ -13,16 +13,15 @@ Writes results/shape_ff_<layers>x<width>_<steps>steps.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from _common import require_data, write_result
 
-from specfit.fit import FitOptions
-from specfit.pipeline import FitRequest, run_fit
+from specfit.api import fit_settings
 from specfit.runtime import tune_allocator
+from specfit.settings import FitSettings
 from specfit.signals.load import load_signal
+from specfit.training import FitOptions
 
 MAPPINGS = [("none", "relu"), ("basic", "ff-basic"), ("positional", "ff-positional"),
             ("gaussian", "ff-gaussian")]
@@ -47,13 +46,11 @@ def main() -> None:
     for label, model in MAPPINGS:
         if args.only and label not in args.only.split(","):
             continue
-        request = FitRequest(
-            signal=shape, model=model, overrides={"width": args.width, "hidden_layers": args.layers - 1},
-            device=args.device,
-            options=FitOptions(steps=args.steps, lr=5e-4, schedule="exp", eval_every=max(1, args.steps // 5)),
+        settings = FitSettings(
+            model=model, params={"width": args.width, "hidden_layers": args.layers - 1}, device=args.device,
+            fit=FitOptions(steps=args.steps, lr=5e-4, schedule="exp", eval_every=max(1, args.steps // 5)),
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            metrics = run_fit(request, Path(tmp) / "run")
+        metrics = fit_settings(shape, settings).metrics.to_json()
         knob = f"{metrics['knob']}={metrics['value']}" if metrics["knob"] else "-"
         row = {"mapping": label, "model": model, "knob": knob, **{
             k: metrics[k] for k in ("iou_boundary", "iou_uniform", "chamfer", "train_seconds", "params")}}

@@ -4,12 +4,12 @@ Training: steps per second of a 3 x 256 SIREN on a full batch of n x n pixels, f
   - the plain eager loop that published INR code uses (Adam; zero_grad, forward, MSE, backward,
     step), run in a separate Python process with no tuning, as a user would run it;
   - the same plain loop in this process after ``specfit.runtime.tune_allocator()``;
-  - ``specfit.fit.fit_model`` (compiled loss, fused Adam, tuned allocator).
+  - ``specfit.training.fit_model`` (compiled loss, fused Adam, tuned allocator).
 The first steps (compilation, warm-up) are excluded from every rate.
 
 Selection: FreSh over the default SIREN grid (20 values x 10 initialisations) on cameraman,
   - a straightforward loop over values and initialisations (build, forward under no_grad, spectrum);
-  - ``specfit.select.fresh_select`` without and with racing.
+  - ``specfit.selection.fresh_select`` without and with racing.
 The chosen values are compared. Every timing is repeated ``--repeats`` times, the contenders
 interleaved, and the median is reported (timings on a shared 2-core machine vary by up to 2x
 from run to run). Writes results/speed_training.json and results/speed_selection.json. Never
@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from _common import ROOT, write_result
 
-from specfit.fit import FitOptions, fit_model
 from specfit.models import build_model, get_entry
 from specfit.runtime import tune_allocator
-from specfit.select import fresh_select
+from specfit.selection import fresh_select
 from specfit.signals import load_signal, make_sampling
-from specfit.spectrum import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+from specfit.spectra import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+from specfit.training import FitOptions, fit_model
 
 WARMUP = 3
 

@@ -13,17 +13,16 @@ results/tuner_natural_<size>px_<steps>steps.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from _common import require_data, write_result
 
-from specfit.fit import FitOptions
-from specfit.pipeline import FitRequest, run_fit
+from specfit.api import fit_settings
 from specfit.runtime import tune_allocator
+from specfit.settings import FitSettings
 from specfit.signals import load_signal
 from specfit.signals.image import resize_image
+from specfit.training import FitOptions
 
 MODELS = {
     "tuner": {},
@@ -50,11 +49,10 @@ def main() -> None:
     for index in range(args.images):
         signal = resize_image(load_signal(folder / f"{index:02d}.png"), args.size)
         for model, overrides in MODELS.items():
-            request = FitRequest(signal=signal, model=model, overrides=dict(overrides), fresh=False,
-                                 holdout=0.05, device=args.device,
-                                 options=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
-            with tempfile.TemporaryDirectory() as tmp:
-                metrics = run_fit(request, Path(tmp) / "run")
+            settings = FitSettings(model=model, params=dict(overrides), fresh=False, holdout=0.05,
+                                   device=args.device,
+                                   fit=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
+            metrics = fit_settings(signal, settings).metrics.to_json()
             keys = ("params", "value", "psnr", "psnr_train", "psnr_test", "psnr_grad", "train_seconds")
             row = {"image": f"{index:02d}", "model": model, **{k: metrics[k] for k in keys}}
             rows.append(row)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from _common import require_data, write_result
 
+from specfit.api import fit_settings
 from specfit.compaction import CompactionPlan
-from specfit.fit import FitOptions
-from specfit.pipeline import FitRequest, run_fit
 from specfit.runtime import tune_allocator
+from specfit.settings import FitSettings
 from specfit.signals import load_signal
 from specfit.signals.image import resize_image
+from specfit.training import FitOptions
 
 
 def main() -> None:
@@ -39,13 +40,14 @@ def main() -> None:
     signal = resize_image(load_signal(path), args.size)
     plan = CompactionPlan(target_inputs=args.prune_to, ramp_steps=args.ramp_steps,
                           finetune_steps=args.finetune_steps)
-    request = FitRequest(signal=signal, model="tuner", overrides={"width": 300, "inputs": 300}, fresh=False,
-                         holdout=0.05, device=args.device, compaction=plan,
-                         options=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
+    settings = FitSettings(model="tuner", params={"width": 300, "inputs": 300}, fresh=False, holdout=0.05,
+                           device=args.device, compaction=plan,
+                           fit=FitOptions(steps=args.steps, eval_every=max(1, args.steps // 5)))
     started = time.perf_counter()
+    run = fit_settings(signal, settings)
+    metrics = run.metrics.to_json()
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = run_fit(request, Path(tmp) / "run")
-        size = (Path(tmp) / "run" / "model.safetensors").stat().st_size
+        size = (run.save(Path(tmp) / "run") / "model.safetensors").stat().st_size
     before, after = metrics["compaction"]["before"], metrics["compaction"]["after"]
     print(f"{args.image} at {args.size}^2, {args.steps} steps, then {args.ramp_steps} ramp + "
           f"{args.finetune_steps} fine-tune steps")

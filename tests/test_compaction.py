@@ -10,10 +10,10 @@ import torch
 
 from specfit.compaction import CompactionPlan, compact
 from specfit.errors import SpecfitError
-from specfit.fit import FitOptions, fit_model
 from specfit.models.sine import Siren
 from specfit.models.tuner import IntegerSineNet
 from specfit.signals import make_sampling
+from specfit.training import FitOptions, fit_model
 
 OPTIONS = FitOptions(steps=15, eval_every=5, compile="off")
 

@@ -12,10 +12,10 @@ import torch
 from helpers import SMALL_SIREN, read_png, tree
 from skimage.metrics import structural_similarity
 
-from specfit.fit import FitOptions, predict
+import specfit
 from specfit.models import build_model
-from specfit.pipeline import FitRequest, Hooks, run_fit
-from specfit.signals import grid_coordinates, load_signal, make_sampling
+from specfit.signals import grid_coordinates, make_sampling
+from specfit.training import predict
 
 RUN_FILES = {"config.json", "metrics.json", "model.safetensors", "reconstruction.png", "report.html"}
 METRIC_KEYS = {"psnr", "psnr_train", "psnr_test", "ssim", "steps", "train_seconds", "params", "knob",
@@ -151,28 +151,24 @@ def test_setting_another_parameter_keeps_fresh_on(cli, tmp_path, images):
     assert metrics["selection"]["inits"] == 2
 
 
-def _request(images, **options) -> FitRequest:
-    return FitRequest(
-        signal=load_signal(images["noise32"]), model="siren",
-        overrides={"width": 16, "hidden_layers": 1, "omega_0": 30.0}, device="cpu",
-        options=FitOptions(steps=20, eval_every=50, compile="off", **options),
-    )
+def _fit_interrupted(images, step_to_stop: int):
+    """A small fit whose progress callback raises KeyboardInterrupt after ``step_to_stop``."""
 
-
-def _interrupt_at(step_to_stop: int):
-    def on_step(step: int) -> None:
-        if step == step_to_stop:
+    def progress(event) -> None:
+        if event.phase is specfit.Phase.TRAIN and event.done == step_to_stop and not event.record:
             raise KeyboardInterrupt
 
-    return on_step
+    return specfit.fit(images["noise32"], "siren", width=16, hidden_layers=1, omega_0=30.0, device="cpu",
+                       steps=20, eval_every=50, compile="off", progress=progress)
 
 
 def test_keyboard_interrupt_still_writes_a_run(tmp_path, images):
-    """A KeyboardInterrupt from the on_step hook stops training but still writes a full run,
-    with interrupted = true in metrics.json."""
+    """A KeyboardInterrupt during training stops it but still gives a full run, with
+    interrupted = true in metrics.json."""
     out = tmp_path / "run"
-    metrics = run_fit(_request(images), out, Hooks(on_step=_interrupt_at(3)))
-    assert metrics["interrupted"] is True
+    run = _fit_interrupted(images, 3)
+    assert run.metrics.interrupted is True
+    run.save(out)
     assert tree(out) == RUN_FILES
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["interrupted"] is True
@@ -181,12 +177,12 @@ def test_keyboard_interrupt_still_writes_a_run(tmp_path, images):
     assert math.isfinite(on_disk["psnr"])
 
 
-def test_keyboard_interrupt_counts_completed_steps(tmp_path, images):
-    """Interrupted from on_step(3), i.e. after step 3 completed: metrics report 3 steps, and the
-    evaluation of the model it keeps is labelled step 3."""
-    metrics = run_fit(_request(images), tmp_path / "run", Hooks(on_step=_interrupt_at(3)))
-    assert metrics["steps"] == 3
-    assert metrics["history"][-1]["step"] == 3
+def test_keyboard_interrupt_counts_completed_steps(images):
+    """Interrupted after step 3 completed: metrics report 3 steps, and the evaluation of the model
+    it keeps is labelled step 3."""
+    run = _fit_interrupted(images, 3)
+    assert run.metrics.steps == 3
+    assert run.history[-1]["step"] == 3
 
 
 @pytest.mark.shared_data

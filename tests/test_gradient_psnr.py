@@ -7,9 +7,9 @@ import math
 import torch
 from torch import nn
 
-from specfit.fit import spatial_gradient_magnitude
 from specfit.metrics import gradient_psnr, sobel_gradient_magnitude
 from specfit.signals import make_sampling
+from specfit.training import spatial_gradient_magnitude
 
 
 def _ramp(height: int, width: int, per_pixel: float) -> torch.Tensor:

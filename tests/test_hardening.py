@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -206,8 +207,21 @@ def test_leftovers_of_a_killed_write_are_cleaned_by_the_next_run(cli, images, tm
 
 def test_a_second_writer_of_the_same_folder_is_refused(cli, images, tmp_path):
     out = tmp_path / "run"
-    with run_lock(out):
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:  # another thread of this process stands in for another process
+        with run_lock(out):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    held.wait(30)
+    try:
         line = one_error_line(cli("fit", images["noise32"], *FAST, "--json", "--out", out))
+    finally:
+        release.set()
+        thread.join()
     assert f"pid {os.getpid()}" in line
     assert not out.exists()
     assert cli("fit", images["noise32"], *FAST, "--out", out).code == 0  # the lock is gone

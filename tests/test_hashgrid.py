@@ -22,7 +22,7 @@ from specfit.encodings.hashgrid import HashGridEncoding, level_resolutions, spat
 from specfit.models import REGISTRY
 from specfit.models.hashgrid import HashGridMLP
 from specfit.models.registry import build_model
-from specfit.select import InitEvaluator
+from specfit.selection import InitEvaluator
 from specfit.signals.sampling import grid_coordinates
 
 PRIMES = (1, 2654435761, 805459861)

@@ -12,11 +12,11 @@ from helpers import SMALL_SIREN, assert_single_error, read_png, save_png16, tree
 from PIL import Image
 
 from specfit.errors import SpecfitError
-from specfit.fit import predict
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
 from specfit.runs import FORMAT_VERSION, dumps, load_model, staged_directory, write_model
 from specfit.signals import grid_coordinates
 from specfit.signals.image import image_to_array
+from specfit.training import predict
 
 RUN_FILES = {"config.json", "metrics.json", "model.safetensors", "reconstruction.png", "report.html"}
 

@@ -10,7 +10,7 @@ from scipy.stats import wasserstein_distance
 
 from specfit.errors import SpecfitError
 from specfit.models import get_entry, resolve_params
-from specfit.select import RACE_ROUNDS, InitEvaluator, fresh_select
+from specfit.selection import RACE_ROUNDS, InitEvaluator, fresh_select
 from specfit.signals import load_signal, make_sampling
 
 SMALL = ["--set", "width=64", "--set", "hidden_layers=1", "--device", "cpu"]

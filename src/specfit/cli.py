@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from specfit.errors import SpecfitError
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
@@ -111,11 +112,13 @@ def _unique_out(signal_name: str, model: str) -> Path:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from specfit.models import REGISTRY
+    from specfit.models.registry import models
+
+    registry = models()
 
     if args.json:
         rows = []
-        for e in REGISTRY.values():
+        for e in registry.values():
             knob = None if e.knob is None else {
                 "name": e.knob.name, "default": e.knob.default, "grid": list(e.knob.grid)}
             rows.append({"name": e.name, "summary": e.summary, "lr": e.lr, "value_range": e.value_range,
@@ -124,7 +127,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                          "selection_overrides": e.selection_overrides, "reference": e.reference})
         print(json.dumps(rows, indent=2))
         return 0
-    for e in REGISTRY.values():
+    for e in registry.values():
         print(f"{e.name:<14} {e.summary}")
         if e.knob:
             g = e.knob.grid
@@ -145,7 +148,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_spectrum(args: argparse.Namespace) -> int:
     import torch
 
-    from specfit.spectrum import resolve_bins, signal_spectrum
+    from specfit.spectra import resolve_bins, signal_spectrum
 
     task = _task(args)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
@@ -166,8 +169,8 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from specfit.models import get_entry
     from specfit.pipeline import resolve_device
-    from specfit.select import fresh_select, plan_selection
-    from specfit.spectrum import resolve_bins
+    from specfit.selection import fresh_select, plan_selection
+    from specfit.spectra import resolve_bins
 
     entry = get_entry(args.model)
     grid = parse_grid(args.grid) if args.grid is not None else None
@@ -229,84 +232,89 @@ class _Bar:
             self.bar.close()
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    from specfit.fit import FitOptions
-    from specfit.models import get_entry
-    from specfit.pipeline import FitRequest, Hooks, check_request, run_fit
-    from specfit.runs import check_writable_parent
+def _settings(args: argparse.Namespace):
+    """The fit's settings from the command line."""
+    from specfit.compaction import CompactionPlan
+    from specfit.settings import FitSettings
+    from specfit.training import FitOptions
 
-    entry = get_entry(args.model)
-    sets = parse_sets(args.set)
-    grid = parse_grid(args.grid) if args.grid is not None else None
     steps = args.steps if args.steps is not None else (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
-    options = FitOptions(
-        steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
-        eval_every=args.eval_every, compile=args.compile, seed=args.seed,
-    )
-    options.check()
+    options = FitOptions(steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
+                         eval_every=args.eval_every, compile=args.compile, seed=args.seed)
     compaction = None
     if args.prune_to is not None or args.densify:
-        from specfit.compaction import CompactionPlan
-
         compaction = CompactionPlan(target_inputs=args.prune_to, densify=args.densify,
                                     ramp_steps=args.ramp_steps, finetune_steps=args.finetune_steps,
                                     alpha=args.prune_alpha)
-        compaction.check()
-    signal = _load(args)
-    request = FitRequest(compaction=compaction,
-        signal=signal, shape_target=args.shape_target, video_spectrum=args.video_spectrum,
-        model=entry.name, overrides=sets,
-        fresh=not args.no_fresh, grid=grid,
-        inits=args.inits, bins=args.bins, split=args.split, holdout=args.holdout, seed=args.seed,
-        device=args.device, options=options,
+    settings = FitSettings(
+        model=args.model, params=parse_sets(args.set), fresh=not args.no_fresh,
+        grid=parse_grid(args.grid) if args.grid is not None else None, inits=args.inits, bins=args.bins,
+        split=args.split, holdout=args.holdout, seed=args.seed, device=args.device, fit=options,
+        shape_target=args.shape_target, video_spectrum=args.video_spectrum, compaction=compaction,
     )
-    check_request(request)
-    task = request.task()
-    out = Path(args.out) if args.out else _unique_out(task.name, entry.name)
-    check_writable_parent(out)
-    select_bar = _Bar(False, "", "")
-    train_bar = _Bar(False, "", "")
+    settings.check()
+    return settings
 
-    def on_phase(text: str) -> None:
-        nonlocal select_bar, train_bar
-        if text.startswith("FreSh"):
-            select_bar = _Bar(not args.json, "FreSh", "init")
-        elif text.startswith("training"):
-            select_bar.close()
-            if not args.json:
-                print(text, file=sys.stderr)
-            train_bar = _Bar(not args.json, "fit", "step", steps)
-        elif text.startswith("compacting"):
-            train_bar.close()
-            if not args.json:
-                print(text, file=sys.stderr)
-            total = (args.ramp_steps if args.prune_to is not None else 0) + args.finetune_steps
-            train_bar = _Bar(not args.json, "compact", "step", total)
+
+class _ProgressBars:
+    """Shows :class:`~specfit.events.Event` objects as progress bars on stderr (nothing when quiet)."""
+
+    BARS: ClassVar[dict[str, tuple[str, str]]] = {
+        "select": ("FreSh", "init"), "train": ("fit", "step"), "compact": ("compact", "step")}
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.phase: object = None
+        self.bar = _Bar(False, "", "")
+
+    def __call__(self, event) -> None:
+        if self.quiet:
+            return
+        if event.phase is not self.phase:
+            self.close()
+            self.phase = event.phase
+            if event.message and event.phase.value in ("train", "compact"):
+                print(event.message, file=sys.stderr)
+            if event.phase.value in self.BARS:
+                self.bar = _Bar(True, *self.BARS[event.phase.value], event.total)
+        if event.record:
+            self.bar.postfix(_score_text(event.record))
         else:
-            train_bar.close()
+            self.bar.update_to(event.done, event.total)
 
-    def on_eval(record: dict) -> None:
-        name = "iou" if "iou" in record else "psnr"
-        unit, digits = ("", 4) if name == "iou" else (" dB", 2)
-        test = record[f"{name}_test"]
-        train_bar.postfix(f"{name.upper()} train {record[f'{name}_train']:.{digits}f}{unit}"
-                          + (f", held-out {test:.{digits}f}{unit}" if test is not None else ""))
+    def close(self) -> None:
+        self.bar.close()
 
-    hooks = Hooks(
-        on_select=lambda done, total: select_bar.update_to(done, total),
-        on_step=lambda step: train_bar.update_to(step),
-        on_eval=on_eval,
-        on_phase=on_phase,
-    )
+
+def _score_text(record: dict) -> str:
+    name = "iou" if "iou" in record else "psnr"
+    unit, digits = ("", 4) if name == "iou" else (" dB", 2)
+    test = record[f"{name}_test"]
+    return (f"{name.upper()} train {record[f'{name}_train']:.{digits}f}{unit}"
+            + (f", held-out {test:.{digits}f}{unit}" if test is not None else ""))
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from specfit.pipeline import plan_fit, run_plan
+    from specfit.runs import check_writable_parent, run_lock
+
+    settings = _settings(args)
+    plan = plan_fit(_load(args), settings)
+    task = plan.task
+    out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
+    check_writable_parent(out)
     if not args.json:
-        print(f"fitting {task.headline()} with {entry.name}", file=sys.stderr)
+        print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
         for note in task.notes:
             print(f"note: {note}", file=sys.stderr)
-    try:
-        metrics = run_fit(request, out, hooks)
-    finally:
-        select_bar.close()
-        train_bar.close()
+    progress = _ProgressBars(quiet=args.json)
+    with run_lock(out):
+        try:
+            run = run_plan(plan, progress)
+        finally:
+            progress.close()
+        run.save(out)
+    metrics = run.metrics.to_json()
     if args.json:
         print(json.dumps({**{k: v for k, v in metrics.items() if k != "history"}, "out": str(out)}))
         return 0
@@ -380,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
     fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
     fit.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
-    compaction = fit.add_argument_group("compaction (tuner models; methods.md 3)")
+    compaction = fit.add_argument_group("compaction (tuner models)")
     compaction.add_argument("--prune-to", type=int, default=None, metavar="M",
                             help="after training, prune the input frequencies down to M")
     compaction.add_argument("--densify", type=int, default=0, metavar="K",
@@ -485,6 +493,8 @@ def _run(argv: list[str] | None) -> int:
         return code
     except SpecfitError as exc:
         message = str(exc)
+        if exc.setting and message.startswith(exc.setting):  # name the option the user typed
+            message = "--" + exc.setting.replace("_", "-") + message[len(exc.setting):]
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

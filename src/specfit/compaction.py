@@ -10,7 +10,7 @@ One schedule, in this order:
 2. **Ramp** (``plan.target_inputs``): rank the other inputs by column L1 norm, choose the
    ``K = m - target_inputs`` weakest and train ``ramp_steps`` steps with the column penalty
    ``alpha * s / ramp_steps`` on them at step ``s`` (linear from 0 to ``alpha``). The ramp evaluates
-   only at its last step, so :func:`~specfit.fit.fit_model`'s best-by-training-PSNR selection keeps
+   only at its last step, so :func:`~specfit.training.fit_model`'s best-by-training-PSNR selection keeps
    the end of the ramp (an early, unpenalised state would defeat it).
 3. **Prune** the ``K`` inputs (:meth:`~IntegerSineNet.prune_inputs`), then **fine-tune**
    ``finetune_steps`` steps with a fresh optimiser (``fit_model`` builds one per call, keeping the
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.fit import FitOptions, fit_model, predict
 from specfit.metrics import psnr
 from specfit.models.tuner import IntegerSineNet
 from specfit.runs import dumps
 from specfit.signals.sampling import Sampling
+from specfit.training import FitOptions, fit_model, predict
 
 
 @dataclass
@@ -149,7 +149,7 @@ def compact(
         plan: what to do; checked against ``model`` first.
         options: training settings for each phase (``steps`` and, for the ramp, ``eval_every`` are
             replaced by the plan's).
-        lr, to_unit, compile_ok: as for :func:`~specfit.fit.fit_model`.
+        lr, to_unit, compile_ok: as for :func:`~specfit.training.fit_model`.
         on_step: called with the step number counted across both training phases.
         on_eval: called with each history record (see :class:`CompactionResult`).
     """

@@ -1,32 +1,31 @@
-"""One fit, end to end, for any signal type: FreSh selection -> training -> metrics -> run directory.
+"""One fit, end to end, for any signal type: check -> FreSh selection -> training -> a :class:`Run`.
 
 What differs between types (samples, spectrum target, metrics, outputs, report views) comes from
-the signal's :class:`~specfit.tasks.Task`.
+the signal's :class:`~specfit.tasks.Task`; what differs between models (compaction after training,
+extra report views) from hooks of its registry entry. Nothing here writes files: :meth:`Run.save`
+does.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import torch
 
-from specfit.compaction import CompactionPlan, compact
+from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
-from specfit.fit import FitOptions, FitResult, fit_model
+from specfit.events import Event, Phase, Progress, ignore
 from specfit.interrupts import deferred_interrupts
 from specfit.memory import check_fits, training_bytes
-from specfit.models.registry import ParamValue, check_buildable, get_entry, resolve_params
-from specfit.models.tuner import IntegerSineNet
+from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 from specfit.render import unit_from_model
-from specfit.report import figure_uri, write_report
-from specfit.runs import check_writable_parent, dumps, run_lock, staged_directory, write_model
-from specfit.select import Selection, fresh_select, init_spectrum, plan_selection
-from specfit.signals.sampling import SPLITS
-from specfit.sine_spectrum import sine_spectrum_figure
+from specfit.report import write_report
+from specfit.run import Metrics, Run, RunConfig
+from specfit.runtime import tune_allocator
+from specfit.selection import Selection, SelectionPlan, fresh_select, init_spectrum, plan_selection
+from specfit.settings import FitSettings
 from specfit.tasks import Task, task_for
+from specfit.training import FitResult, fit_model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,60 +33,75 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise SpecfitError("--device cuda was asked for, but no CUDA device is available")
+        raise SpecfitError("device cuda was asked for, but no CUDA device is available")
     if name not in ("cpu", "cuda"):
-        raise SpecfitError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise SpecfitError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
 
 
 @dataclass
-class FitRequest:
-    """Everything ``specfit fit`` needs besides the output folder.
+class FitPlan:
+    """A fit checked before any work (:func:`plan_fit`), holding what the checks computed.
 
-    ``overrides`` are ``--set`` values: setting the model's knob fixes it (no FreSh); other
-    hyperparameters (``width``, ``convention``...) keep FreSh on.
+    Attributes:
+        mode: ``"fresh"`` (FreSh chooses the knob), ``"set"`` (the user set it) or ``"default"``.
+        params: every hyperparameter, resolved (the knob at its default until FreSh chooses).
+        selection: FreSh's checked plan, with the target spectrum, in ``"fresh"`` mode.
+        target, coords: FreSh's target ``(C, *spatial)`` and its grid ``(N, d)`` on ``device``.
     """
 
-    signal: object  # a loaded signal: a grid Signal or a Shape
-    model: str = "siren"
-    overrides: dict[str, ParamValue] = field(default_factory=dict)
-    fresh: bool = True
-    grid: list[float] | None = None
-    inits: int = 10
-    bins: int | None = None
-    split: str = "holdout"
-    holdout: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    options: FitOptions = field(default_factory=FitOptions)
-    shape_target: str = "occupancy"
-    video_spectrum: str = "frames"
-    compaction: CompactionPlan | None = None
-    _task: Task | None = field(default=None, init=False, repr=False)
-
-    def task(self) -> Task:
-        """The signal's task, made once (shapes cache their sample sets in it)."""
-        if self._task is None:
-            self._task = task_for(self.signal, self.shape_target, self.video_spectrum)
-        return self._task
+    signal: object
+    settings: FitSettings
+    entry: ModelEntry
+    task: Task
+    device: torch.device
+    mode: str
+    params: dict[str, ParamValue]
+    selection: SelectionPlan | None = None
+    target: torch.Tensor | None = None
+    coords: torch.Tensor | None = None
 
 
-@dataclass
-class Hooks:
-    """Progress callbacks for a front end (the library itself never prints)."""
-
-    on_select: Callable[[int, int], None] | None = None
-    on_step: Callable[[int], None] | None = None
-    on_eval: Callable[[dict], None] | None = None
-    on_phase: Callable[[str], None] | None = None
+def _grid(settings: FitSettings, entry: ModelEntry, task: Task) -> list[float] | None:
+    """The FreSh grid: the user's, else the signal type's, else (``None``) the model's."""
+    if settings.grid is not None or entry.knob is None:
+        return settings.grid
+    return task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
 
 
-def _phase(hooks: Hooks, text: str) -> None:
-    if hooks.on_phase is not None:
-        hooks.on_phase(text)
+def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
+    """Check ``settings`` against ``signal`` once, before any work, and plan the fit.
+
+    Raises :class:`SpecfitError` for anything that would fail later: unknown model or parameter,
+    a split the signal has no use for, a model that cannot be built or would not fit in memory,
+    an invalid FreSh grid, a constant signal.
+    """
+    settings.check()
+    entry = get_entry(settings.model)
+    task = task_for(signal, settings.shape_target, settings.video_spectrum)
+    device = resolve_device(settings.device)
+    task.check_split(settings.split)
+    if settings.compaction is not None and entry.compact is None:
+        raise SpecfitError(f"model {entry.name} cannot be pruned or densified (only models with "
+                           "integer-frequency inputs can, e.g. tuner)")
+    resolve_params(entry, settings.params)  # names the user's own unknown parameters
+    params = resolve_params(entry, {**task.model_params(entry.defaults), **settings.params})
+    size = check_buildable(entry, task.in_features, task.out_features, params)
+    samples = min(settings.fit.batch_size or task.default_batch_size or task.sample_count, task.sample_count)
+    check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
+               training_bytes(size, samples), device)
+    knob = entry.knob.name if entry.knob else None
+    if knob is not None and knob in settings.params:
+        return FitPlan(signal, settings, entry, task, device, "set", params)
+    if knob is None or not settings.fresh:
+        return FitPlan(signal, settings, entry, task, device, "default", params)
+    target, coords = task.spectrum_target(entry.value_range, device)
+    selection = plan_selection(target, entry.name, params, _grid(settings, entry, task), settings.inits,
+                               settings.bins, task.per_frame)
+    return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target, coords)
 
 
-def _describe_plan(plan: CompactionPlan) -> str:
+def _describe_compaction(plan: CompactionPlan) -> str:
     parts = []
     if plan.densify:
         parts.append(f"add {plan.densify} inputs at 2 k")
@@ -97,184 +111,127 @@ def _describe_plan(plan: CompactionPlan) -> str:
     return ", ".join(parts)
 
 
-def _grid(request: FitRequest, task: Task) -> list[float] | None:
-    """The FreSh grid: the user's, else the signal type's, else (``None``) the model's."""
-    if request.grid is not None:
-        return request.grid
-    knob = get_entry(request.model).knob
-    if knob is None:
-        return None
-    return task.default_grid(knob.grid, isinstance(knob.default, int))
+def fit_signal(signal: object, settings: FitSettings, progress: Progress = ignore) -> Run:
+    """Fit ``signal`` (a loaded signal, see :func:`specfit.load_signal`) as ``settings`` say.
 
-
-def check_request(request: FitRequest) -> str:
-    """Validate a request before any work; returns the mode: ``"fresh"``, ``"set"`` or ``"default"``."""
-    request.options.check()
-    entry = get_entry(request.model)
-    task = request.task()
-    resolve_device(request.device)
-    resolve_params(entry, request.overrides)
-    if request.split not in SPLITS:
-        raise SpecfitError(f"unknown split {request.split!r}; choose from {', '.join(SPLITS)}")
-    task.check_split(request.split)
-    if request.compaction is not None:
-        if not entry.name.startswith("tuner"):
-            raise SpecfitError(f"pruning and densifying apply to the tuner models, not {entry.name}")
-        request.compaction.check()
-    if request.split == "holdout" and not 0.0 < request.holdout < 1.0:
-        raise SpecfitError(f"--holdout must be in (0, 1), got {request.holdout}")
-    knob = entry.knob.name if entry.knob else None
-    overrides = {**task.model_params(entry.defaults), **request.overrides}
-    size = check_buildable(entry, task.in_features, task.out_features, resolve_params(entry, overrides))
-    samples = min(request.options.batch_size or task.default_batch_size or task.sample_count,
-                  task.sample_count)
-    check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
-               training_bytes(size, samples), resolve_device(request.device))
-    if knob is not None and knob in request.overrides:
-        return "set"
-    if knob is not None and request.fresh:
-        values, _ = task.spectrum_target(entry.value_range, torch.device("cpu"))
-        plan_selection(values, entry.name, overrides, _grid(request, task), request.inits, request.bins,
-                       task.per_frame)
-        return "fresh"
-    return "default"
-
-
-def run_fit(request: FitRequest, out_dir: Path, hooks: Hooks | None = None) -> dict:
-    """Fit ``request.signal`` and write the run directory ``out_dir``; returns ``metrics.json``.
-
-    ``out_dir`` is locked against other writers for the whole fit. Once training has stopped
-    (finished, or interrupted by Ctrl-C or SIGTERM, keeping the best model so far), evaluation and
-    writing are not cut short by one more interrupt, so a finished model is never lost.
+    Writes nothing; returns the :class:`Run`. Ctrl-C (or SIGTERM where the caller turns it into
+    ``KeyboardInterrupt``) during training stops it and keeps the best model so far; once
+    training has stopped, evaluation is not cut short by one more interrupt.
     """
-    hooks = hooks or Hooks()
-    mode = check_request(request)
-    with run_lock(out_dir):
-        check_writable_parent(out_dir)
-        return _fit_locked(request, mode, Path(out_dir), hooks)
+    return run_plan(plan_fit(signal, settings), progress)
 
 
-def _fit_locked(request: FitRequest, mode: str, out_dir: Path, hooks: Hooks) -> dict:
-    entry = get_entry(request.model)
-    task = request.task()
-    device = resolve_device(request.device)
-    params = resolve_params(entry, {**task.model_params(entry.defaults), **request.overrides})
+def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
+    """Carry out a checked :class:`FitPlan` (see :func:`fit_signal`)."""
+    tune_allocator()
+    settings = plan.settings
+    entry, task, device, params = plan.entry, plan.task, plan.device, plan.params
     knob = entry.knob.name if entry.knob else None
-
     selection: Selection | None = None
-    target = coords = None
-    if mode == "fresh":
-        _phase(hooks, f"FreSh: choosing {knob} for {entry.name}")
-        target, coords = task.spectrum_target(entry.value_range, device)
+    if plan.mode == "fresh":
+        progress(Event(Phase.SELECT, message=f"FreSh: choosing {knob} for {entry.name}"))
         selection = fresh_select(
-            target, coords, entry.name, params, _grid(request, task), request.inits, request.bins,
-            request.seed, progress=hooks.on_select, per_frame=task.per_frame,
+            plan.target, plan.coords, entry.name, params, seed=settings.seed, plan=plan.selection,
+            progress=lambda done, total: progress(Event(Phase.SELECT, done, total)),
         )
         params = resolve_params(entry, {**params, knob: selection.chosen})
 
-    data = task.training_data(request.split, request.holdout, request.seed, entry.value_range, device)
-    options = request.options
+    data = task.training_data(settings.split, settings.holdout, settings.seed, entry.value_range, device)
+    options = settings.fit
     notes: list[str] = []
     if options.batch_size is None and task.default_batch_size is not None:
         options = replace(options, batch_size=task.default_batch_size)
         notes.append(f"trained on random mini-batches of {task.default_batch_size} samples per step")
-    torch.manual_seed(request.seed)
+    torch.manual_seed(settings.seed)
     model = entry.build(task.in_features, task.out_features, **params).to(device)
-    _phase(hooks, f"training {entry.name} ({knob}={params.get(knob)}) for {options.steps} steps")
+    steps = options.steps
+    progress(Event(Phase.TRAIN, 0, steps,
+                   message=f"training {entry.name} ({knob}={params.get(knob)}) for {steps} steps"))
+
+    def to_unit(values: torch.Tensor) -> torch.Tensor:
+        return unit_from_model(values, entry.value_range)
+
     result: FitResult = fit_model(
-        model, data.targets, data.sampling, options, entry.lr,
-        lambda v: unit_from_model(v, entry.value_range), entry.compile,
+        model, data.targets, data.sampling, options, entry.lr, to_unit, entry.compile,
         adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
-        on_eval=hooks.on_eval, on_step=hooks.on_step,
+        on_eval=lambda record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),
+        on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
         loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
         score_name=task.score_name,
     )
     compaction = None
-    if request.compaction is not None:
-        _phase(hooks, "compacting: " + _describe_plan(request.compaction))
-        compaction = compact(
-            result.model, data.targets, data.sampling, request.compaction, options, options.lr or entry.lr,
-            lambda v: unit_from_model(v, entry.value_range),
-            on_step=hooks.on_step, on_eval=hooks.on_eval, compile_ok=entry.compile,
+    if settings.compaction is not None:
+        plan_c = settings.compaction
+        total = (plan_c.ramp_steps if plan_c.target_inputs is not None else 0) + plan_c.finetune_steps
+        progress(Event(Phase.COMPACT, 0, total, message="compacting: " + _describe_compaction(plan_c)))
+        compaction = entry.compact(
+            result.model, data.targets, data.sampling, plan_c, options, options.lr or entry.lr, to_unit,
+            on_step=lambda step: progress(Event(Phase.COMPACT, step, total)),
+            on_eval=lambda record: progress(Event(Phase.COMPACT, record["step"], total, record=record)),
+            compile_ok=entry.compile,
         )
         params = {**params, **result.model.config_params()}
-    with deferred_interrupts():  # from here on, the finished model is written whatever happens
-        _phase(hooks, "evaluating")
+    with deferred_interrupts():  # from here on, the finished model is kept whatever happens
+        progress(Event(Phase.EVALUATE, message="evaluating"))
         outcome = task.finish(result.model, entry.value_range, data, device)
-        if isinstance(result.model, IntegerSineNet) and result.model.hidden and task.in_features <= 2:
-            outcome.views.append(("Spectrum of the network",
-                                  figure_uri(sine_spectrum_figure(result.model, trained=True))))
+        if entry.report_views is not None:
+            outcome.views.extend(entry.report_views(result.model, task.in_features))
         edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
-        metrics = {
-            **outcome.metrics,
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "train_seconds": result.train_seconds,
-            "steps_per_second": result.steps / result.step_seconds if result.step_seconds else None,
-            "params": sum(p.numel() for p in result.model.parameters()),
-            "model": entry.name,
-            "knob": knob,
-            "value": params.get(knob) if knob else None,
-            "mode": mode,
-            "default_value": entry.knob.default if entry.knob else None,
-            "selection": selection.to_json() if selection else None,
-            "interrupted": result.interrupted,
-            "compiled": result.compiled,
-            "device": str(device),
-            "split": data.sampling.describe(),
-            "summary": outcome.summary,
-            "compaction": None if compaction is None else compaction.to_json(),
-            "notes": [*task.notes, *notes, *edge_notes, *result.notes,
-                      *(compaction.notes if compaction else [])],
-            "history": result.history,
-        }
-        spectra = None
-        if selection is not None:
-            spectra = _report_spectra(request, entry.name, params, selection, target, coords, task.per_frame)
-        config = {
-            "model": entry.name,
-            "params": params,
-            "in_features": task.in_features,
-            "out_features": task.out_features,
-            "value_range": entry.value_range,
-            "convention": params.get("convention", entry.convention),
-            "coordinates": data.sampling.convention,
-            "signal": task.describe(),
-            "seed": request.seed,
-            "lr": options.lr or entry.lr,
-            "fit": asdict(options),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        _phase(hooks, "writing outputs")
-        with staged_directory(out_dir) as stage:
-            write_model(stage, result.model, config)
-            (stage / "metrics.json").write_text(dumps(metrics))
-            for name, write in outcome.files.items():
-                write(stage / name)
-            write_report(stage / "report.html", metrics, config, spectra, outcome.views)
-        return metrics
+        metrics = Metrics(
+            scores=outcome.metrics,
+            steps=result.steps,
+            best_step=result.best_step,
+            train_seconds=result.train_seconds,
+            steps_per_second=result.steps / result.step_seconds if result.step_seconds else None,
+            params=sum(p.numel() for p in result.model.parameters()),
+            model=entry.name,
+            knob=knob,
+            value=params.get(knob) if knob else None,
+            mode=plan.mode,
+            default_value=entry.knob.default if entry.knob else None,
+            selection=selection.to_json() if selection else None,
+            interrupted=result.interrupted,
+            compiled=result.compiled,
+            device=str(device),
+            split=data.sampling.describe(),
+            summary=outcome.summary,
+            compaction=None if compaction is None else compaction.to_json(),
+            notes=[*task.notes, *notes, *edge_notes, *result.notes,
+                   *(compaction.notes if compaction else [])],
+            history=result.history,
+        )
+        config = RunConfig(
+            model=entry.name,
+            params=params,
+            in_features=task.in_features,
+            out_features=task.out_features,
+            value_range=entry.value_range,
+            convention=str(params.get("convention", entry.convention)),
+            coordinates=data.sampling.convention,
+            signal=task.describe(),
+            settings=settings,
+            load=dict(getattr(plan.signal, "load_options", {})),
+        )
+        spectra = None if selection is None else _report_spectra(plan, params, selection)
+
+        def report(path, metrics_json: dict, config_json: dict) -> None:
+            write_report(path, metrics_json, config_json, spectra, outcome.views)
+
+        return Run(model=result.model, config=config, metrics=metrics, selection=selection,
+                   files=outcome.files, report=report)
 
 
-def _report_spectra(
-    request: FitRequest,
-    model: str,
-    params: dict[str, ParamValue],
-    selection: Selection,
-    target: torch.Tensor,
-    coords: torch.Tensor,
-    per_frame: bool,
-) -> dict:
+def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Selection) -> dict:
     """Target spectrum and mean init spectra at the chosen and default values, for the report."""
-    entry = get_entry(model)
-    knob = entry.knob.name
-    default = entry.knob.default
+    entry = plan.entry
+    knob, default = entry.knob.name, entry.knob.default
     complete = {str(row.value) for row in selection.table if row.inits == selection.inits}
     if str(default) in complete:
         default_spectrum = selection.mean_spectra[str(default)]
     else:
         default_spectrum = init_spectrum(
-            target, coords, model, {**params, knob: default}, selection.inits, selection.bins,
-            request.seed, per_frame,
+            plan.target, plan.coords, entry.name, {**params, knob: default}, selection.inits,
+            selection.bins, plan.settings.seed, plan.task.per_frame,
         )
     return {
         "knob": knob,

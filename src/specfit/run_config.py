@@ -37,7 +37,7 @@ from pathlib import Path
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.models.registry import REGISTRY, get_entry, resolve_params
+from specfit.models.registry import get_entry, models, resolve_params
 from specfit.runs import CONFIG, FORMAT_VERSION, METRICS, WEIGHTS
 from specfit.signals.audio import WAV_FIELD_MAX
 from specfit.signals.sampling import CONVENTIONS
@@ -135,7 +135,7 @@ def _text(value: object, where: Path, field: str, optional: bool = False) -> Non
 
 def _params(config: Mapping, where: Path) -> dict:
     """The model's hyperparameters resolved by the registry (types parsed, bounds checked)."""
-    entry = get_entry(_choice(config["model"], where, "model", tuple(REGISTRY)))
+    entry = get_entry(_choice(config["model"], where, "model", tuple(models())))
     params = _mapping(config["params"], where, "params")
     for key, value in params.items():
         if not (value is None or isinstance(value, str | bool) or _finite(value) is not None):

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,6 +125,9 @@ def check_writable_parent(out_dir: Path) -> Path:
     return out_dir
 
 
+_HELD: dict[Path, int] = {}  # output folders whose lock this process holds -> the holding thread
+
+
 def _lock_path(out_dir: Path) -> Path:
     return out_dir.with_name(f".{out_dir.name}.lock")
 
@@ -140,6 +144,9 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # not POSIX: no locking
+        yield
+        return
+    if _HELD.get(out_dir) == threading.get_ident():  # this thread holds it (a fit, then its save)
         yield
         return
     try:
@@ -167,12 +174,14 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         if same:  # else the previous holder removed the file between our open and lock: retry
             break
         handle.close()
+    _HELD[out_dir] = threading.get_ident()
     try:
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
         yield
     finally:
+        _HELD.pop(out_dir, None)
         path.unlink(missing_ok=True)
         handle.close()
 

@@ -21,10 +21,10 @@ import torch
 from matplotlib.figure import Figure
 
 from specfit.errors import SpecfitError
-from specfit.fit import predict
 from specfit.models.tuner import IntegerSineNet, in_half_space
 from specfit.report import subplots
 from specfit.runs import staged_file
+from specfit.training import predict
 
 MAX_ORDER = 2
 FLOOR = 1e-12  # amplitudes below this are not plotted (log scale)

@@ -6,8 +6,11 @@ from specfit.models.registry import (
     ModelEntry,
     build_model,
     get_entry,
+    models,
     register,
     resolve_params,
 )
 
-__all__ = ["REGISTRY", "Knob", "ModelEntry", "build_model", "get_entry", "register", "resolve_params"]
+__all__ = [
+    "REGISTRY", "Knob", "ModelEntry", "build_model", "get_entry", "models", "register", "resolve_params",
+]

@@ -2,7 +2,7 @@
 
 Every model is built as ``entry.build(in_features, out_features, **params)`` where ``params`` are
 the entry's defaults updated by the user's. The frequency knob is one of those parameters; FreSh
-searches it over ``knob.grid`` (methods.md 1.4).
+searches it over ``knob.grid``.
 
 To add a model: write an ``nn.Module`` taking ``(in_features, out_features, **hyperparameters)``
 and mapping ``(N, in_features)`` coordinates to ``(N, out_features)`` values, then call
@@ -11,8 +11,10 @@ and mapping ``(N, in_features)`` coordinates to ``(N, out_features)`` values, th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +59,11 @@ class ModelEntry:
         compile: whether ``torch.compile`` is worth trying for its training step.
         adam_betas, adam_eps: the optimiser settings the model was published with.
         selection_overrides: hyperparameters used only while FreSh evaluates spectra (e.g. the
-            hash grid's larger table init, methods.md 1.4), never for training.
+            hash grid's larger table init), never for training.
+        compact: a model-specific step after training, called like
+            :func:`specfit.compaction.compact` (``None``: the model cannot be compacted).
+        report_views: extra report sections for a trained model, ``(model, in_features) ->
+            [(title, data-URI PNG)]``.
     """
 
     name: str
@@ -74,6 +80,8 @@ class ModelEntry:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     selection_overrides: dict[str, ParamValue] = field(default_factory=dict)
+    compact: Callable[..., Any] | None = None
+    report_views: Callable[[nn.Module, int], list[tuple[str, str]]] | None = None
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -98,14 +106,52 @@ MAXIMUM: dict[str, float] = {
 }
 
 
+ENTRY_POINT_GROUP = "specfit.models"
+_plugins_loaded = False
+
+
 def register(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` to the registry (replacing one of the same name)."""
     REGISTRY[entry.name] = entry
     return entry
 
 
+def _load_plugins() -> None:
+    """Register the models that installed packages declare under the ``specfit.models`` entry
+    point (a :class:`ModelEntry`, or a function returning one), once per process.
+
+    A plugin that fails to load is skipped with a warning; it never replaces a built-in model.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = point.load()
+            entry = loaded if isinstance(loaded, ModelEntry) else loaded()
+            if not isinstance(entry, ModelEntry):
+                raise TypeError(f"it gave a {type(entry).__name__}, not a ModelEntry")
+            if entry.name in REGISTRY:
+                raise ValueError(f"the name {entry.name!r} is taken by a built-in model")
+        except Exception as exc:  # a broken plugin must not break specfit
+            warnings.warn(f"model plugin {point.name} ({point.value}) was not loaded: {exc}", stacklevel=2)
+            continue
+        register(entry)
+
+
+def models() -> dict[str, ModelEntry]:
+    """Every registered model by name: the built-in ones, then those of installed plugins."""
+    _load_plugins()
+    return dict(REGISTRY)
+
+
 def get_entry(name: str) -> ModelEntry:
     """The registry entry called ``name``; a :class:`SpecfitError` lists the choices otherwise."""
+    if name not in REGISTRY:
+        _load_plugins()
     try:
         return REGISTRY[name]
     except KeyError:
@@ -350,24 +396,41 @@ _TUNER_DEFAULTS: dict[str, ParamValue] = {
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
 
 
+def _tuner_compact(*args: Any, **kwargs: Any) -> Any:
+    from specfit.compaction import compact  # it imports the models
+
+    return compact(*args, **kwargs)
+
+
+def _tuner_views(model: nn.Module, in_features: int) -> list[tuple[str, str]]:
+    """The spectrum view of an integer-frequency network (1-D and 2-D inputs)."""
+    if not model.hidden or in_features > 2:
+        return []
+    from specfit.report import figure_uri
+    from specfit.sine_spectrum import sine_spectrum_figure
+
+    return [("Spectrum of the network", figure_uri(sine_spectrum_figure(model, trained=True)))]
+
+
 def _tuner_entry(name: str, init: str, summary: str, convention: str, reference: str) -> ModelEntry:
     def build(in_features: int, out_features: int, **params: ParamValue) -> nn.Module:
         return IntegerSineNet(in_features, out_features, init=init, **params)
 
     return ModelEntry(name=name, summary=summary, build=build, defaults=dict(_TUNER_DEFAULTS), lr=5e-4,
                       value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,
-                      choices={"bound": ("fixed", "learned")})
+                      choices={"bound": ("fixed", "learned")}, compact=_tuner_compact,
+                      report_views=_tuner_views)
 
 
 register(_tuner_entry(
     "tuner", "bounded",
     "integer-frequency sine net, bounded hidden weights (low/high column bounds)",
     "sin((2 pi / p) K x + phi), K integer, frozen; hidden sin(omega_0 (W h + b)), |W[:, j]| <= c_j / omega_0",
-    "Aldana et al., CVPR 2025 (seed 001)",
+    "Aldana et al., CVPR 2025",
 ))
 register(_tuner_entry(
     "tuner-uniform", "uniform",
     "integer-frequency sine net, frequencies uniform in the band, no bounds (baseline)",
     "sin((2 pi / p) K x + phi), K uniform in [0, B] x [-B, B], no bounds",
-    "Aldana et al., CVPR 2025 (seed 001), uniform baseline",
+    "Aldana et al., CVPR 2025, uniform baseline",
 ))

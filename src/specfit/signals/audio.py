@@ -139,29 +139,46 @@ def load_audio(
     rate, data = _read_wav(path, max_samples)
     if rate <= 0:
         raise SpecfitError(f"{path} has an invalid sample rate {rate}")
+    return audio_from_array(data, rate, path.stem, path, max_seconds)
+
+
+def audio_from_array(
+    data: np.ndarray, sample_rate: int, name: str, path: Path | None = None, max_seconds: float | None = None
+) -> Signal:
+    """An audio signal from samples ``(T,)`` or ``(T, C)`` (integer PCM, or float in [-1, 1]).
+
+    Integer samples are mapped by their type's range; float samples beyond [-1, 1] are scaled by
+    their peak (with a note). ``max_seconds`` keeps only the first seconds.
+    """
+    where = path if path is not None else Path(name)
+    if not sample_rate > 0:
+        raise SpecfitError(f"{where}: the sample rate must be positive, got {sample_rate}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise SpecfitError(f"max_seconds must be positive, got {max_seconds}")
+    data = np.asarray(data)
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
-        raise SpecfitError(f"{path} holds no audio samples")
+        raise SpecfitError(f"{where} holds no audio samples (expected (T,) or (T, C), got {data.shape})")
     notes = []
     total = data.shape[0]
     if max_seconds is not None:
-        keep = max(1, round(max_seconds * rate))
+        keep = max(1, round(max_seconds * sample_rate))
         if keep < total:
             data = data[:keep]
-            notes.append(f"cropped to the first {keep} of {total} samples ({keep / rate:.4g} s)")
-    values, bit_depth, offset, scale, range_notes = _to_unit_range(data.T, path)
+            notes.append(f"cropped to the first {keep} of {total} samples ({keep / sample_rate:.4g} s)")
+    values, bit_depth, offset, scale, range_notes = _to_unit_range(data.T, where)
     return Signal(
         values=torch.from_numpy(np.ascontiguousarray(values)),
-        name=path.stem,
+        name=name,
         kind="audio",
         mode=_mode(values.shape[0]),
         bit_depth=bit_depth,
         value_offset=offset,
         value_scale=scale,
-        source=str(path),
+        source=str(path) if path is not None else None,
         notes=notes + range_notes,
-        meta={"sample_rate": rate, "dtype": data.dtype.name},
+        meta={"sample_rate": int(sample_rate), "dtype": data.dtype.name},
     )
 
 

@@ -22,6 +22,7 @@ class Signal:
         source: the path it was read from, if any.
         meta: modality details needed to write the signal back (e.g. ``sample_rate`` for audio,
             ``fps`` for video, ``spacing`` for volumes); JSON-serialisable.
+        load_options: the options it was loaded with (recorded in a run, to load it again).
     """
 
     values: torch.Tensor
@@ -34,6 +35,7 @@ class Signal:
     source: str | None = None
     notes: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    load_options: dict = field(default_factory=dict)
 
     @property
     def channels(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from specfit.errors import SpecfitError
@@ -81,9 +81,16 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
     """Load a signal from ``path`` (``None`` gives the bundled default image).
 
     Returns a grid :class:`~specfit.signals.base.Signal` (image, audio, video, volume) or, for a
-    mesh file, a :class:`specfit.signals.shape.Shape`.
+    mesh file, a :class:`specfit.signals.shape.Shape`, with ``load_options`` recording
+    ``options`` so that a run can load it again.
     """
     options = options or LoadOptions()
+    signal = _load(path, options)
+    signal.load_options = asdict(options)
+    return signal
+
+
+def _load(path: str | Path | None, options: LoadOptions) -> object:
     if options.kind is not None and options.kind not in KINDS:
         raise SpecfitError(f"--kind must be one of {', '.join(KINDS)}, got {options.kind!r}")
     if options.resize is not None and options.resize < 1:

@@ -74,6 +74,7 @@ class Shape:
         center: ``(3,)`` float64 bounding-box centre in the original frame.
         scale: float; ``normalised = (original - center) * scale``.
         watertight: whether the mesh is closed (inside/outside well defined).
+        load_options: the options it was loaded with (recorded in a run, to load it again).
     """
 
     vertices: np.ndarray
@@ -84,6 +85,7 @@ class Shape:
     center: np.ndarray = field(default_factory=lambda: np.zeros(3))
     scale: float = 1.0
     watertight: bool = True
+    load_options: dict = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -153,6 +155,21 @@ def load_mesh(path: Path, allow_open: bool = False) -> Shape:
         if points:
             raise SpecfitError(f"{path} has {points} vertices but no faces (a point cloud, not a mesh)")
         raise SpecfitError(f"{path} holds no triangles")
+    return shape_from_mesh(mesh, path.stem, allow_open, path)
+
+
+def shape_from_mesh(mesh: object, name: str = "mesh", allow_open: bool = False, path: Path | None = None
+                    ) -> Shape:
+    """A shape from an in-memory ``trimesh.Trimesh`` (copied; normalised as the module says)."""
+    trimesh, _ = _libraries()
+    where = path if path is not None else Path(name)
+    if not isinstance(mesh, trimesh.Trimesh):
+        raise SpecfitError(f"{where}: expected a trimesh.Trimesh, got {type(mesh).__name__}")
+    if len(mesh.faces) == 0:
+        raise SpecfitError(f"{where} holds no triangles")
+    mesh = mesh.copy()
+    source = str(path) if path is not None else None
+    path = where  # named in messages below
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if not np.all(np.isfinite(vertices)):
         raise SpecfitError(f"{path} has non-finite vertex coordinates")
@@ -187,8 +204,8 @@ def load_mesh(path: Path, allow_open: bool = False) -> Shape:
     return Shape(
         vertices=(np.asarray(mesh.vertices, dtype=np.float64) - center) * scale,
         faces=np.asarray(mesh.faces, dtype=np.int64),
-        name=path.stem,
-        source=str(path),
+        name=name,
+        source=source,
         notes=notes,
         center=center,
         scale=scale,

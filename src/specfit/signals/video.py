@@ -173,17 +173,32 @@ def load_video(
     if short_side is not None and min(height, width) > short_side:
         size = _resized_size(height, width, short_side)
         notes.append(f"resized from {height} x {width} to {size[0]} x {size[1]}")
-    values = _to_values(frames, size)
-    return Signal(
-        values=values,
-        name=path.stem,
-        kind="video",
-        mode="RGB",
-        bit_depth=8,
-        source=str(path),
-        notes=notes,
-        meta={"fps": fps / frame_step, "frames": int(values.shape[1])},
-    )
+    return _video_signal(_to_values(frames, size), fps / frame_step, path.stem, str(path), notes)
+
+
+def _video_signal(
+    values: torch.Tensor, fps: float, name: str, source: str | None, notes: list[str]
+) -> Signal:
+    return Signal(values=values, name=name, kind="video", mode="RGB", bit_depth=8, source=source,
+                  notes=notes, meta={"fps": fps, "frames": int(values.shape[1])})
+
+
+def video_from_array(frames: np.ndarray, fps: float = DEFAULT_FPS, name: str = "video") -> Signal:
+    """A video signal ``(3, T, H, W)`` from RGB frames ``(T, H, W, 3)``: uint8, or float in [0, 1]."""
+    array = np.asarray(frames)
+    if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < MIN_SIDE or array.shape[0] < 1:
+        raise SpecfitError(f"{name}: expected RGB frames (T, H, W, 3) of at least {MIN_SIDE} pixels a side, "
+                           f"got {array.shape}")
+    if not fps > 0:
+        raise SpecfitError(f"{name}: fps must be positive, got {fps}")
+    if array.dtype == np.uint8:
+        values = torch.from_numpy(array).permute(3, 0, 1, 2).float().div(255.0)
+    elif np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all() and (
+            array.min() >= 0 and array.max() <= 1):
+        values = torch.from_numpy(array.astype(np.float32)).permute(3, 0, 1, 2)
+    else:
+        raise SpecfitError(f"{name}: frames must be uint8 or float in [0, 1], got {array.dtype}")
+    return _video_signal(values.contiguous(), float(fps), name, None, [])
 
 
 def _even_frame(values: torch.Tensor) -> np.ndarray:

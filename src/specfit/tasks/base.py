@@ -55,7 +55,7 @@ class Task(ABC):
 
     Attributes:
         kind: ``"image"``, ``"audio"``, ``"video"``, ``"volume"`` or ``"shape"``.
-        loss: training loss (see :data:`specfit.fit.LOSSES`).
+        loss: training loss (see :data:`specfit.training.LOSSES`).
         score_name: the metric tracked during training (``"psnr"`` or ``"iou"``).
         per_frame: FreSh compares mean per-frame spectra (video).
         default_batch_size: samples per step when the user gives none (``None``: full batch).

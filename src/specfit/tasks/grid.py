@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specfit.fit import predict
 from specfit.metrics import psnr
 from specfit.render import model_from_unit, unit_from_model
 from specfit.signals.base import Signal
 from specfit.signals.sampling import make_sampling
 from specfit.tasks.base import Outcome, Task, TrainingData
+from specfit.training import predict
 
 
 class GridTask(Task):

@@ -19,7 +19,6 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from specfit.fit import predict
 from specfit.metrics import chamfer_distance, iou
 from specfit.render import grid_values
 from specfit.report import figure_uri, subplots
@@ -42,6 +41,7 @@ from specfit.signals.shape import (
     write_mesh,
 )
 from specfit.tasks.base import Outcome, Task, TrainingData
+from specfit.training import predict
 
 TRAIN_POINTS = 2**18  # training pool, half uniform and half near the surface
 MONITOR_POINTS = 2**14  # held-out points per set scored during training

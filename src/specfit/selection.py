@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.spectrum import output_spectra, signal_spectrum, wasserstein
+from specfit.spectra import output_spectra, signal_spectrum, wasserstein
 
 RACE_ROUNDS = (2, 4)
 RACE_Z = 4.0
@@ -194,6 +194,7 @@ class SelectionPlan:
     base: dict[str, ParamValue]
     bins: int
     target: torch.Tensor
+    inits: int
     per_frame: bool = False
 
 
@@ -230,7 +231,7 @@ def plan_selection(
         check_buildable(entry, values.dim() - 1, values.shape[0],
                         {**base, **entry.selection_overrides, knob: value})
     n_bins, target = signal_spectrum(values, bins, per_frame)  # raises for a constant signal
-    return SelectionPlan(entry, knob, candidates, base, n_bins, target, per_frame)
+    return SelectionPlan(entry, knob, candidates, base, n_bins, target, inits, per_frame)
 
 
 def fresh_select(
@@ -245,6 +246,7 @@ def fresh_select(
     race: bool = True,
     progress: Callable[[int, int], None] | None = None,
     per_frame: bool = False,
+    plan: SelectionPlan | None = None,
 ) -> Selection:
     """Run FreSh selection for ``model`` on a signal.
 
@@ -260,12 +262,15 @@ def fresh_select(
         race: drop clearly worse candidates early (see module docstring).
         progress: called as ``progress(done, total)`` after each evaluated batch.
         per_frame: compare mean per-frame spectra of a clip (see :func:`plan_selection`).
+        plan: the checked plan of :func:`plan_selection`, when the caller made it already
+            (``params``, ``grid``, ``inits``, ``bins`` and ``per_frame`` are then taken from it).
 
     Raises:
         SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
     """
     started = time.perf_counter()
-    plan = plan_selection(values, model, params, grid, inits, bins, per_frame)
+    plan = plan or plan_selection(values, model, params, grid, inits, bins, per_frame)
+    inits = plan.inits
     entry, knob, candidates, base, n_bins = plan.entry, plan.knob, plan.candidates, plan.base, plan.bins
     target = plan.target.to(coords.device)
     in_features, out_features = coords.shape[1], values.shape[0]

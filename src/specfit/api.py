@@ -1,0 +1,224 @@
+"""The Python API: load a signal, fit it, select a knob, look at a spectrum, reload a run.
+
+Everything here works in memory and writes nothing; :meth:`specfit.Run.save` writes a run folder.
+These names are importable from ``specfit`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specfit.compaction import CompactionPlan
+from specfit.errors import SpecfitError
+from specfit.events import Progress, ignore
+from specfit.models.registry import ParamValue
+from specfit.run import Run, RunConfig, load_run
+from specfit.selection import Selection
+from specfit.settings import FitSettings
+from specfit.signals.load import LoadOptions
+from specfit.training import FitOptions
+
+ARRAY_KINDS = ("image", "audio", "video", "volume")
+DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
+_LOAD_FIELDS = {f.name for f in fields(LoadOptions)} - {"kind"}
+
+
+def load_signal(source: object = None, kind: str | None = None, **options: object) -> object:
+    """Load a signal to fit.
+
+    Args:
+        source: a file path (image, ``.npy``, ``.wav``, video, NIfTI, mesh; ``None``: the bundled
+            cameraman image), a NumPy array or torch tensor, or a ``trimesh.Trimesh``. Arrays are
+            images ``(H, W[, C])``, audio ``(T[, C])`` (with ``sample_rate=``), video
+            ``(T, H, W, 3)`` (``fps=``, default 25) or volumes ``(D, H, W[, C])``; the kind is
+            taken from the shape when it is unambiguous (2-D, or 3-D with at most 4 channels last:
+            an image; other 3-D: a volume) and must be given otherwise.
+        kind: ``"image"``, ``"audio"``, ``"video"``, ``"volume"`` or ``"shape"``.
+        options: loading options: ``resize`` (images and video frames: short side; volumes:
+            longest axis), ``max_seconds``, ``sample_rate`` (audio), ``max_frames``,
+            ``frame_step`` (video), ``allow_open`` (meshes), ``max_samples`` (size limit), and for
+            arrays ``name``, ``sample_rate`` and ``fps``.
+
+    Returns a :class:`~specfit.signals.base.Signal` (values ``(C, *grid)`` in [0, 1]) or, for a
+    mesh, a :class:`~specfit.signals.shape.Shape`.
+    """
+    if isinstance(source, str | Path) or source is None:
+        unknown = sorted(set(options) - _LOAD_FIELDS)
+        if unknown:
+            raise SpecfitError(f"unknown loading options {', '.join(unknown)}; known: "
+                               f"{', '.join(sorted(_LOAD_FIELDS))}")
+        from specfit.signals.load import load_signal as load_file
+
+        return load_file(source, LoadOptions(kind=kind, **options))
+    if type(source).__module__.startswith("trimesh"):
+        from specfit.signals.shape import shape_from_mesh
+
+        return shape_from_mesh(source, str(options.get("name", "mesh")), bool(options.get("allow_open")))
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+    if isinstance(source, np.ndarray):
+        return _from_array(source, kind, dict(options))
+    raise SpecfitError(f"cannot load a {type(source).__name__}: give a path, an array or a trimesh.Trimesh")
+
+
+def _array_kind(array: np.ndarray, kind: str | None, options: dict) -> str:
+    if kind is not None:
+        if kind not in ARRAY_KINDS:
+            raise SpecfitError(f"an array can be one of {', '.join(ARRAY_KINDS)}, not {kind!r}")
+        return kind
+    if "sample_rate" in options:
+        return "audio"
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] <= 4):
+        return "image"
+    if array.ndim == 3:
+        return "volume"
+    raise SpecfitError(f"the kind of an array of shape {array.shape} is ambiguous: give kind= "
+                       "(video (T, H, W, 3) or volume (D, H, W, C))")
+
+
+def _from_array(array: np.ndarray, kind: str | None, options: dict) -> object:
+    kind = _array_kind(array, kind, options)
+    name = str(options.pop("name", "array"))
+    resize = options.pop("resize", None)
+    if kind == "audio":
+        from specfit.signals.audio import audio_from_array
+
+        if "sample_rate" not in options:
+            raise SpecfitError("audio arrays need sample_rate=")
+        signal = audio_from_array(array, int(options.pop("sample_rate")), name,
+                                  max_seconds=options.pop("max_seconds", None))
+    elif kind == "video":
+        from specfit.signals.video import DEFAULT_FPS, video_from_array
+
+        signal = video_from_array(array, float(options.pop("fps", DEFAULT_FPS)), name)
+    elif kind == "volume":
+        from specfit.signals.volume import resize_volume, volume_from_array
+
+        signal = volume_from_array(array, name)
+        signal = resize_volume(signal, int(resize)) if resize else signal
+    else:
+        from specfit.signals.image import image_from_array, resize_image
+
+        signal = image_from_array(array, name)
+        signal = resize_image(signal, int(resize)) if resize else signal
+    if options:
+        raise SpecfitError(f"options {', '.join(sorted(options))} do not apply to {kind} arrays")
+    return signal
+
+
+def _as_signal(signal: object) -> object:
+    """A loaded signal, or anything :func:`load_signal` accepts."""
+    from specfit.signals.base import Signal
+    from specfit.signals.shape import Shape
+
+    return signal if isinstance(signal, Signal | Shape) else load_signal(signal)
+
+
+def fit(
+    signal: object,
+    model: str = "siren",
+    *,
+    steps: int = 1000,
+    device: str = "auto",
+    seed: int = 0,
+    fresh: bool = True,
+    grid: list[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+    split: str = "holdout",
+    holdout: float = 0.1,
+    lr: float | None = None,
+    schedule: str = "none",
+    batch_size: int | None = None,
+    eval_every: int = 25,
+    compile: str = "auto",
+    shape_target: str = "occupancy",
+    video_spectrum: str = "frames",
+    compaction: CompactionPlan | None = None,
+    progress: Progress = ignore,
+    **params: ParamValue,
+) -> Run:
+    """Fit ``signal`` with ``model``; the knob is chosen by FreSh unless ``fresh=False`` (its
+    default) or set in ``params`` (e.g. ``omega_0=60``). Writes nothing.
+
+    ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``params`` are the
+    model's hyperparameters (``specfit models``); ``progress`` receives
+    :class:`~specfit.events.Event` objects. See :class:`~specfit.settings.FitSettings` and
+    :class:`~specfit.training.FitOptions` for the other arguments.
+    """
+    options = FitOptions(steps=steps, lr=lr, schedule=schedule, batch_size=batch_size,
+                         eval_every=eval_every, compile=compile, seed=seed)
+    settings = FitSettings(model=model, params=dict(params), fresh=fresh, grid=grid, inits=inits, bins=bins,
+                           split=split, holdout=holdout, seed=seed, device=device, fit=options,
+                           shape_target=shape_target, video_spectrum=video_spectrum, compaction=compaction)
+    return fit_settings(signal, settings, progress)
+
+
+def fit_settings(signal: object, settings: FitSettings, progress: Progress = ignore) -> Run:
+    """:func:`fit` with the settings as one :class:`~specfit.settings.FitSettings`."""
+    from specfit.pipeline import fit_signal
+
+    return fit_signal(_as_signal(signal), settings, progress)
+
+
+def rerun(run: Run | RunConfig | str | Path, progress: Progress = ignore) -> Run:
+    """Fit a saved run's signal again with its settings (a run folder, a :class:`Run` or its
+    config); the signal is loaded again from its source with the options it was loaded with."""
+    if isinstance(run, str | Path):
+        run = load_run(run)
+    config = run.config if isinstance(run, Run) else run
+    source = config.signal.get("source")
+    if not config.load or source is None:
+        raise SpecfitError("this run's signal was not loaded from a file, so it cannot be loaded again")
+    path = None if source == DEFAULT_SOURCE else source
+    signal = load_signal(path, **config.load)
+    return fit_settings(signal, config.settings, progress)
+
+
+def select(
+    signal: object,
+    model: str = "siren",
+    grid: list[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    race: bool = True,
+    shape_target: str = "occupancy",
+    video_spectrum: str = "frames",
+    progress: Progress = ignore,
+    **params: ParamValue,
+) -> Selection:
+    """FreSh alone: the distance table of every candidate knob value and the choice."""
+    from specfit.events import Event, Phase
+    from specfit.models.registry import get_entry
+    from specfit.pipeline import resolve_device
+    from specfit.selection import fresh_select, plan_selection
+    from specfit.tasks import task_for
+
+    entry = get_entry(model)
+    task = task_for(_as_signal(signal), shape_target, video_spectrum)
+    values, coords = task.spectrum_target(entry.value_range, resolve_device(device))
+    base = {**task.model_params(entry.defaults), **params}
+    if grid is None and entry.knob is not None:
+        grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
+    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame)
+    return fresh_select(values, coords, entry.name, seed=seed, race=race, plan=plan,
+                        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+
+
+def spectrum(signal: object, bins: int | None = None, video_spectrum: str = "frames") -> np.ndarray:
+    """The signal's normalised spectrum vector (``bins`` values; a clip: the mean of its frames'
+    spectra unless ``video_spectrum="3d"``)."""
+    from specfit.spectra import signal_spectrum
+    from specfit.tasks import task_for
+
+    task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
+    values, _ = task.spectrum_target("unit", torch.device("cpu"))
+    _, vector = signal_spectrum(values, bins, task.per_frame)
+    return vector.numpy()

@@ -1,0 +1,106 @@
+"""What a fit does besides its signal, as one typed, JSON-serialisable configuration.
+
+A run's ``config.json`` holds these settings (``"settings"``) next to the signal's description and
+the options it was loaded with, so a saved run can be fitted again exactly
+(:func:`specfit.rerun`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from specfit.compaction import CompactionPlan
+from specfit.errors import SpecfitError
+from specfit.models.registry import ParamValue
+from specfit.signals.sampling import SPLITS
+from specfit.tasks import SHAPE_TARGETS
+from specfit.tasks.video import VIDEO_SPECTRA
+from specfit.training import FitOptions
+
+DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class FitSettings:
+    """Everything :func:`specfit.fit` does with a signal.
+
+    Attributes:
+        model: registry name (``specfit models``).
+        params: hyperparameters set by the user; setting the model's knob fixes it (no FreSh).
+        fresh: choose the knob by FreSh (else train its default), unless ``params`` sets it.
+        grid: FreSh's candidate values (``None``: the signal type's or the model's grid).
+        inits: FreSh initialisations per candidate; bins: spectrum size (``None``: 64, shrunk for
+            small signals).
+        split: ``"all"``, ``"holdout"`` (a random ``holdout`` fraction is held out) or
+            ``"lattice"`` (images: train on even pixels, test on odd ones).
+        seed: seed of initialisation, selection and split.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        fit: training settings (steps, learning rate, schedule, batches, evaluation, compile).
+        shape_target: meshes: ``"occupancy"`` or ``"sdf"``.
+        video_spectrum: video: FreSh compares mean per-frame spectra (``"frames"``) or the clip's
+            3-D spectrum (``"3d"``).
+        compaction: prune or densify after training (models that support it: TUNER).
+    """
+
+    model: str = "siren"
+    params: dict[str, ParamValue] = field(default_factory=dict)
+    fresh: bool = True
+    grid: list[float] | None = None
+    inits: int = 10
+    bins: int | None = None
+    split: str = "holdout"
+    holdout: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    fit: FitOptions = field(default_factory=FitOptions)
+    shape_target: str = "occupancy"
+    video_spectrum: str = "frames"
+    compaction: CompactionPlan | None = None
+
+    def check(self) -> None:
+        """Raise :class:`SpecfitError` for a setting that is invalid whatever the signal."""
+        self.fit.check()
+        _choice("split", self.split, SPLITS)
+        _choice("shape_target", self.shape_target, SHAPE_TARGETS)
+        _choice("video_spectrum", self.video_spectrum, VIDEO_SPECTRA)
+        _choice("device", self.device, DEVICES)
+        if self.split == "holdout" and not 0.0 < self.holdout < 1.0:
+            raise SpecfitError(f"holdout must be in (0, 1), got {self.holdout}", setting="holdout")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SpecfitError(f"seed must be 0 to {MAX_SEED}, got {self.seed}", setting="seed")
+        if self.grid is not None and not (self.grid and all(math.isfinite(v) for v in self.grid)):
+            raise SpecfitError("the FreSh grid must hold finite values")
+        if self.compaction is not None:
+            self.compaction.check()
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> FitSettings:
+        """Settings from :meth:`to_json`'s output; unknown or ill-typed fields are errors."""
+        if not isinstance(data, dict):
+            raise SpecfitError(f"settings must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecfitError(f"unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(data)
+        try:
+            if "fit" in values:
+                values["fit"] = FitOptions(**values["fit"])
+            if values.get("compaction") is not None:
+                values["compaction"] = CompactionPlan(**values["compaction"])
+            settings = cls(**values)
+        except TypeError as exc:
+            raise SpecfitError(f"malformed settings ({exc})") from None
+        if not isinstance(settings.params, dict):
+            raise SpecfitError("settings: params must be a mapping")
+        return settings
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecfitError(f"{name} must be one of {', '.join(choices)}, got {value!r}", setting=name)
