@@ -15,6 +15,7 @@ import torch
 from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
 from specfit.events import Progress, ignore
+from specfit.kinds import get_kind
 from specfit.models.registry import ParamValue
 from specfit.run import Run, RunConfig, load_run
 from specfit.selection import Selection
@@ -22,7 +23,6 @@ from specfit.settings import FitSettings
 from specfit.signals.load import LoadOptions
 from specfit.training import FitOptions
 
-ARRAY_KINDS = ("image", "audio", "video", "volume")
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
 _LOAD_FIELDS = {f.name for f in fields(LoadOptions)} - {"kind"}
 
@@ -67,8 +67,6 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
 
 def _array_kind(array: np.ndarray, kind: str | None, options: dict) -> str:
     if kind is not None:
-        if kind not in ARRAY_KINDS:
-            raise SpecfitError(f"an array can be one of {', '.join(ARRAY_KINDS)}, not {kind!r}")
         return kind
     if "sample_rate" in options:
         return "audio"
@@ -81,32 +79,13 @@ def _array_kind(array: np.ndarray, kind: str | None, options: dict) -> str:
 
 
 def _from_array(array: np.ndarray, kind: str | None, options: dict) -> object:
-    kind = _array_kind(array, kind, options)
+    signal_kind = get_kind(_array_kind(array, kind, options))
+    if signal_kind.from_array is None:
+        raise SpecfitError(f"{signal_kind.name} signals cannot be made from an array")
     name = str(options.pop("name", "array"))
-    resize = options.pop("resize", None)
-    if kind == "audio":
-        from specfit.signals.audio import audio_from_array
-
-        if "sample_rate" not in options:
-            raise SpecfitError("audio arrays need sample_rate=")
-        signal = audio_from_array(array, int(options.pop("sample_rate")), name,
-                                  max_seconds=options.pop("max_seconds", None))
-    elif kind == "video":
-        from specfit.signals.video import DEFAULT_FPS, video_from_array
-
-        signal = video_from_array(array, float(options.pop("fps", DEFAULT_FPS)), name)
-    elif kind == "volume":
-        from specfit.signals.volume import resize_volume, volume_from_array
-
-        signal = volume_from_array(array, name)
-        signal = resize_volume(signal, int(resize)) if resize else signal
-    else:
-        from specfit.signals.image import image_from_array, resize_image
-
-        signal = image_from_array(array, name)
-        signal = resize_image(signal, int(resize)) if resize else signal
+    signal = signal_kind.from_array(array, name, options)
     if options:
-        raise SpecfitError(f"options {', '.join(sorted(options))} do not apply to {kind} arrays")
+        raise SpecfitError(f"options {', '.join(sorted(options))} do not apply to {signal_kind.name} arrays")
     return signal
 
 

@@ -112,6 +112,9 @@ def _unique_out(signal_name: str, model: str) -> Path:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from specfit.models.params import specs
     from specfit.models.registry import models
 
     registry = models()
@@ -124,7 +127,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append({"name": e.name, "summary": e.summary, "lr": e.lr, "value_range": e.value_range,
                          "convention": e.convention, "defaults": e.defaults, "knob": knob,
                          "adam_betas": list(e.adam_betas), "adam_eps": e.adam_eps,
-                         "selection_overrides": e.selection_overrides, "reference": e.reference})
+                         "selection_overrides": e.selection_overrides, "reference": e.reference,
+                         "params": [{**asdict(spec), "kind": spec.kind.__name__}
+                                    for spec in specs(e.params).values()]})
         print(json.dumps(rows, indent=2))
         return 0
     for e in registry.values():

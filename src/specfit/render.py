@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.kinds import get_kind
 from specfit.memory import human_bytes
 from specfit.run_config import RENDER_FIELDS, check_complete_run
 from specfit.runs import load_model, read_config, staged_file
@@ -151,9 +152,9 @@ class RenderResult:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """A render planned and checked: its output file, and the call that draws the model into it
-    and returns the description."""
+class RenderJob:
+    """A render planned and checked (by a kind's ``plan_*`` function): its output file, and the
+    call that draws the model into it and returns the description."""
 
     out: Path
     write: Callable[[nn.Module], str]
@@ -190,7 +191,7 @@ def _check_limit(what: str, values: int, value_bytes: int) -> None:
             f"the render limit of {RENDER_LIMIT} (2^31) values; choose a smaller --size")
 
 
-def _image(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+def plan_image(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
     signal = config["signal"]
     height, width = signal["shape"][1:]
     if size:
@@ -207,10 +208,10 @@ def _image(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _
             write_pixels(temp, pixels)
         return f"{width} x {height}"
 
-    return _Job(path, write)
+    return RenderJob(path, write)
 
 
-def _audio(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+def plan_audio(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
     """Audio at ``size`` samples keeps the clip's duration: the sample rate scales with it."""
     signal = config["signal"]
     channels, length = signal["shape"]
@@ -227,7 +228,7 @@ def _audio(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _
                            value_offset=signal["value_offset"], value_scale=signal["value_scale"])
         return f"{samples} samples at {rate} Hz"
 
-    return _Job(path, write)
+    return RenderJob(path, write)
 
 
 def _frames(model: nn.Module, grid: tuple[int, int, int], value_range: str) -> Iterator[torch.Tensor]:
@@ -238,7 +239,7 @@ def _frames(model: nn.Module, grid: tuple[int, int, int], value_range: str) -> I
         yield unit_from_model(values, value_range).T.reshape(-1, height, width)
 
 
-def _video(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+def plan_video(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
     signal = config["signal"]
     frames, height, width = signal["shape"][1:]
     if size:
@@ -251,10 +252,10 @@ def _video(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _
         write_video_frames(path, _frames(model, (frames, height, width), config["value_range"]), fps)
         return f"{frames} frames of {width} x {height}"
 
-    return _Job(path, write)
+    return RenderJob(path, write)
 
 
-def _volume(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+def plan_volume(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
     signal = config["signal"]
     channels = signal["shape"][0]
     grid = tuple(signal["shape"][1:])
@@ -272,10 +273,10 @@ def _volume(config: dict, size: str | None, out: Path | None, run_dir: Path) -> 
         write_volume_blocks(path, blocks, grid, channels, source)
         return text
 
-    return _Job(path, write)
+    return RenderJob(path, write)
 
 
-def _shape(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _Job:
+def plan_shape(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
     resolution = DEFAULT_RESOLUTION
     if size:
         (resolution,) = _parse_size(size, 1, "a grid resolution, e.g. 256", MAX_RESOLUTION)
@@ -288,12 +289,7 @@ def _shape(config: dict, size: str | None, out: Path | None, run_dir: Path) -> _
         faces = render_shape(model, config, resolution, path)
         return f"{faces} triangles, marching cubes on a {resolution}^3 grid"
 
-    return _Job(path, write)
-
-
-_PLANS: dict[str, Callable[[dict, str | None, Path | None, Path], _Job]] = {
-    "image": _image, "audio": _audio, "video": _video, "volume": _volume, "shape": _shape,
-}
+    return RenderJob(path, write)
 
 
 def render_run(
@@ -320,6 +316,6 @@ def render_run(
     run_dir = Path(run_dir)
     check_complete_run(run_dir)
     config = read_config(run_dir, RENDER_FIELDS)
-    job = _PLANS[config["signal"].get("kind", "image")](config, size, out, run_dir)
+    job = get_kind(config["signal"].get("kind", "image")).render(config, size, out, run_dir)
     model, _ = load_model(run_dir, resolve_device(device), config)
     return RenderResult(job.out, job.write(model))

@@ -12,7 +12,7 @@ The fields (``config.json`` as :func:`specfit.pipeline.run_fit` writes it):
 - ``model``: a registry name; ``params``: a mapping of scalars, parsed and bounded by
   :func:`specfit.models.registry.resolve_params` (the validated config holds the resolved values).
 - ``in_features``: coordinates per sample, 1 to 3; ``out_features``: channels, 1 to
-  :data:`MAX_CHANNELS`; with a ``signal`` both must agree with its kind (:data:`KINDS`).
+  :data:`MAX_CHANNELS`; with a ``signal`` both must agree with its kind (:mod:`specfit.kinds`).
 - ``value_range``: ``"signed"`` or ``"unit"``; ``coordinates``: a convention of
   :data:`specfit.signals.sampling.CONVENTIONS`.
 - ``signal``: ``kind`` (default ``"image"``) and ``name``; grid kinds add ``shape``
@@ -31,13 +31,13 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.models.registry import get_entry, models, resolve_params
+from specfit.kinds import MAX_CHANNELS, get_kind, kinds
+from specfit.models.registry import get_entry, resolve_params
 from specfit.runs import CONFIG, FORMAT_VERSION, METRICS, WEIGHTS
 from specfit.signals.audio import WAV_FIELD_MAX
 from specfit.signals.sampling import CONVENTIONS
@@ -50,7 +50,6 @@ MODEL_FIELDS = ("format", "model", "params", "in_features", "out_features")
 RENDER_FIELDS = ("value_range", "signal")
 VALUE_RANGES = ("signed", "unit")
 MAX_COORDINATES = 3
-MAX_CHANNELS = 1024  # audio channels or volume components; images have at most 4
 MAX_SIGNAL_SIDE = 2**31  # samples along one axis of a signal
 BIT_DEPTHS = (8, 16, 32)
 # Staging folders of runs.staged_directory, beside the run: ".NAME.partial-XXXX", ".NAME.old-XXXX".
@@ -58,23 +57,6 @@ STAGING_NAME = re.compile(r"\..+\.(partial|old)-[^/]*")
 
 _show = reprlib.Repr()
 _show.maxstring = _show.maxother = 40
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What a signal kind fixes in a run: its coordinates per sample and its possible channels."""
-
-    coordinates: int
-    channels: range
-
-
-KINDS = {
-    "image": Kind(2, range(1, 5)),
-    "audio": Kind(1, range(1, MAX_CHANNELS + 1)),
-    "video": Kind(3, range(3, 4)),
-    "volume": Kind(3, range(1, MAX_CHANNELS + 1)),
-    "shape": Kind(3, range(1, 2)),
-}
 
 
 def _fail(where: Path, field: str, expected: str, value: object) -> SpecfitError:
@@ -135,7 +117,9 @@ def _text(value: object, where: Path, field: str, optional: bool = False) -> Non
 
 def _params(config: Mapping, where: Path) -> dict:
     """The model's hyperparameters resolved by the registry (types parsed, bounds checked)."""
-    entry = get_entry(_choice(config["model"], where, "model", tuple(models())))
+    if not isinstance(config["model"], str):
+        raise _fail(where, "model", "a model name", config["model"])
+    entry = get_entry(config["model"])
     params = _mapping(config["params"], where, "params")
     for key, value in params.items():
         if not (value is None or isinstance(value, str | bool) or _finite(value) is not None):
@@ -149,7 +133,7 @@ def _params(config: Mapping, where: Path) -> dict:
 def _grid_signal(signal: Mapping, kind: str, channels: int, where: Path) -> None:
     """The fields of a grid signal that :meth:`Signal.from_description` and the writers read."""
     shape = signal.get("shape")
-    axes = KINDS[kind].coordinates + 1
+    axes = get_kind(kind).coordinates + 1
     sides = range(1, MAX_SIGNAL_SIDE + 1)
     if not isinstance(shape, list) or len(shape) != axes or any(
             isinstance(n, bool) or not isinstance(n, int) or n not in sides for n in shape):
@@ -188,9 +172,9 @@ def _shape_signal(signal: Mapping, where: Path) -> None:
 def _signal(config: Mapping, where: Path) -> None:
     """The signal description agrees with its kind and with the model's inputs and outputs."""
     signal = _mapping(config["signal"], where, "signal")
-    kind = _choice(signal.get("kind", "image"), where, "signal.kind", tuple(KINDS))
+    kind = _choice(signal.get("kind", "image"), where, "signal.kind", tuple(kinds()))
     _text(signal.get("name"), where, "signal.name")
-    spec = KINDS[kind]
+    spec = get_kind(kind)
     if config["in_features"] != spec.coordinates:
         raise SpecfitError(f"{where}: in_features is {config['in_features']}, but {kind} runs have "
                            f"{spec.coordinates} coordinates per sample")

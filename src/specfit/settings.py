@@ -14,8 +14,7 @@ from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
 from specfit.models.registry import ParamValue
 from specfit.signals.sampling import SPLITS
-from specfit.tasks import SHAPE_TARGETS
-from specfit.tasks.video import VIDEO_SPECTRA
+from specfit.tasks import SHAPE_TARGETS, VIDEO_SPECTRA
 from specfit.training import FitOptions
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -9,10 +9,27 @@ With ``--split lattice`` (coordinates in [0, 1)) only the upper quarter of the 2
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from specfit.encodings.hashgrid import HashGridEncoding
+from specfit.models.params import hidden_layers, param, width
+
+
+@dataclass(frozen=True)
+class HashGridParams:
+    """Instant-NGP hash grid and its MLP head (N_max is the FreSh knob)."""
+
+    levels: int = param(16, "resolution levels", minimum=1, maximum=64)
+    features: int = param(2, "features per level", minimum=1, maximum=2**20)
+    log2_table: int = param(16, "log2 of the table entries per level", minimum=1, maximum=40)
+    n_min: int = param(16, "coarsest resolution N_min", minimum=1, maximum=2**30)
+    n_max: float = param(2048.0, "finest resolution N_max", minimum=1, maximum=2**30)
+    init_scale: float = param(1e-4, "table init U(-s, s)", minimum=0.0, maximum=1e3)
+    width: int = width(64)
+    hidden_layers: int = hidden_layers(2)
 
 
 class HashGridMLP(nn.Module):

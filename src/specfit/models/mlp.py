@@ -8,9 +8,42 @@ published numbers used.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from specfit.models.params import hidden_layers, param, scale, width
+
+
+@dataclass(frozen=True)
+class MLPParams:
+    """A ReLU MLP's shape (the ``relu`` model: raw coordinates, no mapping)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(2)
+
+
+@dataclass(frozen=True)
+class BasicParams(MLPParams):
+    period: float = param(2.0, "period p of [cos 2 pi v / p, sin 2 pi v / p]", minimum=1e-6, maximum=1e9)
+
+
+@dataclass(frozen=True)
+class PositionalParams(MLPParams):
+    features: int = param(256, "frequency vectors m (split over the axes)", minimum=1, maximum=2**20)
+    scale: float = scale(6.0, "log2 of the highest frequency, sigma_p")
+
+
+@dataclass(frozen=True)
+class NerfParams(MLPParams):
+    octaves: int = param(10, "octaves L of sin/cos(2^k pi v)", minimum=1, maximum=60)
+
+
+@dataclass(frozen=True)
+class GaussianParams(MLPParams):
+    features: int = param(256, "random frequency vectors m", minimum=1, maximum=2**20)
+    sigma: float = scale(10.0, "standard deviation sigma of B")
 
 
 class FourierMLP(nn.Module):

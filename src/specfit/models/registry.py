@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,14 +29,20 @@ from specfit.encodings import (
 )
 from specfit.errors import SpecfitError
 from specfit.memory import FLOAT_BYTES, ModelSize, check_fits, estimate_model_size
-from specfit.models.hashgrid import HashGridMLP
-from specfit.models.mlp import FourierMLP
-from specfit.models.resfields import LAYER_CHOICES, ResFieldSiren
-from specfit.models.sine import Finer, Siren
-from specfit.models.tuner import IntegerSineNet
-from specfit.models.wavelet import Gauss, Wire
-
-ParamValue = float | int | str | None
+from specfit.models.hashgrid import HashGridMLP, HashGridParams
+from specfit.models.mlp import (
+    BasicParams,
+    FourierMLP,
+    GaussianParams,
+    MLPParams,
+    NerfParams,
+    PositionalParams,
+)
+from specfit.models.params import ParamValue, parse_params, specs
+from specfit.models.resfields import ResFieldSiren, ResFieldsParams
+from specfit.models.sine import Finer, FinerParams, Siren, SirenParams
+from specfit.models.tuner import IntegerSineNet, TunerParams
+from specfit.models.wavelet import Gauss, GaussParams, Wire, WireParams
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class ModelEntry:
     """Everything specfit needs to know about one model family.
 
     Attributes:
+        params: the model's hyperparameters with their defaults: an instance of the family's
+            dataclass (see :mod:`specfit.models.params`); ``build`` receives them as keywords.
         value_range: ``"signed"`` when the model is trained on values in [-1, 1], ``"unit"`` for [0, 1].
         convention: how the model applies its frequency, recorded in saved runs.
         compile: whether ``torch.compile`` is worth trying for its training step.
@@ -69,45 +77,30 @@ class ModelEntry:
     name: str
     summary: str
     build: Callable[..., nn.Module]
-    defaults: dict[str, ParamValue]
+    params: object
     lr: float
     value_range: str
     convention: str
     knob: Knob | None
     reference: str
     compile: bool = True
-    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     selection_overrides: dict[str, ParamValue] = field(default_factory=dict)
     compact: Callable[..., Any] | None = None
     report_views: Callable[[nn.Module, int], list[tuple[str, str]]] | None = None
 
+    @property
+    def defaults(self) -> dict[str, ParamValue]:
+        """The default hyperparameters as a dict (the knob at its default)."""
+        return asdict(self.params)
+
 
 REGISTRY: dict[str, ModelEntry] = {}
 
-# Smallest allowed value of hyperparameters that any model may have.
-MINIMUM: dict[str, float] = {
-    "width": 1, "hidden_layers": 0, "features": 1, "octaves": 1, "first_bias_scale": 0.0,
-    "omega_0": 1e-6, "hidden_omega_0": 1e-6, "sigma": 0.0, "scale": 0.0,
-    "levels": 1, "log2_table": 1, "n_min": 1, "n_max": 1, "init_scale": 0.0,
-    "band_limit": 1, "low_limit": 1, "period": 1e-6, "c_low": 0.0, "c_high": 0.0, "c_deep": 0.0,
-    "inputs": 1, "bound_l1": 0.0,
-    "n_frames": 1, "rank": 1,
-}
-# Largest allowed value of the hyperparameters that set a model's size (far above any useful
-# setting; what passes is then checked against the machine's memory).
-MAXIMUM: dict[str, float] = {
-    "width": 2**16, "hidden_layers": 1024, "features": 2**20, "octaves": 60, "levels": 64,
-    "log2_table": 40, "n_min": 2**30, "n_max": 2**30, "band_limit": 2**20, "low_limit": 2**20,
-    "inputs": 2**20, "n_frames": 2**20, "rank": 4096,
-    "omega_0": 1e9, "hidden_omega_0": 1e9, "first_bias_scale": 1e6, "sigma": 1e6, "scale": 1e6,
-    "init_scale": 1e3, "period": 1e9, "c_low": 1e6, "c_high": 1e6, "c_deep": 1e6, "bound_l1": 1e6,
-}
-
-
 ENTRY_POINT_GROUP = "specfit.models"
 _plugins_loaded = False
+_FAILED_PLUGINS: dict[str, str] = {}  # entry-point name -> why it was not loaded
 
 
 def register(entry: ModelEntry) -> ModelEntry:
@@ -128,18 +121,32 @@ def _load_plugins() -> None:
     _plugins_loaded = True
     from importlib.metadata import entry_points
 
+    builtin = set(REGISTRY)
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = point.load()
             entry = loaded if isinstance(loaded, ModelEntry) else loaded()
-            if not isinstance(entry, ModelEntry):
-                raise TypeError(f"it gave a {type(entry).__name__}, not a ModelEntry")
-            if entry.name in REGISTRY:
-                raise ValueError(f"the name {entry.name!r} is taken by a built-in model")
+            _check_plugin(entry, builtin)
         except Exception as exc:  # a broken plugin must not break specfit
-            warnings.warn(f"model plugin {point.name} ({point.value}) was not loaded: {exc}", stacklevel=2)
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            _FAILED_PLUGINS[point.name] = reason
+            warnings.warn(f"model plugin {point.name} ({point.value}) was not loaded: {reason}", stacklevel=2)
             continue
         register(entry)
+
+
+def _check_plugin(entry: object, builtin: set[str]) -> None:
+    """Raise unless a plugin's entry is complete enough to list, fit and render."""
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"it gave a {type(entry).__name__}, not a ModelEntry")
+    if entry.name in REGISTRY:
+        owner = "a built-in model" if entry.name in builtin else "another plugin"
+        raise ValueError(f"the name {entry.name!r} is taken by {owner}")
+    table = specs(entry.params)
+    if entry.value_range not in ("signed", "unit"):
+        raise ValueError(f"value_range must be 'signed' or 'unit', got {entry.value_range!r}")
+    if entry.knob is not None and entry.knob.name not in table:
+        raise ValueError(f"its knob {entry.knob.name!r} is not one of its parameters ({', '.join(table)})")
 
 
 def models() -> dict[str, ModelEntry]:
@@ -152,6 +159,8 @@ def get_entry(name: str) -> ModelEntry:
     """The registry entry called ``name``; a :class:`SpecfitError` lists the choices otherwise."""
     if name not in REGISTRY:
         _load_plugins()
+    if name in _FAILED_PLUGINS:
+        raise SpecfitError(f"model {name!r} comes from a plugin that failed to load: {_FAILED_PLUGINS[name]}")
     try:
         return REGISTRY[name]
     except KeyError:
@@ -163,40 +172,9 @@ def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
     return tuple(round(float(v), 6) for v in np.linspace(start, stop, count))
 
 
-def _parse_value(key: str, raw: ParamValue, default: ParamValue, entry: ModelEntry) -> ParamValue:
-    if key in entry.choices:
-        if raw not in entry.choices[key]:
-            raise SpecfitError(f"{key} must be one of {', '.join(entry.choices[key])}, got {raw!r}")
-        return raw
-    if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "default", "null")):
-        if default is None:
-            return None
-        raise SpecfitError(f"{key} needs a value for model {entry.name}")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise SpecfitError(f"{key}={raw!r} is not a valid number for model {entry.name}") from None
-    if not np.isfinite(value):
-        raise SpecfitError(f"{key}={raw!r} must be finite")
-    integer = isinstance(default, int) and not isinstance(default, bool)
-    if integer and value != int(value):
-        raise SpecfitError(f"{key}={raw!r} must be a whole number for model {entry.name}")
-    if key in MINIMUM and value < MINIMUM[key]:
-        raise SpecfitError(f"{key}={raw} is below its minimum {MINIMUM[key]:g} for model {entry.name}")
-    if key in MAXIMUM and value > MAXIMUM[key]:
-        raise SpecfitError(f"{key}={raw} is above its maximum {MAXIMUM[key]:g} for model {entry.name}")
-    return int(value) if integer else value
-
-
 def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -> dict[str, ParamValue]:
-    """The entry's defaults updated by ``overrides``, values parsed to the defaults' types."""
-    params = dict(entry.defaults)
-    for key, raw in (overrides or {}).items():
-        if key not in params:
-            known = ", ".join(params) or "none"
-            raise SpecfitError(f"unknown knob or parameter {key!r} for model {entry.name}; known: {known}")
-        params[key] = _parse_value(key, raw, entry.defaults[key], entry)
-    return params
+    """The entry's defaults updated by ``overrides``, parsed to their fields' types and checked."""
+    return parse_params(entry.params, overrides, entry.name)
 
 
 def check_buildable(entry: ModelEntry, in_features: int, out_features: int,
@@ -238,27 +216,24 @@ def _fourier_mlp(encoding_factory: Callable[..., nn.Module]) -> Callable[..., nn
 
 
 SIREN_KNOB = Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0")
-_SINE_SHAPE = {"width": 256, "hidden_layers": 3}
-_MLP_SHAPE = {"width": 256, "hidden_layers": 2}
 
 register(ModelEntry(
     name="siren",
     summary="SIREN, sine activations",
     build=Siren,
-    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "convention": "fresh"},
+    params=SirenParams(),
     lr=1e-4,
     value_range="signed",
     convention="fresh: sin(W(omega_0 x)+b), hidden sin(W(30h)+b), out W(30h)+b; "
     "siren: sin(omega(Wx+b))",
     knob=SIREN_KNOB,
     reference="Sitzmann et al. 2020; FreSh convention from Kania et al. 2024",
-    choices={"convention": ("fresh", "siren")},
 ))
 register(ModelEntry(
     name="finer",
     summary="FINER, sin(omega(|z|+1)z), first-layer bias U(-k, k)",
     build=Finer,
-    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "first_bias_scale": None},
+    params=FinerParams(),
     lr=5e-4,
     value_range="signed",
     convention="z = W h + b, out sin(omega (|z|+1) z), |z|+1 detached",
@@ -270,7 +245,7 @@ register(ModelEntry(
     name="finer-omega",
     summary="FINER without first-layer bias, first-layer omega_0 searched",
     build=Finer,
-    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "first_bias_scale": 0.0},
+    params=FinerParams(first_bias_scale=0.0),
     lr=5e-4,
     value_range="signed",
     convention="z = W h + b, out sin(omega (|z|+1) z), first bias 0",
@@ -281,21 +256,19 @@ register(ModelEntry(
     name="resfields",
     summary="ResFields SIREN, per-frame low-rank weight residuals (time = first coordinate)",
     build=ResFieldSiren,
-    defaults={**_SINE_SHAPE, "omega_0": 30.0, "hidden_omega_0": 30.0, "convention": "fresh",
-              "n_frames": 1, "rank": 10, "resfield_layers": "1,2,3"},
+    params=ResFieldsParams(),
     lr=1e-4,
     value_range="signed",
     convention="SIREN (fresh or siren) with hidden W_i + sum_r coeff_i[t, r] F_i[r]; "
     "frame = round((t + 1)(n_frames - 1) / 2), t the first coordinate",
     knob=SIREN_KNOB,
     reference="Mihajlovic et al. 2024 (ICLR); SIREN as in Sitzmann et al. 2020",
-    choices={"convention": ("fresh", "siren"), "resfield_layers": LAYER_CHOICES},
 ))
 register(ModelEntry(
     name="wire",
     summary="WIRE, complex Gabor wavelet activations",
     build=Wire,
-    defaults={**_SINE_SHAPE, "omega_0": 20.0, "scale": 10.0},
+    params=WireParams(),
     lr=5e-3,
     value_range="signed",
     convention="exp(i omega_0 z) exp(-|s_0 z|^2), complex hidden layers, real output",
@@ -307,7 +280,7 @@ register(ModelEntry(
     name="gauss",
     summary="MLP with Gaussian activations exp(-(s z)^2)",
     build=Gauss,
-    defaults={**_SINE_SHAPE, "scale": 30.0},
+    params=GaussParams(),
     lr=5e-3,
     value_range="signed",
     convention="exp(-(s z)^2), z = W h + b",
@@ -318,7 +291,7 @@ register(ModelEntry(
     name="relu",
     summary="ReLU MLP on raw coordinates (no mapping)",
     build=_fourier_mlp(IdentityEncoding),
-    defaults=dict(_MLP_SHAPE),
+    params=MLPParams(),
     lr=1e-2,
     value_range="unit",
     convention="gamma(v) = v, sigmoid output",
@@ -329,7 +302,7 @@ register(ModelEntry(
     name="ff-basic",
     summary="ReLU MLP, basic Fourier mapping [cos 2 pi v, sin 2 pi v]",
     build=_fourier_mlp(BasicEncoding),
-    defaults={**_MLP_SHAPE, "period": 2.0},
+    params=BasicParams(),
     lr=1e-2,
     value_range="unit",
     convention="gamma(v) = [cos 2 pi v / p, sin 2 pi v / p], p = 2 for coordinates in [-1, 1] "
@@ -341,7 +314,7 @@ register(ModelEntry(
     name="ff-positional",
     summary="ReLU MLP, positional encoding 2^linspace(0, scale, m/2) - 1 per axis",
     build=_fourier_mlp(PositionalEncoding),
-    defaults={**_MLP_SHAPE, "features": 256, "scale": 6.0},
+    params=PositionalParams(),
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B axis-aligned log-spaced, sigmoid output",
@@ -352,7 +325,7 @@ register(ModelEntry(
     name="ff-nerf",
     summary="ReLU MLP, NeRF positional encoding sin/cos(2^k pi v), k < octaves",
     build=_fourier_mlp(NerfPositionalEncoding),
-    defaults={**_MLP_SHAPE, "octaves": 10},
+    params=NerfParams(),
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [v, sin 2^k pi v, cos 2^k pi v], sigmoid output",
@@ -363,7 +336,7 @@ register(ModelEntry(
     name="ff-gaussian",
     summary="ReLU MLP, Gaussian random Fourier features B ~ N(0, sigma^2)",
     build=_fourier_mlp(GaussianEncoding),
-    defaults={**_MLP_SHAPE, "features": 256, "sigma": 10.0},
+    params=GaussianParams(),
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B frozen, sigmoid output",
@@ -374,8 +347,7 @@ register(ModelEntry(
     name="hashgrid",
     summary="multiresolution hash grid (16 levels x 2 features) + ReLU MLP 2 x 64",
     build=HashGridMLP,
-    defaults={"levels": 16, "features": 2, "log2_table": 16, "n_min": 16, "n_max": 2048.0,
-              "init_scale": 1e-4, "width": 64, "hidden_layers": 2},
+    params=HashGridParams(),
     lr=1e-2,
     value_range="unit",
     convention="grid on [0, 1] = (x + 1) / 2, N_l = floor(N_min b^l), d-linear, uint32 spatial hash",
@@ -388,11 +360,6 @@ register(ModelEntry(
     selection_overrides={"init_scale": 1e-2},
 ))
 
-_TUNER_DEFAULTS: dict[str, ParamValue] = {
-    "width": 256, "hidden_layers": 1, "band_limit": 40, "low_limit": None, "period": 2.1,
-    "omega_0": 30.0, "c_low": 1.0, "c_high": 0.5, "c_deep": 1.0, "inputs": None, "bound": "fixed",
-    "bound_l1": 2e-5,
-}
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
 
 
@@ -416,9 +383,9 @@ def _tuner_entry(name: str, init: str, summary: str, convention: str, reference:
     def build(in_features: int, out_features: int, **params: ParamValue) -> nn.Module:
         return IntegerSineNet(in_features, out_features, init=init, **params)
 
-    return ModelEntry(name=name, summary=summary, build=build, defaults=dict(_TUNER_DEFAULTS), lr=5e-4,
+    return ModelEntry(name=name, summary=summary, build=build, params=TunerParams(), lr=5e-4,
                       value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,
-                      choices={"bound": ("fixed", "learned")}, compact=_tuner_compact,
+                      compact=_tuner_compact,
                       report_views=_tuner_views)
 
 

@@ -23,15 +23,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.models.sine import Siren
+from specfit.models.params import param
+from specfit.models.sine import Siren, SirenParams
 
 # The layer sets the registry accepts (``--set resfield_layers=...``).
 LAYER_CHOICES = ("1,2,3", "1,2", "2,3", "1,3", "1", "2", "3", "all", "none")
+
+
+@dataclass(frozen=True)
+class ResFieldsParams(SirenParams):
+    """SIREN's hyperparameters plus the per-frame residuals (n_frames is set from the clip)."""
+
+    n_frames: int = param(1, "frames of the clip (set from the signal)", minimum=1, maximum=2**20)
+    rank: int = param(10, "rank of the per-frame weight residuals", minimum=1, maximum=4096)
+    resfield_layers: str = param("1,2,3", "hidden layers that get residuals", choices=LAYER_CHOICES)
 
 
 def parse_layers(spec: str | Sequence[int], hidden_layers: int) -> tuple[int, ...]:

@@ -15,9 +15,38 @@ Inputs are ``(N, in_features)`` coordinates, outputs ``(N, out_features)`` in ab
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from specfit.models.params import frequency, hidden_layers, param, scale, width
+
+CONVENTIONS = ("fresh", "siren")
+
+
+@dataclass(frozen=True)
+class SirenParams:
+    """SIREN's hyperparameters (omega_0 is the FreSh knob)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(3)
+    omega_0: float = frequency(30.0, "first-layer frequency omega_0")
+    hidden_omega_0: float = frequency(30.0, "hidden-layer frequency")
+    convention: str = param("fresh", "fresh: sin(W(omega_0 x)+b), hidden sin(W(30h)+b); "
+                            "siren: sin(omega(Wx+b))", choices=CONVENTIONS)
+
+
+@dataclass(frozen=True)
+class FinerParams:
+    """FINER's hyperparameters (the first-layer bias range k or omega_0 is the FreSh knob)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(3)
+    omega_0: float = frequency(30.0, "first-layer frequency omega_0")
+    hidden_omega_0: float = frequency(30.0, "hidden-layer frequency")
+    first_bias_scale: float | None = scale(None, "first-layer bias range k: U(-k, k) (none: PyTorch's "
+                                           "1/sqrt(n_in))")
 
 CONVENTIONS = ("fresh", "siren")
 

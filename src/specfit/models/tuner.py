@@ -32,18 +32,38 @@ optimiser afterwards (``specfit.training.fit_model`` builds its own on every cal
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.models.params import frequency, hidden_layers, param, scale, width
 
 LOW_FRACTION = 0.7
 INITS = ("bounded", "uniform")
 BOUNDS = ("fixed", "learned")
 TANH_CLIP = 0.999  # |ratio| limit before atanh when the learned-bound layer is initialised
 DENSIFY_SCALE = 1e-3  # new inputs start at this fraction of the usual column init (barely change f)
+
+
+@dataclass(frozen=True)
+class TunerParams:
+    """TUNER's hyperparameters (the band limit B is the FreSh knob; L = B/3 unless set)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(1)
+    band_limit: int = param(40, "band limit B of the integer frequencies", minimum=1, maximum=2**20)
+    low_limit: int | None = param(None, "low box L (none: B/3)", minimum=1, maximum=2**20)
+    period: float = param(2.1, "period p of the first layer", minimum=1e-6, maximum=1e9)
+    omega_0: float = frequency(30.0, "hidden-layer frequency omega_0")
+    c_low: float = scale(1.0, "column bound of the low frequencies")
+    c_high: float = scale(0.5, "column bound of the high frequencies")
+    c_deep: float = scale(1.0, "column bound of deeper layers")
+    inputs: int | None = param(None, "input frequencies m (none: the width)", minimum=1, maximum=2**20)
+    bound: str = param("fixed", "fixed column bounds, or learned c_j tanh(V)", choices=BOUNDS)
+    bound_l1: float = scale(2e-5, "L1 weight on the learned bounds")
 
 
 def in_half_space(vectors: torch.Tensor) -> torch.Tensor:
@@ -143,12 +163,6 @@ class TanhBoundedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bound=c*tanh"
 
 
-def _whole(value: float | int, name: str) -> int:
-    if float(value) != int(value):
-        raise SpecfitError(f"{name} must be a whole number, got {value}")
-    return int(value)
-
-
 class IntegerSineNet(nn.Module):
     """TUNER: integer-frequency first layer, bounded sine hidden layers, linear output.
 
@@ -185,7 +199,7 @@ class IntegerSineNet(nn.Module):
             raise SpecfitError(f"period must be positive, got {period}")
         if not (bound_l1 >= 0 and math.isfinite(bound_l1)):
             raise SpecfitError(f"bound_l1 must be a non-negative number, got {bound_l1}")
-        m = _whole(width if inputs is None else inputs, "inputs")
+        m = int(width if inputs is None else inputs)
         if m < 1:
             raise SpecfitError(f"inputs must be at least 1, got {m}")
         self.in_features, self.out_features = int(in_features), int(out_features)

@@ -7,9 +7,31 @@ Both use PyTorch's default ``nn.Linear`` initialisation. Inputs ``(N, in_feature
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from specfit.models.params import frequency, hidden_layers, scale, width
+
+
+@dataclass(frozen=True)
+class WireParams:
+    """WIRE's hyperparameters (omega_0 is the FreSh knob)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(3)
+    omega_0: float = frequency(20.0, "wavelet frequency omega_0")
+    scale: float = scale(10.0, "wavelet scale s_0")
+
+
+@dataclass(frozen=True)
+class GaussParams:
+    """Gaussian-activation MLP's hyperparameters (the scale is the FreSh knob)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(3)
+    scale: float = scale(30.0, "activation scale s in exp(-(s z)^2)")
 
 
 class Wire(nn.Module):

@@ -1,4 +1,5 @@
-"""Recognise a signal file by its suffix (and an array's shape) and load it."""
+"""Recognise a signal file by its suffix (and an array's shape) and load it with its kind's loader
+(:mod:`specfit.kinds`)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from specfit.errors import SpecfitError
-from specfit.signals.audio import AUDIO_SUFFIXES, load_audio, resample_audio
 from specfit.signals.base import Signal
-from specfit.signals.image import IMAGE_SUFFIXES, image_from_array, load_image, resize_image
+from specfit.signals.image import image_from_array, resize_image
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES, npy_header
-from specfit.signals.video import VIDEO_SUFFIXES, load_video
-from specfit.signals.volume import VOLUME_SUFFIXES, load_volume, resize_volume
-
-MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb")
-KINDS = ("image", "audio", "video", "volume", "shape")
-SUPPORTED = (*IMAGE_SUFFIXES, ".npy", *AUDIO_SUFFIXES, *VIDEO_SUFFIXES, *VOLUME_SUFFIXES, *MESH_SUFFIXES)
 
 
 @dataclass
@@ -64,17 +58,11 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _load_npy(path: Path, kind: str | None, max_samples: int) -> Signal:
-    """Decide the kind from the header's shape (see :class:`LoadOptions`), then load."""
-    if kind is None:
-        shape = npy_header(path)[0]
-        image_like = len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4)
-        kind = "image" if image_like else "volume"
-    if kind == "image":
-        return load_image(path, max_samples=max_samples)
-    if kind == "volume":
-        return load_volume(path, max_samples=max_samples)
-    raise SpecfitError(f"--kind {kind} does not apply to .npy arrays (use image or volume)")
+def _npy_kind(path: Path) -> str:
+    """``"image"`` for a 2-D array or a 3-D one with at most 4 channels last, else ``"volume"``
+    (from the header alone)."""
+    shape = npy_header(path)[0]
+    return "image" if len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4) else "volume"
 
 
 def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> object:
@@ -91,8 +79,10 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
 
 
 def _load(path: str | Path | None, options: LoadOptions) -> object:
-    if options.kind is not None and options.kind not in KINDS:
-        raise SpecfitError(f"--kind must be one of {', '.join(KINDS)}, got {options.kind!r}")
+    from specfit.kinds import kinds, kinds_for_suffix, suffix_of, supported_suffixes
+
+    if options.kind is not None and options.kind not in kinds():
+        raise SpecfitError(f"--kind must be one of {', '.join(kinds())}, got {options.kind!r}")
     if options.resize is not None and options.resize < 1:
         raise SpecfitError(f"--resize must be at least 1, got {options.resize}")
     if options.max_samples < 1:
@@ -107,29 +97,16 @@ def _load(path: str | Path | None, options: LoadOptions) -> object:
         raise SpecfitError(f"{path} is a directory, not a signal file")
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise SpecfitError(f"{path} is not a regular file (a FIFO, socket or device); give a signal file")
-    suffix = _suffix(path)
-    if suffix not in SUPPORTED:
-        raise SpecfitError(
-            f"{path}: unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED)}"
-        )
-    if suffix in MESH_SUFFIXES:
-        from specfit.signals.shape import load_mesh
-
-        return load_mesh(path, allow_open=options.allow_open)
-    if suffix in AUDIO_SUFFIXES:
-        signal = load_audio(path, options.max_seconds, max_samples=options.max_samples)
-        if options.sample_rate is None:
-            return signal
-        return resample_audio(signal, options.sample_rate, options.max_samples)
-    if suffix in VIDEO_SUFFIXES:
-        return load_video(path, options.max_frames, options.frame_step, options.resize,
-                          max_samples=options.max_samples)
-    if suffix in VOLUME_SUFFIXES:
-        signal = load_volume(path, max_samples=options.max_samples)
-    elif suffix == ".npy":
-        signal = _load_npy(path, options.kind, options.max_samples)
-    else:
-        signal = load_image(path, max_samples=options.max_samples)
-    if options.resize and signal.kind == "volume":
-        return resize_volume(signal, options.resize, options.max_samples)
-    return resize_image(signal, options.resize) if options.resize else signal
+    suffix = suffix_of(path)
+    candidates = kinds_for_suffix(suffix)
+    if not candidates:
+        supported = ", ".join(supported_suffixes())
+        raise SpecfitError(f"{path}: unsupported file type {suffix or '(none)'}; supported: {supported}")
+    if len(candidates) > 1:  # an .npy array: an image or a volume
+        wanted = options.kind or _npy_kind(path)
+        chosen = [kind for kind in candidates if kind.name == wanted]
+        if not chosen:
+            names = " or ".join(kind.name for kind in candidates)
+            raise SpecfitError(f"--kind {wanted} does not apply to {suffix} files (use {names})")
+        candidates = chosen
+    return candidates[0].load(path, options)

@@ -11,7 +11,6 @@ from specfit.signals.video import frame_psnr, write_video
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
 
-VIDEO_SPECTRA = ("frames", "3d")
 BATCH_SIZE = 2**16  # samples per step when the clip has more
 
 
