@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 import specfit
 from specfit.models import build_model
 from specfit.signals import grid_coordinates, make_sampling
-from specfit.training import predict
+from specfit.training import FitOptions, predict
 
 RUN_FILES = {"config.json", "metrics.json", "model.safetensors", "reconstruction.png", "report.html"}
 METRIC_KEYS = {"psnr", "psnr_train", "psnr_test", "ssim", "steps", "train_seconds", "params", "knob",
@@ -201,3 +201,47 @@ def test_fit_on_kodak_image(cli, tmp_path, shared_data):
     assert tree(out) == RUN_FILES
     assert any(note.startswith("resized") for note in metrics["notes"])
 
+
+
+def test_train_step_falls_back_to_eager_when_compilation_fails(monkeypatch):
+    from specfit.training import TrainStep
+
+    def broken_compile(function):
+        def compiled(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = torch.nn.Linear(2, 1)
+    step = TrainStep(model, torch.nn.functional.mse_loss, FitOptions(steps=5, compile="on"), compile_ok=True)
+    assert step.compiled
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    value = step(torch.ones(4, 2), torch.zeros(4, 1), optimiser)
+    assert not step.compiled and "torch.compile failed (RuntimeError)" in step.notes[0]
+    assert model.weight.grad is not None and value.item() >= 0
+
+
+def test_best_state_keeps_a_copy_of_the_best_parameters():
+    from specfit.training import BestState
+
+    model, best = torch.nn.Linear(1, 1), BestState()
+    with torch.no_grad():
+        for step, (weight, score) in enumerate([(1.0, 10.0), (2.0, 30.0), (3.0, 20.0)], start=1):
+            model.weight.fill_(weight)
+            best.offer(model, score, step)
+    assert (best.step, best.score) == (2, 30.0)
+    best.restore(model)
+    assert model.weight.item() == 2.0
+
+
+def test_evaluator_scores_all_training_and_held_out_samples():
+    from specfit.training import Evaluator
+
+    sampling = make_sampling((8, 8), "holdout", 0.25, seed=0)
+    targets = torch.zeros(64, 1)
+    model = torch.nn.Linear(2, 1)
+    evaluator = Evaluator(model, targets, sampling, 0, lambda p, t: float(p.shape[0]), "count")
+    record = evaluator(7, 0.5)
+    assert record == {"step": 7, "loss": 0.5, "count": 64.0, "count_train": 48.0, "count_test": 16.0}
+    assert evaluator.history == [record]

@@ -255,3 +255,37 @@ def test_basic_mapping_does_not_alias_on_the_default_domain():
     default, published = BasicEncoding(2), BasicEncoding(2, period=1.0)
     assert not torch.allclose(default(v), default(shifted), atol=1e-4)
     assert torch.allclose(published(v), published(shifted), atol=1e-5)
+
+
+def test_the_shared_layer_stack_applies_scales_activations_and_readout():
+    from specfit.models.body import ActivationMLP
+
+    class Tanh(ActivationMLP):
+        input_scale, hidden_scale = 2.0, 3.0
+
+        def activation(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(z)
+
+        def readout(self, out: torch.Tensor) -> torch.Tensor:
+            return -out
+
+    torch.manual_seed(0)
+    model = Tanh(2, 1, width=8, hidden_layers=2)
+    x = torch.rand(5, 2)
+    h = torch.tanh(model.first(2.0 * x))
+    for layer in model.hidden:
+        h = torch.tanh(layer(3.0 * h))
+    assert torch.equal(model(x), -model.last(3.0 * h))
+    assert [name for name, _ in model.named_parameters()][:4] == [
+        "first.weight", "first.bias", "hidden.0.weight", "hidden.0.bias"]
+
+
+def test_relu_head_has_the_asked_layers_and_init():
+    from specfit.models.body import relu_mlp
+
+    torch.manual_seed(0)
+    net = relu_mlp(6, 3, width=10, hidden_layers=2, xavier=True)
+    linear = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(6, 10), (10, 10), (10, 3)]
+    assert all(m.bias.abs().max() < 1e-4 for m in linear)  # N(0, 1e-6) biases
+    assert len(relu_mlp(6, 3, width=10, hidden_layers=0)) == 1

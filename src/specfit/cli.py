@@ -172,31 +172,16 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from specfit.models import get_entry
-    from specfit.pipeline import resolve_device
-    from specfit.selection import fresh_select, plan_selection
-    from specfit.spectra import resolve_bins
+    from specfit.api import select
 
-    entry = get_entry(args.model)
     grid = parse_grid(args.grid) if args.grid is not None else None
-    task = _task(args)
-    device = resolve_device(args.device)
-    sets = {**task.model_params(entry.defaults), **parse_sets(args.set)}
-    values, coords = task.spectrum_target(entry.value_range, device)
-    if grid is None and entry.knob is not None:
-        grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    plan_selection(values, entry.name, sets, grid, args.inits, args.bins, task.per_frame)
-    _, note = resolve_bins(tuple(values.shape[2 if task.per_frame else 1:]), args.bins)
-    if note and not args.json:
-        print(f"note: {note}", file=sys.stderr)
-    bar = _Bar(not args.json, "FreSh", "init")
+    progress = _ProgressBars(quiet=args.json)
     try:
-        selection = fresh_select(
-            values, coords, entry.name, sets, grid, args.inits, args.bins, args.seed,
-            race=not args.no_race, progress=bar.update_to, per_frame=task.per_frame,
-        )
+        selection = select(_load(args), args.model, grid, args.inits, args.bins, seed=args.seed,
+                           device=args.device, race=not args.no_race, shape_target=args.shape_target,
+                           video_spectrum=args.video_spectrum, progress=progress, **parse_sets(args.set))
     finally:
-        bar.close()
+        progress.close()
     if args.json:
         print(json.dumps(selection.to_json()))
         return 0
@@ -205,8 +190,8 @@ def cmd_select(args: argparse.Namespace) -> int:
         mark = "  <- chosen" if row.value == selection.chosen else ""
         print(f"{row.value!s:>10} {row.w_mean:9.4f} {row.w_stderr:8.4f} {row.inits:5d}{mark}")
     print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.bins} bins)")
-    if selection.edge_note():
-        print(f"note: {selection.edge_note()}", file=sys.stderr)
+    for note in selection.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

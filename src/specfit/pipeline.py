@@ -176,7 +176,6 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
         outcome = task.finish(result.model, entry.value_range, data, device)
         if entry.report_views is not None:
             outcome.views.extend(entry.report_views(result.model, task.in_features))
-        edge_notes = [note for note in [selection.edge_note() if selection else None] if note]
         metrics = Metrics(
             scores=outcome.metrics,
             steps=result.steps,
@@ -196,7 +195,7 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
             split=data.sampling.describe(),
             summary=outcome.summary,
             compaction=None if compaction is None else compaction.to_json(),
-            notes=[*task.notes, *notes, *edge_notes, *result.notes,
+            notes=[*task.notes, *notes, *(selection.notes if selection else []), *result.notes,
                    *(compaction.notes if compaction else [])],
             history=result.history,
         )

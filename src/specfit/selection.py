@@ -22,14 +22,14 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.spectra import output_spectra, signal_spectrum, wasserstein
+from specfit.spectra import output_spectra, resolve_bins, signal_spectrum, wasserstein
 
 RACE_ROUNDS = (2, 4)
 RACE_Z = 4.0
@@ -59,6 +59,8 @@ class Selection:
         bins: spectrum size used.
         target_spectrum: the target's normalised spectrum, ``bins`` numbers.
         mean_spectra: per grid value, the mean spectrum of its evaluated initialisations.
+        notes: remarks for the user (a spectrum shrunk for a small signal, a choice at the grid's
+            edge).
     """
 
     knob: str
@@ -69,6 +71,7 @@ class Selection:
     inits: int
     target_spectrum: list[float]
     mean_spectra: dict[str, list[float]]
+    notes: list[str] = field(default_factory=list)
 
     def edge_note(self) -> str | None:
         """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
@@ -196,6 +199,7 @@ class SelectionPlan:
     target: torch.Tensor
     inits: int
     per_frame: bool = False
+    notes: tuple[str, ...] = ()
 
 
 def plan_selection(
@@ -231,7 +235,9 @@ def plan_selection(
         check_buildable(entry, values.dim() - 1, values.shape[0],
                         {**base, **entry.selection_overrides, knob: value})
     n_bins, target = signal_spectrum(values, bins, per_frame)  # raises for a constant signal
-    return SelectionPlan(entry, knob, candidates, base, n_bins, target, inits, per_frame)
+    _, note = resolve_bins(tuple(values.shape[2 if per_frame else 1:]), bins)
+    return SelectionPlan(entry, knob, candidates, base, n_bins, target, inits, per_frame,
+                         (note,) if note else ())
 
 
 def fresh_select(
@@ -303,7 +309,7 @@ def fresh_select(
     table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=True)]
     finalists = [k for k in range(len(candidates)) if len(distances[k]) == inits]
     chosen = candidates[min(finalists, key=lambda k: table[k].w_mean)]
-    return Selection(
+    selection = Selection(
         knob=knob,
         chosen=chosen,
         table=table,
@@ -314,7 +320,11 @@ def fresh_select(
         mean_spectra={
             str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances, strict=True)
         },
+        notes=list(plan.notes),
     )
+    if selection.edge_note():
+        selection.notes.append(selection.edge_note())
+    return selection
 
 
 def init_spectrum(

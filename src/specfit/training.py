@@ -167,6 +167,101 @@ def _evaluation_samples(
     return indices, train, test
 
 
+def _psnr_score(
+    to_unit: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    def score(prediction: torch.Tensor, target: torch.Tensor) -> float:
+        return psnr(to_unit(prediction), to_unit(target))
+
+    return score
+
+
+class TrainStep:
+    """One forward and backward pass, compiled or eager by the compile policy.
+
+    ``compile="on"`` compiles, ``"auto"`` compiles runs of at least :data:`AUTO_COMPILE_MIN_STEPS`
+    steps, ``"off"`` never; models that do not support it (``compile_ok=False``) train eagerly
+    with a note. If compilation fails, the step falls back to eager mode for good, with a note.
+    The loss is ``data_loss(model(x), y)`` plus ``model.regularization()`` when the model has it.
+    """
+
+    def __init__(self, model: nn.Module, data_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 options: FitOptions, compile_ok: bool) -> None:
+        regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
+
+        def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            value = data_loss(model(x), y)
+            return value if regularization is None else value + regularization()
+
+        self.notes: list[str] = []
+        long_run = options.steps >= AUTO_COMPILE_MIN_STEPS
+        want = options.compile == "on" or (options.compile == "auto" and long_run)
+        self.compiled = bool(compile_ok and want)
+        if options.compile == "on" and not compile_ok:
+            self.notes.append("this model does not support torch.compile; trained eagerly")
+        self.eager = loss_of
+        self.loss = torch.compile(loss_of) if self.compiled else loss_of
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, optimiser: torch.optim.Optimizer) -> torch.Tensor:
+        """The loss of ``(x, y)`` with its gradients accumulated; returns the loss."""
+        try:
+            value = self.loss(x, y)
+            value.backward()
+            return value
+        except (KeyboardInterrupt, SpecfitError):
+            raise
+        except Exception as exc:
+            if self.loss is self.eager:
+                raise
+            self.notes.append(f"torch.compile failed ({type(exc).__name__}); trained eagerly")
+            self.compiled, self.loss = False, self.eager
+            optimiser.zero_grad(set_to_none=True)
+            value = self.loss(x, y)
+            value.backward()
+            return value
+
+
+class BestState:
+    """The parameters at the best score offered so far (a copy), and the step they are from."""
+
+    def __init__(self) -> None:
+        self.score, self.step, self.state = -math.inf, 0, None
+
+    def offer(self, model: nn.Module, score: float, step: int) -> None:
+        if score > self.score:
+            self.score, self.step = score, step
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+class Evaluator:
+    """Scores a model on all, training and held-out samples (a fixed subset of large signals,
+    see :func:`_evaluation_samples`) and keeps the history of records."""
+
+    def __init__(self, model: nn.Module, targets: torch.Tensor, sampling: Sampling, seed: int,
+                 score: Callable[[torch.Tensor, torch.Tensor], float], score_name: str) -> None:
+        indices, self.train, self.test = _evaluation_samples(sampling, seed)
+        self.coords, self.targets = sampling.coords[indices], targets[indices]
+        self.model, self.score, self.name = model, score, score_name
+        self.history: list[dict] = []
+
+    def __call__(self, step: int, loss: float) -> dict:
+        """Evaluate now; returns the record ``{step, loss, NAME, NAME_train, NAME_test}``."""
+        pred, name, targets = predict(self.model, self.coords), self.name, self.targets
+        record = {
+            "step": step,
+            "loss": loss,
+            name: self.score(pred, targets),
+            f"{name}_train": self.score(pred[self.train], targets[self.train]),
+            f"{name}_test": None if self.test is None else self.score(pred[self.test], targets[self.test]),
+        }
+        self.history.append(record)
+        return record
+
+
 def fit_model(
     model: nn.Module,
     targets: torch.Tensor,
@@ -209,112 +304,61 @@ def fit_model(
     that many samples.
     """
     options.check()
-    notes: list[str] = []
-    coords_train = sampling.coords[sampling.train]
-    targets_train = targets[sampling.train]
+    coords_train, targets_train = sampling.coords[sampling.train], targets[sampling.train]
     n_train = coords_train.shape[0]
     full_batch = options.batch_size is None or options.batch_size >= n_train
     generator = torch.Generator(device=coords_train.device).manual_seed(options.seed)
     optimiser = adam_optimizer(model, options.lr or lr, adam_betas, adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
-
-    regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
-    data_loss = _loss_function(loss)
-
-    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        value = data_loss(model(x), y)
-        return value if regularization is None else value + regularization()
-
-    want_compile = options.compile == "on" or (
-        options.compile == "auto" and options.steps >= AUTO_COMPILE_MIN_STEPS
-    )
-    compiled = bool(compile_ok and want_compile)
-    if options.compile == "on" and not compile_ok:
-        notes.append("this model does not support torch.compile; trained eagerly")
-    step_loss = torch.compile(loss_of) if compiled else loss_of
-    history: list[dict] = []
-    best_score, best_step, best_state = -math.inf, 0, None
-    if score is None:
-        def score(prediction: torch.Tensor, target: torch.Tensor) -> float:
-            return psnr(to_unit(prediction), to_unit(target))
-    eval_indices, eval_train, eval_test = _evaluation_samples(sampling, options.seed)
-    eval_coords, eval_targets = sampling.coords[eval_indices], targets[eval_indices]
-    step_time = 0.0
+    step = TrainStep(model, _loss_function(loss), options, compile_ok)
+    evaluator = Evaluator(model, targets, sampling, options.seed, score or _psnr_score(to_unit), score_name)
+    best = BestState()
+    project = getattr(model, "project", None)  # models with constraints enforce them after each step
+    interrupted, completed, last_loss, step_time = False, 0, math.nan, 0.0
     started = time.perf_counter()
 
-    def evaluate(at: int, loss: float) -> None:
-        nonlocal best_score, best_step, best_state
-        pred = predict(model, eval_coords)
-        record = {
-            "step": at,
-            "loss": loss,
-            score_name: score(pred, eval_targets),
-            f"{score_name}_train": score(pred[eval_train], eval_targets[eval_train]),
-            f"{score_name}_test": None
-            if eval_test is None
-            else score(pred[eval_test], eval_targets[eval_test]),
-        }
-        history.append(record)
-        if record[f"{score_name}_train"] > best_score:
-            best_score, best_step = record[f"{score_name}_train"], at
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    def evaluate(at: int) -> None:
+        record = evaluator(at, last_loss)
+        best.offer(model, record[f"{score_name}_train"], at)
         if on_eval is not None:
             on_eval(record)
 
-    project = getattr(model, "project", None)  # models with constraints enforce them after each step
-    interrupted = False
-    completed = 0
-    last_loss = math.nan
     try:
-        for step in range(1, options.steps + 1):
+        for number in range(1, options.steps + 1):
             tick = time.perf_counter()
             if full_batch:
                 x, y = coords_train, targets_train
             else:
-                idx = torch.randint(
-                    0, n_train, (options.batch_size,), generator=generator, device=coords_train.device
-                )
+                idx = torch.randint(0, n_train, (options.batch_size,), generator=generator,
+                                    device=coords_train.device)
                 x, y = coords_train[idx], targets_train[idx]
-            try:
-                loss = step_loss(x, y)
-                loss.backward()
-            except (KeyboardInterrupt, SpecfitError):
-                raise
-            except Exception as exc:
-                if step_loss is loss_of:
-                    raise
-                notes.append(f"torch.compile failed ({type(exc).__name__}); trained eagerly")
-                compiled, step_loss = False, loss_of
-                optimiser.zero_grad(set_to_none=True)
-                loss = step_loss(x, y)
-                loss.backward()
+            value = step(x, y, optimiser)
             optimiser.step()
             if project is not None:
                 project()
             optimiser.zero_grad(set_to_none=True)
             scheduler.step()
-            completed = step
+            completed = number
             step_time += time.perf_counter() - tick
             if on_step is not None:
-                on_step(step)
-            if step % options.eval_every == 0 or step == options.steps:
-                last_loss = float(loss.detach())
-                evaluate(step, last_loss)
+                on_step(number)
+            if number % options.eval_every == 0 or number == options.steps:
+                last_loss = float(value.detach())
+                evaluate(number)
     except KeyboardInterrupt:
         interrupted = True
-        notes.append(f"interrupted after step {completed}; keeping the best model so far")
-    if best_state is None:
-        evaluate(completed, last_loss)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        step.notes.append(f"interrupted after step {completed}; keeping the best model so far")
+    if best.state is None:
+        evaluate(completed)
+    best.restore(model)
     return FitResult(
         model=model,
-        history=history,
+        history=evaluator.history,
         steps=completed,
-        best_step=best_step,
+        best_step=best.step,
         train_seconds=time.perf_counter() - started,
         step_seconds=step_time,
         interrupted=interrupted,
-        compiled=compiled,
-        notes=notes,
+        compiled=step.compiled,
+        notes=step.notes,
     )

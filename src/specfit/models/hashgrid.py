@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from specfit.encodings.hashgrid import HashGridEncoding
+from specfit.models.body import relu_mlp
 from specfit.models.params import hidden_layers, param, width
 
 
@@ -50,13 +51,7 @@ class HashGridMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.encoding = HashGridEncoding(in_features, levels, features, log2_table, n_min, n_max, init_scale)
-        layers: list[nn.Module] = []
-        size = self.encoding.out_features
-        for _ in range(hidden_layers):
-            layers += [nn.Linear(size, width), nn.ReLU()]
-            size = width
-        layers.append(nn.Linear(size, out_features))
-        self.net = nn.Sequential(*layers)
+        self.net = relu_mlp(self.encoding.out_features, out_features, width, hidden_layers)
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:

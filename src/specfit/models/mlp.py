@@ -7,12 +7,12 @@ published numbers used.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from specfit.models.body import relu_mlp
 from specfit.models.params import hidden_layers, param, scale, width
 
 
@@ -54,17 +54,7 @@ class FourierMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.encoding = encoding
-        sizes = [encoding.out_features] + [width] * (hidden_layers + 1)
-        layers: list[nn.Module] = []
-        for n_in, n_out in itertools.pairwise(sizes):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-        layers.append(nn.Linear(width, out_features))
-        self.net = nn.Sequential(*layers)
-        with torch.no_grad():
-            for module in self.net:
-                if isinstance(module, nn.Linear):
-                    nn.init.xavier_normal_(module.weight)
-                    module.bias.normal_(0.0, 1e-6)
+        self.net = relu_mlp(encoding.out_features, out_features, width, hidden_layers + 1, xavier=True)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(self.encoding(coords)))

@@ -117,17 +117,12 @@ class ResFieldSiren(Siren):
         lead = coords.shape[:-1]
         coords = coords.reshape(-1, coords.shape[-1])
         frames = self.frame_index(coords[:, 0])
-        w = self.hidden_omega_0
-        fresh = self.convention == "fresh"
-        if fresh:
-            h = torch.sin(self.first(coords * self.omega_0))
-        else:
-            h = torch.sin(self.omega_0 * self.first(coords))
+        h = self.first_activation(self.first(self._scaled(coords, self.input_scale)))
         for index, layer in enumerate(self.hidden, start=1):
-            x = h * w if fresh else h
+            x = self._scaled(h, self.hidden_scale)
             z = layer(x)
             if str(index) in self.coeff:
                 z = z + self._residual(str(index), x, frames)
-            h = torch.sin(z) if fresh else torch.sin(w * z)
-        out = self.last(h * w) if fresh else self.last(h)
+            h = self.activation(z)
+        out = self.last(self._scaled(h, self.hidden_scale))
         return out.reshape(*lead, out.shape[-1])

@@ -1,4 +1,4 @@
-"""Sine networks: SIREN in both conventions, and FINER (methods.md 1.5, 4).
+"""Sine networks: SIREN in both conventions, and FINER, on the shared layer stack.
 
 Conventions for SIREN, recorded in every saved model:
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from specfit.models.body import ActivationMLP
 from specfit.models.params import frequency, hidden_layers, param, scale, width
 
 CONVENTIONS = ("fresh", "siren")
@@ -59,7 +60,7 @@ def _siren_init(first: nn.Linear, others: list[nn.Linear], hidden_omega_0: float
             layer.weight.uniform_(-bound, bound)
 
 
-class Siren(nn.Module):
+class Siren(ActivationMLP):
     """SIREN with first-layer frequency ``omega_0`` and hidden frequency ``hidden_omega_0``."""
 
     def __init__(
@@ -72,28 +73,21 @@ class Siren(nn.Module):
         hidden_omega_0: float = 30.0,
         convention: str = "fresh",
     ) -> None:
-        super().__init__()
+        super().__init__(in_features, out_features, width, hidden_layers)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
         self.omega_0 = float(omega_0)
         self.hidden_omega_0 = float(hidden_omega_0)
         self.convention = convention
-        self.first = nn.Linear(in_features, width)
-        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(hidden_layers))
-        self.last = nn.Linear(width, out_features)
+        if convention == "fresh":  # frequencies scale the layers' inputs, not their biases
+            self.input_scale, self.hidden_scale = self.omega_0, self.hidden_omega_0
         _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        w = self.hidden_omega_0
-        if self.convention == "fresh":
-            h = torch.sin(self.first(coords * self.omega_0))
-            for layer in self.hidden:
-                h = torch.sin(layer(h * w))
-            return self.last(h * w)
-        h = torch.sin(self.omega_0 * self.first(coords))
-        for layer in self.hidden:
-            h = torch.sin(w * layer(h))
-        return self.last(h)
+    def first_activation(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sin(z) if self.convention == "fresh" else torch.sin(self.omega_0 * z)
+
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sin(z) if self.convention == "fresh" else torch.sin(self.hidden_omega_0 * z)
 
 
 def finer_activation(z: torch.Tensor, omega: float) -> torch.Tensor:
@@ -101,7 +95,7 @@ def finer_activation(z: torch.Tensor, omega: float) -> torch.Tensor:
     return torch.sin(omega * (z.abs() + 1.0).detach() * z)
 
 
-class Finer(nn.Module):
+class Finer(ActivationMLP):
     """FINER: SIREN's layout and init with ``sin(omega (|z| + 1) z)``, ``z = W h + b``.
 
     ``first_bias_scale = k`` draws the first-layer bias from ``U(-k, k)``; ``None`` keeps
@@ -118,19 +112,16 @@ class Finer(nn.Module):
         hidden_omega_0: float = 30.0,
         first_bias_scale: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(in_features, out_features, width, hidden_layers)
         self.omega_0 = float(omega_0)
         self.hidden_omega_0 = float(hidden_omega_0)
-        self.first = nn.Linear(in_features, width)
-        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(hidden_layers))
-        self.last = nn.Linear(width, out_features)
         _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
         if first_bias_scale is not None:
             with torch.no_grad():
                 self.first.bias.uniform_(-float(first_bias_scale), float(first_bias_scale))
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        h = finer_activation(self.first(coords), self.omega_0)
-        for layer in self.hidden:
-            h = finer_activation(layer(h), self.hidden_omega_0)
-        return self.last(h)
+    def first_activation(self, z: torch.Tensor) -> torch.Tensor:
+        return finer_activation(z, self.omega_0)
+
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        return finer_activation(z, self.hidden_omega_0)

@@ -1,4 +1,4 @@
-"""Localised activations: WIRE's complex Gabor wavelet and the Gaussian (methods.md 4).
+"""Localised activations: WIRE's complex Gabor wavelet and the Gaussian, on the shared layer stack.
 
 Both use PyTorch's default ``nn.Linear`` initialisation. Inputs ``(N, in_features)``, outputs
 ``(N, out_features)`` in about [-1, 1].
@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
+from specfit.models.body import ActivationMLP
 from specfit.models.params import frequency, hidden_layers, scale, width
 
 
@@ -34,7 +34,7 @@ class GaussParams:
     scale: float = scale(30.0, "activation scale s in exp(-(s z)^2)")
 
 
-class Wire(nn.Module):
+class Wire(ActivationMLP):
     """WIRE: ``exp(i omega_0 z) exp(-|s_0 z|^2)``; complex hidden layers; the real part is output.
 
     The hidden width is ``int(width / sqrt(2))`` so that the complex network has about as many real
@@ -50,27 +50,18 @@ class Wire(nn.Module):
         omega_0: float = 20.0,
         scale: float = 10.0,
     ) -> None:
-        super().__init__()
-        inner = int(width / math.sqrt(2.0))
+        super().__init__(in_features, out_features, int(width / math.sqrt(2.0)), hidden_layers, torch.cfloat)
         self.omega_0 = float(omega_0)
         self.scale = float(scale)
-        self.first = nn.Linear(in_features, inner)
-        self.hidden = nn.ModuleList(
-            nn.Linear(inner, inner, dtype=torch.cfloat) for _ in range(hidden_layers)
-        )
-        self.last = nn.Linear(inner, out_features, dtype=torch.cfloat)
 
-    def _gabor(self, z: torch.Tensor) -> torch.Tensor:
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(1j * self.omega_0 * z - (self.scale * z).abs().square())
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        h = self._gabor(self.first(coords))
-        for layer in self.hidden:
-            h = self._gabor(layer(h))
-        return self.last(h).real
+    def readout(self, out: torch.Tensor) -> torch.Tensor:
+        return out.real
 
 
-class Gauss(nn.Module):
+class Gauss(ActivationMLP):
     """MLP with Gaussian activations ``exp(-(s z)^2)``."""
 
     def __init__(
@@ -81,14 +72,8 @@ class Gauss(nn.Module):
         hidden_layers: int = 3,
         scale: float = 30.0,
     ) -> None:
-        super().__init__()
+        super().__init__(in_features, out_features, width, hidden_layers)
         self.scale = float(scale)
-        self.first = nn.Linear(in_features, width)
-        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(hidden_layers))
-        self.last = nn.Linear(width, out_features)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        h = torch.exp(-(self.scale * self.first(coords)).square())
-        for layer in self.hidden:
-            h = torch.exp(-(self.scale * layer(h)).square())
-        return self.last(h)
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-(self.scale * z).square())
