@@ -130,7 +130,7 @@ HOSTILE = {
     "config over 1 MB": (_text(" " * (1 << 20) + "{}"), "larger than"),
     "config with a 5000-digit number": (_text('{"format": ' + "9" * 5000 + "}"), "not valid JSON"),
     "format of another version": (_edit(lambda c: c.update(format=2)), "format must be 1"),
-    "unknown model": (_edit(lambda c: c.update(model="nope")), "model must be one of"),
+    "unknown model": (_edit(lambda c: c.update(model="nope")), "unknown model 'nope'"),
     "params a list": (_edit(lambda c: c.update(params=[16, 1])), "params must be a mapping"),
     "params holding a list": (_edit(lambda c: c["params"].update(width=[16])), "params['width']"),
     "unknown param": (_edit(lambda c: c["params"].update(bogus=1)), "unknown knob or parameter 'bogus'"),

@@ -1,4 +1,4 @@
-"""Compaction of a trained :class:`~specfit.models.tuner.IntegerSineNet` (methods.md 3, seed 001).
+"""Compaction of a trained :class:`~specfit.models.tuner.IntegerSineNet`.
 
 One schedule, in this order:
 

@@ -1,5 +1,5 @@
-"""Quality metrics (methods.md 5). Images are ``(C, H, W)`` with values in [0, 1]; shapes are scored
-with IoU of occupancy labels and Chamfer distance between surface point sets (methods.md 2.2)."""
+"""Quality metrics. Images are ``(C, H, W)`` with values in [0, 1]; shapes are scored
+with IoU of occupancy labels and Chamfer distance between surface point sets."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def gradient_psnr(network_gradient: torch.Tensor, image: torch.Tensor) -> float:
             intensity per pixel, averaged over channels.
         image: ``(C, H, W)`` target in [0, 1].
 
-    The peak is the largest Sobel magnitude of the image (methods.md 3, "gradient PSNR").
+    The peak is the largest Sobel magnitude of the image ("gradient PSNR", after the TUNER paper).
     """
     reference = sobel_gradient_magnitude(image)
     peak = float(reference.max())

@@ -257,6 +257,7 @@ def write_model(folder: Path, model: nn.Module, config: dict) -> None:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``folder``."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS), metadata={"specfit_format": str(FORMAT_VERSION)})
+    (folder / WEIGHTS).chmod(0o666 & ~_umask())  # safetensors creates it private
     (folder / CONFIG).write_text(dumps({"format": FORMAT_VERSION, "specfit": __version__, **config}))
 
 

@@ -1,4 +1,4 @@
-"""FreSh: choose a model's embedding frequency by comparing spectra at initialisation (methods.md 1.3).
+"""FreSh: choose a model's embedding frequency by comparing spectra at initialisation.
 
 For each candidate value ``theta`` of the model's knob, ``R`` untrained models are drawn from the
 same random stream (the generator is re-seeded before every candidate, so candidates differ only by
@@ -122,7 +122,7 @@ class InitEvaluator:
         build: ``build(value) -> nn.Module`` for a knob value, drawing from the global RNG.
         coords: ``(N, d)`` coordinates of every sample, row-major over ``shape``.
         shape: ``(C, *spatial)`` of the signal.
-        seed: the seed every candidate's stream starts from.
+        seed: every candidate's random stream starts from this seed.
         inits: ``R``.
         batched: evaluate initialisations together (default: on CUDA only).
     """

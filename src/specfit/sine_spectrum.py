@@ -6,7 +6,7 @@ frequency is reported once, by its half-space representative (first non-zero coo
 the mean (``k = 0``) is left out.
 
 - :func:`generable_frequencies`: what the first hidden layer can generate up to a given order, with
-  the seed's per-term amplitude bound ``prod_j (c_j / 2)^|k_j| / |k_j|!`` (seed 001, corollary).
+  the TUNER paper's per-term amplitude bound ``prod_j (c_j / 2)^|k_j| / |k_j|!``.
 - :func:`measured_spectrum`: the amplitudes the network actually has, by an FFT over one period.
 - :func:`plot_sine_spectrum`: both in one figure.
 """
@@ -50,7 +50,7 @@ def generable_frequencies(
     """Integer combinations ``sum_j k_j K_j`` of the input frequencies of order ``sum_j |k_j| <= max_order``.
 
     Order 1: ``K_j`` with bound ``c_j / 2``; order 2: ``K_i +- K_j`` (``i != j``) with bound
-    ``c_i c_j / 4`` and ``2 K_j`` with bound ``c_j^2 / 8``. The bound is the seed's bound on one
+    ``c_i c_j / 4`` and ``2 K_j`` with bound ``c_j^2 / 8``. The bound is the TUNER paper's bound on one
     hidden neuron's coefficient ``prod_j J_{k_j}(omega_0 W_ij)``, with ``c_j`` from
     :func:`column_bounds` (the largest over the neurons); the real amplitude of one neuron is at
     most twice it, and distinct combinations landing on the same ``k`` are merged by taking the

@@ -1,4 +1,4 @@
-"""Spectrum vectors and the Wasserstein distance between them (methods.md 1.1-1.2).
+"""Spectrum vectors and the Wasserstein distance between them.
 
 A signal is a tensor of shape ``(C, *spatial)`` with 1 to 3 spatial axes; a batch of signals is
 ``(B, C, *spatial)``. The spectrum vector has ``n`` bins: bin ``m`` (1-based) sums the magnitude of

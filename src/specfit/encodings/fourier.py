@@ -1,4 +1,4 @@
-"""Fourier-feature mappings (Tancik et al. 2020; methods.md 2).
+"""Fourier-feature mappings (Tancik et al. 2020).
 
 Every mapping takes ``(N, d)`` coordinates and returns ``(N, out_features)``. With a frequency
 matrix ``B`` of shape ``(m, d)``, ``gamma(v) = [cos(2 pi B v), sin(2 pi B v)]`` (all cosines first,

@@ -1,4 +1,4 @@
-"""Multiresolution hash-grid encoding (Instant-NGP; methods.md 4), in plain PyTorch.
+"""Multiresolution hash-grid encoding (Instant-NGP), in plain PyTorch.
 
 Input coordinates are ``(N, d)`` in [0, 1] per axis, ``d`` in 1..3. Level ``l`` of ``L`` has
 resolution ``N_l = floor(N_min * b**l)`` with ``b = exp((ln N_max - ln N_min) / (L - 1))``. A point

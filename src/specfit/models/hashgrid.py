@@ -1,4 +1,4 @@
-"""Hash-grid encoding followed by a small ReLU MLP (Instant-NGP; methods.md 4).
+"""Hash-grid encoding followed by a small ReLU MLP (Instant-NGP).
 
 Input coordinates ``(N, d)`` in [-1, 1] are mapped to [0, 1] for the grid; outputs ``(N, C)`` are
 linear, trained on values in [0, 1]. When the model is called again with the very same coordinate

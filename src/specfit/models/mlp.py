@@ -1,4 +1,4 @@
-"""ReLU MLP behind a Fourier-feature mapping (Tancik et al. 2020; methods.md 2).
+"""ReLU MLP behind a Fourier-feature mapping (Tancik et al. 2020).
 
 ``encoding -> [Linear, ReLU] x (hidden_layers + 1) -> Linear -> sigmoid``: outputs are in [0, 1].
 Weights use Glorot-normal initialisation and near-zero biases, as JAX's default ``Dense`` that the

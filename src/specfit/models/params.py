@@ -44,6 +44,14 @@ def scale(default: float, help: str) -> Any:
 
 
 @dataclass(frozen=True)
+class StackParams:
+    """The shape of the shared activation layer stack (see :mod:`specfit.models.body`)."""
+
+    width: int = width(256)
+    hidden_layers: int = hidden_layers(3)
+
+
+@dataclass(frozen=True)
 class ParamSpec:
     """How one hyperparameter is parsed and checked."""
 

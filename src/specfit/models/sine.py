@@ -21,17 +21,15 @@ import torch
 from torch import nn
 
 from specfit.models.body import ActivationMLP
-from specfit.models.params import frequency, hidden_layers, param, scale, width
+from specfit.models.params import StackParams, frequency, param, scale
 
 CONVENTIONS = ("fresh", "siren")
 
 
 @dataclass(frozen=True)
-class SirenParams:
+class SirenParams(StackParams):
     """SIREN's hyperparameters (omega_0 is the FreSh knob)."""
 
-    width: int = width(256)
-    hidden_layers: int = hidden_layers(3)
     omega_0: float = frequency(30.0, "first-layer frequency omega_0")
     hidden_omega_0: float = frequency(30.0, "hidden-layer frequency")
     convention: str = param("fresh", "fresh: sin(W(omega_0 x)+b), hidden sin(W(30h)+b); "
@@ -39,11 +37,9 @@ class SirenParams:
 
 
 @dataclass(frozen=True)
-class FinerParams:
+class FinerParams(StackParams):
     """FINER's hyperparameters (the first-layer bias range k or omega_0 is the FreSh knob)."""
 
-    width: int = width(256)
-    hidden_layers: int = hidden_layers(3)
     omega_0: float = frequency(30.0, "first-layer frequency omega_0")
     hidden_omega_0: float = frequency(30.0, "hidden-layer frequency")
     first_bias_scale: float | None = scale(None, "first-layer bias range k: U(-k, k) (none: PyTorch's "

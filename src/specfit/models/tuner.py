@@ -1,4 +1,4 @@
-"""Integer-frequency sine networks with bounded hidden weights ("TUNER"; methods.md 3, seed 001).
+"""Integer-frequency sine networks with bounded hidden weights ("TUNER").
 
 ``f = L o S o D``: ``D(x) = sin((2 pi / p) K x + phi)`` with a frozen integer matrix ``K`` (m, d) and
 trainable phases ``phi`` (m,); hidden layers ``S(h) = sin(omega_0 (W h + b))``; ``L`` linear. The
@@ -22,7 +22,7 @@ Two ways of bounding the first hidden layer (``bound``):
 - ``"learned"``: the effective weight is ``(c / omega_0) * tanh(V)`` column-wise with trainable
   ``c`` (m,) and ``V`` (width, m); :meth:`IntegerSineNet.regularization` adds ``bound_l1 * ||c||_1``.
 
-Compaction support (methods.md 3, "pruning / add-prune"): a non-persistent ``column_penalty`` (m,)
+Compaction support (the TUNER paper's pruning and add-prune): a non-persistent ``column_penalty`` (m,)
 adds ``sum_j column_penalty[j] * ||W_eff[:, j]||_1`` to :meth:`~IntegerSineNet.regularization`;
 :meth:`~IntegerSineNet.prune_inputs` removes input frequencies and :meth:`~IntegerSineNet.densify`
 adds new ones at ``2 k_j``. Both replace parameters by new, differently shaped ones: rebuild any

@@ -12,25 +12,21 @@ from dataclasses import dataclass
 import torch
 
 from specfit.models.body import ActivationMLP
-from specfit.models.params import frequency, hidden_layers, scale, width
+from specfit.models.params import StackParams, frequency, scale
 
 
 @dataclass(frozen=True)
-class WireParams:
+class WireParams(StackParams):
     """WIRE's hyperparameters (omega_0 is the FreSh knob)."""
 
-    width: int = width(256)
-    hidden_layers: int = hidden_layers(3)
     omega_0: float = frequency(20.0, "wavelet frequency omega_0")
     scale: float = scale(10.0, "wavelet scale s_0")
 
 
 @dataclass(frozen=True)
-class GaussParams:
+class GaussParams(StackParams):
     """Gaussian-activation MLP's hyperparameters (the scale is the FreSh knob)."""
 
-    width: int = width(256)
-    hidden_layers: int = hidden_layers(3)
     scale: float = scale(30.0, "activation scale s in exp(-(s z)^2)")
 
 

@@ -6,7 +6,7 @@ is the row ``y`` and axis 1 the column ``x``). Two conventions:
 - ``"signed"``: each axis in [-1, 1], endpoints included (sample ``i`` of ``N`` maps to
   ``-1 + 2 i / (N - 1)``). The default for every model.
 - ``"unit"``: each axis in [0, 1), sample ``i`` of ``N`` maps to ``i / N``. Used by the
-  Fourier-features lattice protocol (methods.md 2.1).
+  Fourier-features lattice protocol.
 
 Splits:
 

@@ -370,7 +370,7 @@ def boundary_test_points(shape: Shape, n: int, seed: int, sigma: float = 0.01) -
 def evaluation_sets(
     shape: Shape, n: int = 64**3, seed: int = 0, sigma: float = 0.01
 ) -> dict[str, ShapeSamples]:
-    """The methods.md 2.2 test sets with occupancy labels: ``"uniform"`` and ``"boundary"``, ``n``
+    """The Fourier-features occupancy test sets with occupancy labels: ``"uniform"`` and ``"boundary"``, ``n``
     points each (64^3 by default); report IoU on each. ``sdf`` is ``None``."""
     return {
         "uniform": _label(shape, uniform_test_points(n, seed), n, with_sdf=False),

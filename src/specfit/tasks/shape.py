@@ -1,7 +1,7 @@
 """3-D shapes from meshes: occupancy (cross-entropy on logits) or signed distance (L1).
 
 Training points are a fixed pool, half uniform in [-1, 1]^3 and half near the surface, from which
-random mini-batches of 32^3 points are drawn (methods.md 2.2). The score during training is the
+random mini-batches of 32^3 points are drawn. The score during training is the
 IoU of the predicted inside (logit > 0, or distance < 0) on the pool and on small held-out sets;
 at the end IoU is measured on 64^3 uniform and 64^3 boundary points, the surface is extracted by
 marching cubes and compared with the mesh by Chamfer distance. Everything is in the shape's
