@@ -111,3 +111,13 @@ def tree(root: Path) -> set[str]:
         for name in dirs + files:
             found.add(os.path.relpath(os.path.join(folder, name), root))
     return found
+
+
+def logged_task(log: str, key: str, seconds: float = 0.0) -> dict:
+    """An executor task for tests: appends ``key`` to the file ``log``, waits, returns a record."""
+    import time
+
+    with open(log, "a") as handle:
+        handle.write(key + "\n")
+    time.sleep(seconds)
+    return {"key": key, "pid": os.getpid()}

@@ -21,6 +21,7 @@ from specfit.signals.limits import DEFAULT_MAX_SAMPLES
 DEFAULT_RESIZE = 256
 DEFAULT_STEPS = 1000
 DEMO_STEPS = 200
+GRID_STEPS = 300
 
 
 class _Parser(argparse.ArgumentParser):
@@ -228,16 +229,21 @@ def _settings(args: argparse.Namespace):
     from specfit.settings import FitSettings
     from specfit.training import FitOptions
 
-    steps = args.steps if args.steps is not None else (DEMO_STEPS if args.signal is None else DEFAULT_STEPS)
+    if args.steps is not None:
+        steps = args.steps
+    elif args.command == "grid":
+        steps = GRID_STEPS
+    else:
+        steps = DEMO_STEPS if args.signal is None else DEFAULT_STEPS
     options = FitOptions(steps=steps, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
                          eval_every=args.eval_every, compile=args.compile, seed=args.seed)
     compaction = None
-    if args.prune_to is not None or args.densify:
+    if getattr(args, "prune_to", None) is not None or getattr(args, "densify", 0):
         compaction = CompactionPlan(target_inputs=args.prune_to, densify=args.densify,
                                     ramp_steps=args.ramp_steps, finetune_steps=args.finetune_steps,
                                     alpha=args.prune_alpha)
     settings = FitSettings(
-        model=args.model, params=parse_sets(args.set), fresh=not args.no_fresh,
+        model=args.model, params=parse_sets(args.set), fresh=not getattr(args, "no_fresh", False),
         grid=parse_grid(args.grid) if args.grid is not None else None, inits=args.inits, bins=args.bins,
         split=args.split, holdout=args.holdout, seed=args.seed, device=args.device, fit=options,
         shape_target=args.shape_target, video_spectrum=args.video_spectrum, compaction=compaction,
@@ -320,6 +326,61 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_options(args: argparse.Namespace) -> dict:
+    """The loading options given on the command line, as :func:`specfit.load_signal` takes them."""
+    return {"kind": args.kind, "resize": args.resize, "max_seconds": args.max_seconds,
+            "sample_rate": args.sample_rate, "max_frames": args.max_frames, "frame_step": args.frame_step,
+            "allow_open": args.allow_open, "max_samples": args.max_samples}
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from specfit.gridsearch import grid_search
+
+    settings = _settings(args)
+    folder = Path(args.out) if args.out else Path("runs") / f"grid-{args.model}"
+    for source in args.signals:  # refuse a bad file before any work
+        _load(argparse.Namespace(**{**vars(args), "signal": source}))
+    done = 0
+
+    def on_done(task, result, cached) -> None:
+        nonlocal done
+        done += 1
+        if not args.json:
+            state = "recorded earlier" if cached else "done"
+            print(f"[{done}] {task.key}: {state}", file=sys.stderr)
+
+    summaries = grid_search(args.signals, settings, folder, settings.grid, _load_options(args), args.group,
+                            args.workers, args.ray, on_done)
+    if args.json:
+        print(json.dumps(summaries))
+        return 0
+    for summary in summaries:
+        _print_grid(summary)
+    print(f"records in {folder}/")
+    return 0
+
+
+def _print_grid(summary: dict) -> None:
+    objectives = summary["objectives"]
+    keys = [o["key"] for o in objectives.values()]
+    print(f"\n{summary['signal']} ({summary['model']}, {summary['knob']})")
+    print(f"{'value':>10} {'mean W':>9} {'stderr':>8} " + " ".join(f"{k:>12}" for k in keys) + f" {'s':>7}")
+    for row in summary["rows"]:
+        marks = ("F" if row["value"] == summary["chosen"] else " ") + (
+            "D" if row["value"] == summary["default"] else " ")
+        cells = " ".join(f"{row.get(k):12.3f}" if row.get(k) is not None else f"{'-':>12}" for k in keys)
+        print(f"{row['value']!s:>10} {row['w_mean']:9.4f} {row['w_stderr']:8.4f} {cells} "
+              f"{row.get('seconds', 0.0):7.1f} {marks}")
+    for name, o in objectives.items():
+        regret = "-" if o["fresh_regret"] is None else f"{o['fresh_regret']:.3f}"
+        default = "-" if o["default_regret"] is None else f"{o['default_regret']:.3f}"
+        rho = "-" if o["spearman"] is None else f"{o['spearman']:.2f}"
+        print(f"{name}: best {summary['knob']} = {o['best_value']} ({o['best']:.3f}); "
+              f"FreSh's regret {regret}, the default's {default}; Spearman(-W, score) {rho}")
+    print(f"FreSh chose {summary['chosen']} (F) in {summary['selection_seconds']:.1f} s; the grid "
+          f"trained in {summary['grid_seconds']:.1f} s; D marks the default")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from specfit.render import render_run
 
@@ -357,27 +418,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation and splits")
 
+    def training_options(p: argparse.ArgumentParser, steps_help: str) -> None:
+        p.add_argument("--model", default="siren", help="model name (see `specfit models`)")
+        p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                       help="set a hyperparameter; setting the knob skips FreSh")
+        p.add_argument("--steps", type=int, default=None, help=steps_help)
+        p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
+        p.add_argument("--schedule", default="none", help="none, cosine or exp")
+        p.add_argument("--batch-size", type=int, default=None, help="random samples per step (default: all)")
+        p.add_argument("--eval-every", type=int, default=25, help="evaluate PSNR every N steps")
+        p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
+        p.add_argument("--split", default="holdout", help="all, holdout or lattice")
+        p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for --split holdout")
+        p.add_argument("--grid", default=None, help="FreSh grid: 10,20,30 or START:STOP:STEP")
+        p.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
+        p.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
+        p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+        signal_options(p)
+
     fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
     fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI or mesh file "
                      "(default: cameraman)")
-    fit.add_argument("--model", default="siren", help="model name (see `specfit models`)")
+    training_options(fit, f"optimiser steps (default {DEFAULT_STEPS}; {DEMO_STEPS} for the bundled image)")
     fit.add_argument("--no-fresh", action="store_true", help="train the knob's default value")
-    fit.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
-                     help="set a hyperparameter; setting the knob skips FreSh")
-    fit.add_argument("--steps", type=int, default=None,
-                     help=f"optimiser steps (default {DEFAULT_STEPS}; {DEMO_STEPS} for the bundled image)")
-    fit.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
-    fit.add_argument("--schedule", default="none", help="none, cosine or exp")
-    fit.add_argument("--batch-size", type=int, default=None, help="random samples per step (default: all)")
-    fit.add_argument("--eval-every", type=int, default=25, help="evaluate PSNR every N steps")
-    fit.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
-    fit.add_argument("--split", default="holdout", help="all, holdout or lattice")
-    fit.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for --split holdout")
-    fit.add_argument("--grid", default=None, help="FreSh grid: 10,20,30 or START:STOP:STEP")
-    fit.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
-    fit.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
     fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
-    fit.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     compaction = fit.add_argument_group("compaction (tuner models)")
     compaction.add_argument("--prune-to", type=int, default=None, metavar="M",
                             help="after training, prune the input frequencies down to M")
@@ -388,8 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     compaction.add_argument("--finetune-steps", type=int, default=500, help="steps after pruning")
     compaction.add_argument("--prune-alpha", type=float, default=1e-5,
                             help="final L1 weight of the ramp on the weakest inputs")
-    signal_options(fit)
     fit.set_defaults(func=cmd_fit)
+
+    grid = sub.add_parser("grid", help="train every value of the knob's grid and compare with FreSh's choice")
+    grid.add_argument("signals", nargs="+", metavar="SIGNAL", help="signal files (same options for all)")
+    training_options(grid, f"optimiser steps per value (default {GRID_STEPS})")
+    grid.add_argument("--out", default=None, help="results folder (default: runs/grid-MODEL); "
+                      "running the same command again resumes from it")
+    grid.add_argument("--workers", type=int, default=1, help="local worker processes")
+    grid.add_argument("--group", type=int, default=None,
+                      help="values trained per task (default: a signal's whole grid in one task)")
+    grid.add_argument("--ray", default=None, metavar="ADDRESS",
+                      help="run the tasks on a Ray cluster (auto, local or an address)")
+    grid.set_defaults(func=cmd_grid)
 
     sel = sub.add_parser("select", help="FreSh selection only: print the distance table")
     sel.add_argument("signal")

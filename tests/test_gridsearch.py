@@ -1,0 +1,127 @@
+"""The grid search and the executor that runs it: regrets, rank correlations, records, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import SMALL_SIREN
+
+from specfit.executor import Task, read_record, run_tasks
+from specfit.gridsearch import summarize
+
+TESTS = Path(__file__).resolve().parent
+
+
+def logged(log: Path, key: str, seconds: float = 0.0) -> Task:
+    return Task(key, "helpers:logged_task", {"log": str(log), "key": key, "seconds": seconds})
+
+
+def test_summary_regrets_and_rank_correlation():
+    selection = {"knob": "omega_0", "chosen": 30.0, "seconds": 1.5, "table": [
+        {"value": 10.0, "w_mean": 0.9, "w_stderr": 0.1, "inits": 10},
+        {"value": 30.0, "w_mean": 0.2, "w_stderr": 0.1, "inits": 10},
+        {"value": 60.0, "w_mean": 0.4, "w_stderr": 0.1, "inits": 10},
+        {"value": 90.0, "w_mean": 0.8, "w_stderr": 0.1, "inits": 10}]}
+    trained = {"10.0": {"psnr_train": 20.0, "psnr_test": 19.0, "psnr": 19.9, "seconds": 2.0},
+               "30.0": {"psnr_train": 25.0, "psnr_test": 24.0, "psnr": 24.9, "seconds": 2.0},
+               "60.0": {"psnr_train": 27.0, "psnr_test": 22.0, "psnr": 26.5, "seconds": 2.0},
+               "90.0": {"psnr_train": 21.0, "psnr_test": 20.0, "psnr": 20.9, "seconds": 2.0}}
+    summary = summarize(selection, trained, default=10.0)
+    train, test = summary["objectives"]["train"], summary["objectives"]["held-out"]
+    assert (train["best_value"], train["fresh_regret"], train["default_regret"]) == (60.0, 2.0, 7.0)
+    assert (test["best_value"], test["fresh_regret"], test["default_regret"]) == (30.0, 0.0, 5.0)
+    assert test["spearman"] == pytest.approx(1.0)  # -W ranks the grid exactly as held-out PSNR
+    assert train["spearman"] == pytest.approx(0.8)
+    assert summary["grid_seconds"] == 8.0 and summary["selection_seconds"] == 1.5
+
+
+def test_tasks_run_once_and_records_are_reused(tmp_path):
+    log, folder = tmp_path / "log", tmp_path / "records"
+    tasks = [logged(log, f"t{i}") for i in range(3)]
+    first = run_tasks(tasks, folder)
+    again = run_tasks([*tasks, logged(log, "t3")], folder)
+    assert log.read_text().split() == ["t0", "t1", "t2", "t3"]
+    assert {k: again[k] for k in first} == first
+    assert sorted(p.name for p in folder.iterdir()) == ["t0.json", "t1.json", "t2.json", "t3.json"]
+
+
+def test_local_workers_run_tasks_in_other_processes(tmp_path):
+    log = tmp_path / "log"
+    results = run_tasks([logged(log, f"w{i}") for i in range(4)], tmp_path / "records", workers=2)
+    assert sorted(log.read_text().split()) == ["w0", "w1", "w2", "w3"]
+    assert {r["pid"] for r in results.values()} - {os.getpid()}
+
+
+RUNNER = """
+import sys
+sys.path.insert(0, {tests!r})
+from specfit.executor import Task, run_tasks
+tasks = [Task(f"k{{i}}", "helpers:logged_task", {{"log": {log!r}, "key": f"k{{i}}", "seconds": 0.4}})
+         for i in range(6)]
+run_tasks(tasks, {folder!r})
+"""
+
+
+def test_a_killed_run_resumes_without_repeating_a_finished_task(tmp_path):
+    log, folder = tmp_path / "log", tmp_path / "records"
+    code = RUNNER.format(tests=str(TESTS), log=str(log), folder=str(folder))
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while not (folder.is_dir() and len(list(folder.glob("*.json"))) >= 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p.stem for p in folder.glob("*.json")}
+    assert 2 <= len(finished) < 6
+    subprocess.run([sys.executable, "-c", code], check=True)
+    started = log.read_text().split()
+    assert sorted(set(started)) == [f"k{i}" for i in range(6)]
+    assert all(started.count(key) == 1 for key in finished)  # nothing finished ran again
+    assert all(read_record(folder, f"k{i}") for i in range(6))
+
+
+def test_tasks_run_on_a_local_ray_instance(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    log = tmp_path / "log"
+    try:
+        results = run_tasks([logged(log, f"r{i}") for i in range(3)], tmp_path / "records",
+                            ray_address="local")
+    finally:
+        ray.shutdown()
+    assert sorted(results) == ["r0", "r1", "r2"]
+    assert sorted(log.read_text().split()) == ["r0", "r1", "r2"]
+
+
+def test_grid_command_trains_every_value_and_resumes(cli, images, tmp_path):
+    out = tmp_path / "grid"
+    args = ["grid", images["smooth"], *SMALL_SIREN, "--grid", "10,30,90", "--steps", 20, "--inits", 3,
+            "--out", out, "--json"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    (summary,) = result.json()
+    assert [row["value"] for row in summary["rows"]] == [10.0, 30.0, 90.0]
+    assert all(row["psnr_train"] is not None and row["seconds"] > 0 for row in summary["rows"])
+    assert summary["chosen"] in (10.0, 30.0, 90.0) and summary["default"] == 30.0
+    for objective in summary["objectives"].values():
+        assert objective["fresh_regret"] >= 0 and objective["default_regret"] >= 0
+    records = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = cli(*args)
+    assert again.code == 0 and json.loads(again.out) == [summary]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == records  # nothing recomputed
+
+
+def test_grid_refuses_a_model_without_a_knob_and_a_bad_file(cli, images, tmp_path):
+    result = cli("grid", images["smooth"], "--model", "relu", "--out", tmp_path / "g")
+    assert result.code == 2 and "no frequency knob" in result.err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    result = cli("grid", images["smooth"], bad, "--out", tmp_path / "g")
+    assert result.code == 2 and result.err.startswith("error: ") and not (tmp_path / "g").exists()
