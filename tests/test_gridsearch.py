@@ -125,3 +125,49 @@ def test_grid_refuses_a_model_without_a_knob_and_a_bad_file(cli, images, tmp_pat
     bad.write_bytes(b"not a png")
     result = cli("grid", images["smooth"], bad, "--out", tmp_path / "g")
     assert result.code == 2 and result.err.startswith("error: ") and not (tmp_path / "g").exists()
+
+
+def test_batched_and_sequential_grid_training_agree(images, tmp_path):
+    from specfit.gridsearch import train_task
+    from specfit.settings import FitSettings
+    from specfit.training import FitOptions
+
+    settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, device="cpu",
+                           fit=FitOptions(steps=12, eval_every=4, compile="off")).to_json()
+    args = {"source": str(images["smooth"]), "load": {}, "settings": settings, "values": [10.0, 30.0, 90.0]}
+    together, apart = train_task(**args, batched=True), train_task(**args, batched=False)
+    assert all(row["batched"] for row in together.values()) and not any(r["batched"] for r in apart.values())
+    for key in ("psnr", "psnr_train", "psnr_test"):
+        for value in ("10.0", "30.0", "90.0"):
+            assert together[value][key] == pytest.approx(apart[value][key], abs=1e-4), (value, key)
+
+
+def test_stacked_training_gives_each_network_its_own_trajectory():
+    import copy
+
+    import torch
+
+    from specfit.batched import can_stack, train_stacked
+    from specfit.models.registry import get_entry, resolve_params
+    from specfit.signals.sampling import make_sampling
+    from specfit.training import FitOptions, fit_model
+
+    sampling = make_sampling((12, 12), "holdout", 0.2, 0)
+    targets = torch.rand(144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    options = FitOptions(steps=10, eval_every=5, compile="off")
+    for name, knob, values in (("siren", "omega_0", (10.0, 60.0)), ("gauss", "scale", (5.0, 30.0)),
+                               ("wire", "omega_0", (5.0, 20.0))):
+        entry = get_entry(name)
+        models = []
+        for value in values:
+            torch.manual_seed(0)
+            models.append(entry.build(2, 3, **resolve_params(entry, {"width": 16, "hidden_layers": 2,
+                                                                     knob: value})))
+        alone = [copy.deepcopy(m) for m in models]
+        assert can_stack(models, options, "mse")
+        train_stacked(models, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2)
+        for together, single in zip(models, alone, strict=True):
+            fit_model(single, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
+            for a, b in zip(together.state_dict().values(), single.state_dict().values(), strict=True):
+                assert torch.allclose(a, b, atol=1e-5), name
+    assert not can_stack([get_entry("tuner").build(2, 3, **get_entry("tuner").defaults)], options, "mse")

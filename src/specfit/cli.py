@@ -350,7 +350,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
             print(f"[{done}] {task.key}: {state}", file=sys.stderr)
 
     summaries = grid_search(args.signals, settings, folder, settings.grid, _load_options(args), args.group,
-                            args.workers, args.ray, on_done)
+                            args.workers, args.ray, on_done, batched=not args.sequential)
     if args.json:
         print(json.dumps(summaries))
         return 0
@@ -462,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--workers", type=int, default=1, help="local worker processes")
     grid.add_argument("--group", type=int, default=None,
                       help="values trained per task (default: a signal's whole grid in one task)")
+    grid.add_argument("--sequential", action="store_true",
+                      help="train one value after another (default: together, where the model allows it)")
     grid.add_argument("--ray", default=None, metavar="ADDRESS",
                       help="run the tasks on a Ray cluster (auto, local or an address)")
     grid.set_defaults(func=cmd_grid)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from specfit.errors import SpecfitError
 from specfit.executor import Task, run_tasks
 from specfit.settings import FitSettings
@@ -47,22 +49,46 @@ def select_task(source: str | None, load: dict, settings: dict, grid: list[float
     return selection.to_json()
 
 
-def train_task(source: str | None, load: dict, settings: dict, values: list[float]) -> dict:
-    """Train the knob at each of ``values`` on one signal; the scores and seconds of each."""
+def train_task(
+    source: str | None, load: dict, settings: dict, values: list[float], batched: bool = True
+) -> dict:
+    """Train the knob at each of ``values`` on one signal; the scores and seconds of each.
+
+    Networks that :func:`specfit.batched.can_stack` are trained together as one computation
+    (unless ``batched`` is false); the others one after another, each as :func:`specfit.fit` would.
+    """
+    from specfit.batched import can_stack, train_stacked
     from specfit.models.registry import get_entry, resolve_params
-    from specfit.pipeline import fit_signal
+    from specfit.pipeline import fit_signal, plan_fit
+    from specfit.render import unit_from_model
 
     fit = FitSettings.from_json(settings)
     entry = get_entry(fit.model)
     knob = entry.knob.name
     signal = _load(source, load)
+    chosen = [resolve_params(entry, {**fit.params, knob: value})[knob] for value in values]
+    plan = plan_fit(signal, replace(fit, fresh=False, params={**fit.params, knob: chosen[0]}))
+    models = []
+    for value in chosen:
+        torch.manual_seed(fit.seed)
+        params = {**plan.params, knob: value}
+        models.append(entry.build(plan.task.in_features, plan.task.out_features, **params).to(plan.device))
     out = {}
-    for value in values:
-        params = resolve_params(entry, {**fit.params, knob: value})
-        run = fit_signal(signal, replace(fit, fresh=False, params={**fit.params, knob: params[knob]}))
+    if batched and len(models) > 1 and can_stack(models, fit.fit, plan.task.loss_for(entry.value_range)):
+        data = plan.task.training_data(fit.split, fit.holdout, fit.seed, entry.value_range, plan.device)
+        _, seconds = train_stacked(models, data.targets, data.sampling, fit.fit, entry.lr,
+                                   lambda v: unit_from_model(v, entry.value_range), entry.adam_betas,
+                                   entry.adam_eps)
+        for value, model in zip(chosen, models, strict=True):
+            metrics = plan.task.finish(model, entry.value_range, data, plan.device).metrics
+            out[str(value)] = {"value": value, "seconds": seconds / len(models), "batched": True,
+                               **{key: metrics.get(key) for key in SCORE_KEYS}}
+        return out
+    for value in chosen:
+        run = fit_signal(signal, replace(fit, fresh=False, params={**fit.params, knob: value}))
         metrics = run.metrics.to_json()
-        out[str(params[knob])] = {"value": params[knob], "seconds": run.metrics.train_seconds,
-                                  **{key: metrics.get(key) for key in SCORE_KEYS}}
+        out[str(value)] = {"value": value, "seconds": run.metrics.train_seconds, "batched": False,
+                           **{key: metrics.get(key) for key in SCORE_KEYS}}
     return out
 
 
@@ -79,7 +105,7 @@ def _digest(*parts: object) -> str:
 
 def grid_tasks(
     sources: Sequence[str | None], settings: FitSettings, grid: Sequence[float], load: dict,
-    group: int,
+    group: int, batched: bool = True,
 ) -> list[Task]:
     """The selection and training tasks of a grid search over ``sources`` (``group`` values per
     training task); keys carry a digest of everything that decides the result."""
@@ -101,8 +127,8 @@ def grid_tasks(
                           {**base, "grid": list(grid)}))
         for start in range(0, len(values), group):
             chunk = values[start:start + group]
-            tasks.append(Task(f"{key}-train-{_digest(chunk)}", "specfit.gridsearch:train_task",
-                              {**base, "values": chunk}))
+            tasks.append(Task(f"{key}-train-{_digest(chunk, batched)}", "specfit.gridsearch:train_task",
+                              {**base, "values": chunk, "batched": batched}))
     return tasks
 
 
@@ -160,12 +186,14 @@ def grid_search(
     workers: int = 1,
     ray_address: str | None = None,
     on_done: Callable[[Task, dict, bool], None] | None = None,
+    batched: bool = True,
 ) -> list[dict]:
     """Run (or resume) the grid search of ``settings.model`` on every signal; one summary each.
 
     Records go to ``folder`` (one JSON per task). ``grid`` defaults to the model's FreSh grid;
-    ``group`` is how many values one training task trains (default: all of a signal's, so local
-    runs train them back to back; 1 spreads them over workers).
+    ``group`` is how many values one training task trains (default: all of a signal's, trained
+    together where the family allows it, see :mod:`specfit.batched`; 1 spreads them over workers);
+    ``batched=False`` trains one value after another.
     """
     from specfit.models.registry import get_entry
 
@@ -174,7 +202,7 @@ def grid_search(
         raise SpecfitError(f"model {entry.name} has no frequency knob to search")
     grid = list(entry.knob.grid if grid is None else grid)
     values = len(grid) + 1
-    tasks = grid_tasks(sources, settings, grid, dict(load or {}), max(1, group or values))
+    tasks = grid_tasks(sources, settings, grid, dict(load or {}), max(1, group or values), batched)
     records = run_tasks(tasks, folder, workers, ray_address, on_done)
     summaries = []
     for index, source in enumerate(sources):
