@@ -381,6 +381,26 @@ def _print_grid(summary: dict) -> None:
           f"trained in {summary['grid_seconds']:.1f} s; D marks the default")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from specfit.suites import get_suite, run_suite, suite_markdown, write_results_page
+
+    get_suite(args.suite, args.profile)  # a bad name fails before any work
+    folder = Path(args.out) if args.out else Path("results") / "suites" / f"{args.suite}-{args.profile}"
+
+    def on_done(task, result, cached) -> None:
+        if not args.json:
+            print(f"{task.key}: {'recorded earlier' if cached else 'done'}", file=sys.stderr)
+
+    result = run_suite(args.suite, args.profile, Path(args.data), folder, args.workers, args.ray, on_done)
+    if args.page:
+        write_results_page(sorted(folder.parent.iterdir()), Path(args.page))
+    if args.json:
+        print(json.dumps(result, default=str))
+        return 0
+    print("\n".join(suite_markdown(result)))
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from specfit.render import render_run
 
@@ -467,6 +487,19 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--ray", default=None, metavar="ADDRESS",
                       help="run the tasks on a Ray cluster (auto, local or an address)")
     grid.set_defaults(func=cmd_grid)
+
+    bench = sub.add_parser("bench", help="run a named reproduction suite (resumes where it stopped)")
+    bench.add_argument("suite", help="fresh-images, fresh-signals, ff-images, ff-shapes or tuner")
+    bench.add_argument("--profile", default="quick", help="quick (2 CPU cores) or paper (a GPU)")
+    bench.add_argument("--data", default="../shared/data",
+                       help="folder holding kodak/, natural/, audio/, video/, volume/ and meshes/")
+    bench.add_argument("--out", default=None, help="records folder (default: results/suites/SUITE-PROFILE)")
+    bench.add_argument("--page", default="docs/results.md",
+                       help="results page written from every suite recorded beside --out ('' for none)")
+    bench.add_argument("--workers", type=int, default=1, help="local worker processes")
+    bench.add_argument("--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster")
+    bench.add_argument("--json", action="store_true", help="print the suite's record as JSON")
+    bench.set_defaults(func=cmd_bench)
 
     sel = sub.add_parser("select", help="FreSh selection only: print the distance table")
     sel.add_argument("signal")

@@ -1,0 +1,542 @@
+"""Named reproduction suites (``specfit bench NAME --profile quick|paper``).
+
+A suite is a list of jobs on real data: grid searches (FreSh against the grid it replaces, see
+:mod:`specfit.gridsearch`) and single fits compared with published numbers. Jobs become
+:mod:`specfit.executor` tasks, so a suite resumes where it stopped and can run on a Ray cluster;
+the records of a suite go to one folder, and :func:`write_results_page` turns all recorded suites
+into ``docs/results.md``.
+
+Profiles: ``quick`` is sized for two CPU cores (about half an hour a suite, networks with fewer
+parameters than the signal has values, so that no network can simply memorise it); ``paper`` is
+the published protocol's size, for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from specfit.errors import SpecfitError
+from specfit.executor import Task, run_tasks
+from specfit.settings import FitSettings
+from specfit.training import FitOptions
+
+PROFILES = ("quick", "paper")
+
+
+@dataclass(frozen=True)
+class GridJob:
+    """Grid search of ``model`` on ``sources`` (paths relative to the data folder)."""
+
+    label: str
+    model: str
+    sources: tuple[str, ...]
+    params: dict = field(default_factory=dict)
+    load: dict = field(default_factory=dict)
+    steps: int = 300
+    grid: tuple[float, ...] | None = None
+    fit: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """One fit (FreSh choosing the knob unless ``params`` sets it), compared with ``published``."""
+
+    label: str
+    model: str
+    source: str
+    params: dict = field(default_factory=dict)
+    load: dict = field(default_factory=dict)
+    steps: int = 300
+    fit: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    published: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    jobs: tuple[GridJob | FitJob, ...]
+    protocol: str
+
+
+def _settings(model: str, params: dict, steps: int, fit: dict, extra: dict | None = None) -> FitSettings:
+    options = FitOptions(steps=steps, eval_every=max(1, steps // 10), compile="off", **fit)
+    return FitSettings(model=model, params=dict(params), device="auto", fit=options, **(extra or {}))
+
+
+def fit_task(source: str, load: dict, settings: dict) -> dict:
+    """One fit of a suite: its scores, the knob's value and seconds."""
+    from specfit.api import load_signal
+    from specfit.pipeline import fit_signal
+
+    run = fit_signal(load_signal(source, **load), FitSettings.from_json(settings))
+    metrics = run.metrics.to_json()
+    keep = (
+        "psnr",
+        "psnr_train",
+        "psnr_test",
+        "ssim",
+        "psnr_grad",
+        "iou_boundary",
+        "iou_uniform",
+        "chamfer",
+        "value",
+        "knob",
+        "params",
+        "train_seconds",
+        "compaction",
+    )
+    return {key: metrics.get(key) for key in keep} | {
+        "selection_seconds": (metrics["selection"] or {}).get("seconds")
+    }
+
+
+# --- the suites --------------------------------------------------------------------------------
+
+KODAK = tuple(f"kodak/kodim{i:02d}.png" for i in range(1, 11))
+NATURAL_TEST = tuple(f"natural/test/{i:02d}.png" for i in range(16))
+
+
+def fresh_images(profile: str) -> Suite:
+    quick = profile == "quick"
+    images = KODAK[:3] if quick else KODAK
+    load = {"resize": 64} if quick else {}
+    steps = 300 if quick else 2000
+    shape = {"width": 64, "hidden_layers": 2} if quick else {}
+    jobs = (
+        GridJob("SIREN", "siren", images, shape, load, steps),
+        GridJob(
+            "Gaussian FF", "ff-gaussian", images, {**shape, "features": 64} if quick else {}, load, steps
+        ),
+        GridJob("FINER (bias k)", "finer", images, shape, load, steps),
+        GridJob("FINER (omega_0)", "finer-omega", images, shape, load, steps),
+        GridJob("hash grid", "hashgrid", images, {"log2_table": 10} if quick else {}, load, steps),
+        GridJob("TUNER", "tuner", images, shape, load, steps),
+    )
+    size = "3 Kodak images at 64 px (short side), 64-wide networks with 2 hidden layers (about 8.6k "
+    size += "parameters against 12k values; hash grid 2^10 entries a level), 300 steps"
+    return Suite(
+        "fresh-images",
+        "FreSh against the grid search it replaces, on Kodak images",
+        jobs,
+        size if quick else "kodim01-10 at full resolution, the models' default sizes, 2000 steps",
+    )
+
+
+def fresh_signals(profile: str) -> Suite:
+    quick = profile == "quick"
+    steps = 300 if quick else 2000
+    shape = {"width": 64, "hidden_layers": 2} if quick else {}
+    jobs = (
+        GridJob("audio", "siren", ("audio/bach.wav",), shape, {"max_seconds": 1.0} if quick else {}, steps),
+        GridJob(
+            "video",
+            "siren",
+            ("video/bikes.mp4",),
+            shape,
+            {"max_frames": 8, "resize": 32} if quick else {"max_frames": 50},
+            steps,
+        ),
+        GridJob(
+            "volume",
+            "siren",
+            ("volume/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",),
+            shape,
+            {"resize": 32} if quick else {"resize": 96},
+            steps,
+        ),
+        GridJob(
+            "bunny",
+            "ff-gaussian",
+            ("meshes/bunny.ply",),
+            {"width": 128, "hidden_layers": 2},
+            {},
+            steps,
+            fit={"lr": 5e-4},
+        ),
+        GridJob(
+            "armadillo",
+            "ff-gaussian",
+            ("meshes/armadillo.obj",),
+            {"width": 128, "hidden_layers": 2},
+            {},
+            steps,
+            fit={"lr": 5e-4},
+        ),
+    )
+    size = "SIREN 64 x 2 on 1 s of audio, 8 frames of video at 32 px and the volume at 32 voxels; "
+    size += "Gaussian FF 128 x 2 on the meshes; 300 steps"
+    return Suite(
+        "fresh-signals",
+        "FreSh against the grid search on audio, video, a volume and meshes",
+        jobs,
+        size
+        if quick
+        else "the same signals at larger sizes (audio whole, 50 frames, 96 voxels), "
+        "default widths, 2000 steps",
+    )
+
+
+FF_IMAGES = {
+    "none": ("relu", 19.32),
+    "basic": ("ff-basic", 21.71),
+    "positional": ("ff-positional", 24.95),
+    "gaussian": ("ff-gaussian", 25.57),
+}
+
+
+def ff_images(profile: str) -> Suite:
+    quick = profile == "quick"
+    images = NATURAL_TEST[:4] if quick else NATURAL_TEST
+    load = {"resize": 64} if quick else {"resize": 512}
+    steps = 500 if quick else 2000
+    jobs = []
+    for label, (model, published) in FF_IMAGES.items():
+        params = {"width": 128, "hidden_layers": 3} if quick else {"width": 256, "hidden_layers": 3}
+        if model == "ff-basic":
+            params["period"] = 1.0  # the lattice split's coordinates are i / N in [0, 1)
+        for source in images:
+            jobs.append(
+                FitJob(
+                    label,
+                    model,
+                    source,
+                    params,
+                    load,
+                    steps,
+                    {"lr": 1e-3},
+                    {"split": "lattice"},
+                    {"psnr_test": published},
+                )
+            )
+    return Suite(
+        "ff-images",
+        "Fourier features, 2-D images: train on even pixels, test on odd ones",
+        tuple(jobs),
+        "4 natural test images at 64 px, 128 x 4 ReLU, 500 steps, lr 1e-3; knobs by FreSh"
+        if quick
+        else "16 natural test images at 512 px, 256 x 4 ReLU, 2000 steps",
+    )
+
+
+FF_SHAPES = {
+    "none": ("relu", 0.864),
+    "basic": ("ff-basic", 0.892),
+    "positional": ("ff-positional", 0.960),
+    "gaussian": ("ff-gaussian", 0.973),
+}
+
+
+def ff_shapes(profile: str) -> Suite:
+    quick = profile == "quick"
+    layers = 3 if quick else 7
+    steps = 300 if quick else 10000
+    jobs = tuple(
+        FitJob(
+            label,
+            model,
+            "meshes/armadillo.obj",
+            {"width": 256, "hidden_layers": layers},
+            {},
+            steps,
+            {"lr": 5e-4, "schedule": "exp"},
+            {},
+            {"iou_boundary": published},
+        )
+        for label, (model, published) in FF_SHAPES.items()
+    )
+    return Suite(
+        "ff-shapes",
+        "Fourier features, 3-D occupancy of the armadillo (IoU on boundary points)",
+        jobs,
+        "4 x 256 ReLU, 300 steps of 32^3 points" if quick else "8 x 256 ReLU, 10k steps",
+    )
+
+
+TUNER_MODELS = {
+    "TUNER": ("tuner", {}, 32.14),
+    "TUNER uniform init": ("tuner-uniform", {}, 33.07),
+    "SIREN": ("siren", {"hidden_layers": 1}, None),
+    "FINER": ("finer", {"hidden_layers": 1}, 30.23),
+    "Gaussian FF": ("ff-gaussian", {"hidden_layers": 0, "features": 128}, 29.42),
+}
+
+
+def tuner(profile: str) -> Suite:
+    quick = profile == "quick"
+    images = NATURAL_TEST[:2] if quick else NATURAL_TEST
+    load = {"resize": 128} if quick else {}
+    steps = 300 if quick else 1000
+    jobs = []
+    for label, (model, params, published) in TUNER_MODELS.items():
+        for source in images:
+            jobs.append(
+                FitJob(
+                    label,
+                    model,
+                    source,
+                    {"width": 256, **params},
+                    load,
+                    steps,
+                    {},
+                    {"fresh": False, "holdout": 0.05},
+                    {"psnr": published} if published else {},
+                )
+            )
+    prune = {
+        "target_inputs": 60,
+        "ramp_steps": 200 if quick else 1000,
+        "finetune_steps": 300 if quick else 1000,
+        "alpha": 1e-5,
+    }
+    jobs.append(
+        FitJob(
+            "pruning",
+            "tuner",
+            "natural/test/00.png",
+            {"width": 300, "inputs": 300},
+            {"resize": 128} if quick else {},
+            500 if quick else 2000,
+            {},
+            {"fresh": False, "holdout": 0.05, "compaction": prune},
+            {"params_after": 19380, "psnr_before": 30.18, "psnr_after": 29.55},
+        )
+    )
+    return Suite(
+        "tuner",
+        "TUNER against its uniform init, SIREN, FINER and Gaussian FF at equal width; pruning",
+        tuple(jobs),
+        "2 natural test images at 128 px, width 256, one hidden layer, 300 steps; pruning 300 -> 60 inputs"
+        if quick
+        else "16 natural test images at 512 px, 1000 steps",
+    )
+
+
+SUITES: dict[str, Callable[[str], Suite]] = {
+    "fresh-images": fresh_images,
+    "fresh-signals": fresh_signals,
+    "ff-images": ff_images,
+    "ff-shapes": ff_shapes,
+    "tuner": tuner,
+}
+
+
+# --- running and reporting ---------------------------------------------------------------------
+
+
+def get_suite(name: str, profile: str) -> Suite:
+    if name not in SUITES:
+        raise SpecfitError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+    if profile not in PROFILES:
+        raise SpecfitError(f"profile must be quick or paper, got {profile!r}", setting="profile")
+    return SUITES[name](profile)
+
+
+def _fit_tasks(job: FitJob, data: Path, index: int) -> Task:
+    extra = dict(job.settings)
+    if "compaction" in extra:
+        from specfit.compaction import CompactionPlan
+
+        extra["compaction"] = CompactionPlan(**extra["compaction"])
+    settings = _settings(job.model, job.params, job.steps, job.fit, extra)
+    from specfit.gridsearch import _digest
+
+    args = {"source": str(data / job.source), "load": job.load, "settings": settings.to_json()}
+    return Task(f"fit-{index:03d}-{job.model}-{_digest(args)}", "specfit.suites:fit_task", args)
+
+
+def run_suite(
+    name: str,
+    profile: str,
+    data: Path,
+    folder: Path,
+    workers: int = 1,
+    ray_address: str | None = None,
+    on_done: Callable[[Task, dict, bool], None] | None = None,
+) -> dict:
+    """Run (or resume) a suite; returns its results record, also written to ``folder/suite.json``."""
+    from specfit.gridsearch import grid_search
+
+    suite = get_suite(name, profile)
+    data = Path(data)
+    missing = sorted(
+        {
+            s
+            for job in suite.jobs
+            for s in ((job.source,) if isinstance(job, FitJob) else job.sources)
+            if not (data / s).exists()
+        }
+    )
+    if missing:
+        raise SpecfitError(f"the data folder {data} lacks {', '.join(missing[:3])}; give it with --data")
+    started = time.perf_counter()
+    grids, fits = [], []
+    for job in suite.jobs:
+        if isinstance(job, GridJob):
+            settings = _settings(job.model, job.params, job.steps, job.fit)
+            summaries = grid_search(
+                [str(data / s) for s in job.sources],
+                settings,
+                folder / "records",
+                job.grid,
+                job.load,
+                workers=workers,
+                ray_address=ray_address,
+                on_done=on_done,
+            )
+            grids.append({"job": asdict(job), "summaries": summaries})
+    fit_jobs = [job for job in suite.jobs if isinstance(job, FitJob)]
+    if fit_jobs:
+        tasks = [_fit_tasks(job, data, i) for i, job in enumerate(fit_jobs)]
+        records = run_tasks(tasks, folder / "records", workers, ray_address, on_done)
+        fits = [
+            {"job": asdict(job), "result": records[task.key]}
+            for job, task in zip(fit_jobs, tasks, strict=True)
+        ]
+    result = {
+        "suite": name,
+        "profile": profile,
+        "description": suite.description,
+        "protocol": suite.protocol,
+        "grids": grids,
+        "fits": fits,
+        "seconds": time.perf_counter() - started,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "suite.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def machine() -> str:
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()}, {torch.get_num_threads()} CPU threads{gpu}, torch {torch.__version__}"
+
+
+def _commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def grid_table(grids: list[dict]) -> list[str]:
+    """Markdown rows: per grid job, mean regrets of FreSh and of the default, and rank correlations."""
+    lines = [
+        "| job | model | signals | objective | FreSh regret | default regret | Spearman(-W, score) | "
+        "FreSh s | grid s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for grid in grids:
+        summaries = grid["summaries"]
+        objectives = summaries[0]["objectives"] if summaries else {}
+        for name in objectives:
+            pick = [s["objectives"].get(name, {}) for s in summaries]
+            lines.append(
+                f"| {grid['job']['label']} | {grid['job']['model']} | {len(summaries)} | {name} | "
+                f"{_fmt(_mean([p.get('fresh_regret') for p in pick]))} | "
+                f"{_fmt(_mean([p.get('default_regret') for p in pick]))} | "
+                f"{_fmt(_mean([p.get('spearman') for p in pick]))} | "
+                f"{_fmt(_mean([s['selection_seconds'] for s in summaries]), 1)} | "
+                f"{_fmt(_mean([s['grid_seconds'] for s in summaries]), 1)} |"
+            )
+    return lines
+
+
+def fit_table(fits: list[dict]) -> list[str]:
+    """Markdown rows: per fit label, the mean of each published metric, ours beside the paper's."""
+    by_label: dict[str, list[dict]] = {}
+    for fit in fits:
+        by_label.setdefault(fit["job"]["label"], []).append(fit)
+    lines = ["| job | model | signals | knob | metric | ours | published |", "|---|---|---|---|---|---|---|"]
+    for label, group in by_label.items():
+        job = group[0]["job"]
+        values = sorted({str(f["result"].get("value")) for f in group})
+        metrics = job["published"] or {"psnr": None}
+        for metric, published in metrics.items():
+            ours = _mean([_metric(f["result"], metric) for f in group])
+            digits = 3 if "iou" in metric else 2
+            lines.append(
+                f"| {label} | {job['model']} | {len(group)} | {', '.join(values)} | {metric} | "
+                f"{_fmt(ours, digits)} | {_fmt(published, digits)} |"
+            )
+    return lines
+
+
+def _metric(result: dict, metric: str) -> float | None:
+    compaction = result.get("compaction") or {}
+    if metric == "params_after":
+        return (compaction.get("after") or {}).get("params")
+    if metric in ("psnr_before", "psnr_after"):
+        return (compaction.get(metric.split("_")[1]) or {}).get("psnr")
+    return result.get(metric)
+
+
+def suite_markdown(result: dict) -> list[str]:
+    lines = [
+        f"## {result['suite']} ({result['profile']} profile)",
+        "",
+        result["description"] + ".",
+        "",
+        f"Protocol: {result['protocol']}. Measured on {result['machine']}, commit {result['commit']}, "
+        f"{result['date']}, {result['seconds'] / 60:.0f} min.",
+        "",
+    ]
+    if result["grids"]:
+        lines += [*grid_table(result["grids"]), ""]
+    if result["fits"]:
+        lines += [*fit_table(result["fits"]), ""]
+    return lines
+
+
+def write_results_page(folders: list[Path], path: Path) -> Path:
+    """``docs/results.md`` from the ``suite.json`` records in ``folders`` (those that exist)."""
+    lines = [
+        "# Results",
+        "",
+        "Generated by `specfit bench` from its result records; every number below was "
+        "measured with the command `specfit bench NAME --profile PROFILE`. Regret is the best score "
+        "of the grid minus the score at the chosen value, in dB (IoU for shapes), on training samples "
+        "(train), held-out samples (held-out) or all samples; Spearman is the rank correlation between "
+        "-W (FreSh's distance) and the score across the grid (1: FreSh ranks the grid as training does).",
+        "",
+    ]
+    for folder in folders:
+        record = Path(folder) / "suite.json"
+        if record.is_file():
+            lines += suite_markdown(json.loads(record.read_text()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+__all__ = ["SUITES", "FitJob", "GridJob", "Suite", "get_suite", "run_suite", "write_results_page"]

@@ -1,0 +1,52 @@
+"""The reproduction suites: well-formed jobs on data that exists, and the results page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from specfit.models.registry import get_entry, resolve_params
+from specfit.suites import PROFILES, SUITES, FitJob, get_suite, write_results_page
+
+
+@pytest.mark.parametrize("name", SUITES)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_suite_job_names_a_model_its_parameters_and_existing_data(name, profile, shared_data):
+    suite = get_suite(name, profile)
+    assert suite.jobs and suite.protocol
+    for job in suite.jobs:
+        entry = get_entry(job.model)
+        resolve_params(entry, job.params)
+        sources = (job.source,) if isinstance(job, FitJob) else job.sources
+        assert all((shared_data / source).is_file() for source in sources), sources
+        if not isinstance(job, FitJob):
+            assert entry.knob is not None
+
+
+def test_unknown_suites_and_profiles_are_refused():
+    with pytest.raises(ValueError, match="unknown suite"):
+        get_suite("nope", "quick")
+    with pytest.raises(ValueError, match="quick or paper"):
+        get_suite("tuner", "fast")
+
+
+def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
+    record = {
+        "suite": "demo", "profile": "quick", "description": "a demo", "protocol": "tiny", "seconds": 120.0,
+        "machine": "x86_64, 2 CPU threads", "date": "2026-11-30", "commit": "abc1234",
+        "grids": [{"job": {"label": "SIREN", "model": "siren"}, "summaries": [
+            {"selection_seconds": 1.0, "grid_seconds": 10.0, "objectives": {
+                "train": {"fresh_regret": 0.5, "default_regret": 2.0, "spearman": 0.9}}},
+            {"selection_seconds": 3.0, "grid_seconds": 30.0, "objectives": {
+                "train": {"fresh_regret": 1.5, "default_regret": 4.0, "spearman": 0.7}}}]}],
+        "fits": [{"job": {"label": "gaussian", "model": "ff-gaussian", "published": {"psnr_test": 25.57}},
+                  "result": {"psnr_test": 24.0, "value": 10.0}}],
+    }
+    folder = tmp_path / "suites" / "demo-quick"
+    folder.mkdir(parents=True)
+    (folder / "suite.json").write_text(json.dumps(record))
+    page = write_results_page([folder, tmp_path / "absent"], tmp_path / "docs" / "results.md").read_text()
+    assert "| SIREN | siren | 2 | train | 1.00 | 3.00 | 0.80 | 2.0 | 20.0 |" in page
+    assert "| gaussian | ff-gaussian | 1 | 10.0 | psnr_test | 24.00 | 25.57 |" in page
+    assert "commit abc1234" in page
