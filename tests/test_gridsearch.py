@@ -87,17 +87,26 @@ def test_a_killed_run_resumes_without_repeating_a_finished_task(tmp_path):
     assert all(read_record(folder, f"k{i}") for i in range(6))
 
 
-def test_tasks_run_on_a_local_ray_instance(tmp_path, monkeypatch):
+def test_a_small_grid_runs_on_a_local_ray_instance(images, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
+    from specfit.gridsearch import grid_search
+    from specfit.settings import FitSettings
+    from specfit.training import FitOptions
+
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    log = tmp_path / "log"
+    settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, device="cpu", inits=3,
+                           fit=FitOptions(steps=10, eval_every=5, compile="off"))
+    sources = [str(images["smooth"])]
     try:
-        results = run_tasks([logged(log, f"r{i}") for i in range(3)], tmp_path / "records",
-                            ray_address="local")
+        on_ray = grid_search(sources, settings, tmp_path / "ray", [10.0, 60.0], ray_address="local")
     finally:
         ray.shutdown()
-    assert sorted(results) == ["r0", "r1", "r2"]
-    assert sorted(log.read_text().split()) == ["r0", "r1", "r2"]
+    here = grid_search(sources, settings, tmp_path / "here", [10.0, 60.0])
+    assert len(list((tmp_path / "ray").glob("*.json"))) == 2  # the selection and the training task
+    for remote, local in zip(on_ray, here, strict=True):
+        assert remote["chosen"] == local["chosen"]
+        for a, b in zip(remote["rows"], local["rows"], strict=True):
+            assert a["psnr_train"] == pytest.approx(b["psnr_train"], abs=1e-6)
 
 
 def test_grid_command_trains_every_value_and_resumes(cli, images, tmp_path):
