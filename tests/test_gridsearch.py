@@ -180,3 +180,28 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
             for a, b in zip(together.state_dict().values(), single.state_dict().values(), strict=True):
                 assert torch.allclose(a, b, atol=1e-5), name
     assert not can_stack([get_entry("tuner").build(2, 3, **get_entry("tuner").defaults)], options, "mse")
+
+
+def test_one_configuration_on_many_signals_trains_as_each_alone():
+    import copy
+
+    import torch
+
+    from specfit.batched import train_stacked
+    from specfit.models.registry import get_entry, resolve_params
+    from specfit.signals.sampling import make_sampling
+    from specfit.training import FitOptions, fit_model
+
+    entry = get_entry("siren")
+    sampling = make_sampling((12, 12), "holdout", 0.2, 0)
+    signals = torch.rand(3, 144, 1, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    options = FitOptions(steps=10, eval_every=5, compile="off")
+    torch.manual_seed(0)
+    model = entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1}))
+    together = [copy.deepcopy(model) for _ in range(3)]
+    train_stacked(together, signals, sampling, options, entry.lr, lambda v: (v + 1) / 2)
+    for net, target in zip(together, signals, strict=True):
+        alone = copy.deepcopy(model)
+        fit_model(alone, target, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
+        for a, b in zip(net.state_dict().values(), alone.state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Train many networks of one family on one signal as one computation (a grid's knob values).
+"""Train many networks of one family as one computation: a grid's knob values on one signal, or one
+configuration on many signals of the same size.
 
 :class:`StackedMLP` holds ``B`` :class:`~specfit.models.body.ActivationMLP` networks of the same
 family and shape as stacked weights ``(B, ...)``; what differs between them as plain numbers
@@ -122,16 +123,23 @@ def train_stacked(
 ) -> tuple[list[int], float]:
     """Train ``models`` (on ``targets``' device) together by full-batch MSE, as
     :func:`~specfit.training.fit_model` would train each; each ends with its best parameters by
-    training PSNR at the evaluation steps. Returns the best step of each and the seconds spent."""
+    training PSNR at the evaluation steps. Returns the best step of each and the seconds spent.
+
+    ``targets`` is ``(N, C)``, one signal for every network (a knob grid), or ``(B, N, C)``, one
+    signal per network (one configuration on a folder of signals of the same size).
+    """
     from specfit.metrics import psnr
 
     started = time.perf_counter()
     stacked = StackedMLP(models).to(targets.device)
     optimiser = adam_optimizer(stacked, options.lr or lr, adam_betas, adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
-    x, y = sampling.coords[sampling.train], targets[sampling.train]
+    per_signal = targets.dim() == 3
+    samples = (slice(None),) if per_signal else ()
+    x, y = sampling.coords[sampling.train], targets[(*samples, sampling.train)]
     indices, eval_train, _ = _evaluation_samples(sampling, options.seed)
-    eval_x, eval_y = sampling.coords[indices][eval_train], targets[indices][eval_train]
+    eval_x = sampling.coords[indices][eval_train]
+    eval_y = targets[(*samples, indices)][(*samples, eval_train)]
     best_score = [-math.inf] * len(models)
     best_step = [0] * len(models)
     best_state = {k: v.detach().clone() for k, v in stacked.state_dict().items()}
@@ -145,7 +153,7 @@ def train_stacked(
             with torch.inference_mode():
                 prediction = stacked(eval_x)
             for b in range(len(models)):
-                score = psnr(to_unit(prediction[b]), to_unit(eval_y))
+                score = psnr(to_unit(prediction[b]), to_unit(eval_y[b] if per_signal else eval_y))
                 if score > best_score[b]:
                     best_score[b], best_step[b] = score, step
                     with torch.no_grad():
