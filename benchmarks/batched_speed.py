@@ -79,7 +79,8 @@ def main() -> None:
         rows.append(row)
         print(f"{size:>5} {row['sequential_steps_per_s']:11.1f} {row['batched_steps_per_s']:9.1f} "
               f"{row['ratio']:6.2f} {row['max_weight_difference']:9.2e}")
-    write_result(f"batched_speed_{args.model}", {"args": vars(args), "values": values, "rows": rows})
+    record = {"args": vars(args), "values": values, "rows": rows}
+    write_result(f"batched_speed_{args.model}_w{args.width}", record)
 
 
 if __name__ == "__main__":
