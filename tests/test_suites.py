@@ -37,9 +37,10 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
         "machine": "x86_64, 2 CPU threads", "date": "2026-11-30", "commit": "abc1234",
         "grids": [{"job": {"label": "SIREN", "model": "siren"}, "summaries": [
             {"selection_seconds": 1.0, "grid_seconds": 10.0, "objectives": {
-                "train": {"fresh_regret": 0.5, "default_regret": 2.0, "spearman": 0.9}}},
+                "train": {"key": "psnr_train", "fresh_regret": 0.5, "default_regret": 2.0, "spearman": 0.9}}},
             {"selection_seconds": 3.0, "grid_seconds": 30.0, "objectives": {
-                "train": {"fresh_regret": 1.5, "default_regret": 4.0, "spearman": 0.7}}}]}],
+                "train": {"key": "psnr_train", "fresh_regret": 1.5, "default_regret": 4.0,
+                          "spearman": 0.7}}}]}],
         "fits": [{"job": {"label": "gaussian", "model": "ff-gaussian", "published": {"psnr_test": 25.57}},
                   "result": {"psnr_test": 24.0, "value": 10.0}}],
     }
@@ -50,3 +51,4 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
     assert "| SIREN | siren | 2 | train | 1.00 | 3.00 | 0.80 | 2.0 | 20.0 |" in page
     assert "| gaussian | ff-gaussian | 1 | 10.0 | psnr_test | 24.00 | 25.57 |" in page
     assert "commit abc1234" in page
+    assert "- SIREN (demo, quick), train: FreSh's regret 1.00 dB (the default: 3.00 dB): better than" in page

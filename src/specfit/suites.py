@@ -518,6 +518,40 @@ def suite_markdown(result: dict) -> list[str]:
     return lines
 
 
+def trust_section(results: list[dict]) -> list[str]:
+    """Plain-language verdicts from the grid regrets: where FreSh's choice can be trusted."""
+    lines = [
+        "## When to trust FreSh's choice",
+        "",
+        "Written from the regrets above, per job and objective (mean over the job's signals); "
+        "a regret within 0.5 dB (0.01 IoU) of the grid's best counts as on target.",
+        "",
+    ]
+    for result in results:
+        for grid in result["grids"]:
+            summaries = grid["summaries"]
+            for name in summaries[0]["objectives"] if summaries else ():
+                pick = [s["objectives"].get(name, {}) for s in summaries]
+                fresh = _mean([p.get("fresh_regret") for p in pick])
+                default = _mean([p.get("default_regret") for p in pick])
+                if fresh is None:
+                    continue
+                tolerance = 0.01 if "iou" in (pick[0].get("key") or "") else 0.5
+                unit = "" if tolerance == 0.01 else " dB"
+                if fresh <= tolerance:
+                    verdict = "on target"
+                elif default is not None and fresh <= default:
+                    verdict = "better than the default, but off the grid's best"
+                else:
+                    verdict = "**worse than the default**"
+                versus = "" if default is None else f" (the default: {default:.2f}{unit})"
+                lines.append(
+                    f"- {grid['job']['label']} ({result['suite']}, {result['profile']}), {name}: "
+                    f"FreSh's regret {fresh:.2f}{unit}{versus}: {verdict}."
+                )
+    return [*lines, ""]
+
+
 def write_results_page(folders: list[Path], path: Path) -> Path:
     """``docs/results.md`` from the ``suite.json`` records in ``folders`` (those that exist)."""
     lines = [
@@ -530,10 +564,15 @@ def write_results_page(folders: list[Path], path: Path) -> Path:
         "-W (FreSh's distance) and the score across the grid (1: FreSh ranks the grid as training does).",
         "",
     ]
-    for folder in folders:
-        record = Path(folder) / "suite.json"
-        if record.is_file():
-            lines += suite_markdown(json.loads(record.read_text()))
+    results = [
+        json.loads((Path(f) / "suite.json").read_text())
+        for f in folders
+        if (Path(f) / "suite.json").is_file()
+    ]
+    for result in results:
+        lines += suite_markdown(result)
+    if any(result["grids"] for result in results):
+        lines += trust_section(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path
