@@ -154,7 +154,7 @@ def load_mesh(path: Path, allow_open: bool = False) -> Shape:
         points = _point_count(path, trimesh)
         if points:
             raise SpecfitError(f"{path} has {points} vertices but no faces (a point cloud, not a mesh)")
-        raise SpecfitError(f"{path} holds no triangles")
+        raise SpecfitError(f"{path} is not a readable mesh: it holds no triangles")
     return shape_from_mesh(mesh, path.stem, allow_open, path)
 
 
