@@ -540,7 +540,9 @@ def trust_section(results: list[dict]) -> list[str]:
                 unit = "" if tolerance == 0.01 else " dB"
                 if fresh <= tolerance:
                     verdict = "on target"
-                elif default is not None and fresh <= default:
+                elif default is None:
+                    verdict = "off the grid's best (the default is not a grid value)"
+                elif fresh <= default:
                     verdict = "better than the default, but off the grid's best"
                 else:
                     verdict = "**worse than the default**"
