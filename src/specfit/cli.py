@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -619,6 +620,10 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     with _captured_warnings() as messages, _sigterm_as_interrupt():
         code = _run(argv)
+    if code == 130:  # interrupted: a second Ctrl-C must not print a traceback while Python exits
+        for number in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(number, signal.SIG_IGN)
     if code == 0:
         for message in dict.fromkeys(messages):
             print(f"warning: {' '.join(message.split())}", file=sys.stderr)
