@@ -92,6 +92,17 @@ def train_task(
     return out
 
 
+def _default_grid(source: str | None, load: dict, settings: FitSettings) -> list[float]:
+    """The grid ``specfit fit`` would search on this signal: its type's (audio widens the model's
+    grid), else the model's."""
+    from specfit.models.registry import get_entry
+    from specfit.tasks import task_for
+
+    knob = get_entry(settings.model).knob
+    task = task_for(_load(source, load), settings.shape_target, settings.video_spectrum)
+    return task.default_grid(knob.grid, isinstance(knob.default, int)) or list(knob.grid)
+
+
 def _without_knob(settings: FitSettings) -> dict:
     from specfit.models.registry import get_entry
 
@@ -190,7 +201,8 @@ def grid_search(
 ) -> list[dict]:
     """Run (or resume) the grid search of ``settings.model`` on every signal; one summary each.
 
-    Records go to ``folder`` (one JSON per task). ``grid`` defaults to the model's FreSh grid;
+    Records go to ``folder`` (one JSON per task). ``grid`` defaults to the one ``specfit fit``
+    would search on the first signal (the model's FreSh grid, widened for audio);
     ``group`` is how many values one training task trains (default: all of a signal's, trained
     together where the family allows it, see :mod:`specfit.batched`; 1 spreads them over workers);
     ``batched=False`` trains one value after another.
@@ -200,7 +212,7 @@ def grid_search(
     entry = get_entry(settings.model)
     if entry.knob is None:
         raise SpecfitError(f"model {entry.name} has no frequency knob to search")
-    grid = list(entry.knob.grid if grid is None else grid)
+    grid = list(_default_grid(sources[0], load or {}, settings) if grid is None else grid)
     values = len(grid) + 1
     tasks = grid_tasks(sources, settings, grid, dict(load or {}), max(1, group or values), batched)
     records = run_tasks(tasks, folder, workers, ray_address, on_done)
