@@ -494,8 +494,8 @@ def fit_table(fits: list[dict]) -> list[str]:
 
 def _metric(result: dict, metric: str) -> float | None:
     compaction = result.get("compaction") or {}
-    if metric == "params_after":
-        return (compaction.get("after") or {}).get("params")
+    if metric == "params_after":  # parameters with the frozen frequencies, as the paper counts them
+        return (compaction.get("after") or {}).get("with_frequencies")
     if metric in ("psnr_before", "psnr_after"):
         return (compaction.get(metric.split("_")[1]) or {}).get("psnr")
     return result.get(metric)
