@@ -1,4 +1,4 @@
-"""Speed: specfit's training loop and FreSh selection against the plain PyTorch code they replace.
+"""Speed: specfit's training loop against the plain PyTorch code it replaces.
 
 Training: steps per second of a 3 x 256 SIREN on a full batch of n x n pixels, for
   - the plain eager loop that published INR code uses (Adam; zero_grad, forward, MSE, backward,
@@ -7,15 +7,12 @@ Training: steps per second of a 3 x 256 SIREN on a full batch of n x n pixels, f
   - ``specfit.training.fit_model`` (compiled loss, fused Adam, tuned allocator).
 The first steps (compilation, warm-up) are excluded from every rate.
 
-Selection: FreSh over the default SIREN grid (20 values x 10 initialisations) on cameraman,
-  - a straightforward loop over values and initialisations (build, forward under no_grad, spectrum);
-  - ``specfit.selection.fresh_select`` without and with racing.
-The chosen values are compared. Every timing is repeated ``--repeats`` times, the contenders
-interleaved, and the median is reported (timings on a shared 2-core machine vary by up to 2x
-from run to run). Writes results/speed_training.json and results/speed_selection.json. Never
-asserts a timing.
+Every timing is repeated ``--repeats`` times, the contenders interleaved, and the median is
+reported (timings on a shared 2-core machine vary by up to 2x from run to run). Writes
+results/speed_training.json. Never asserts a timing. FreSh's selection speed is measured by
+benchmarks/selection_speed.py.
 
-    python benchmarks/speed.py [--sizes 64 128 256] [--select-sizes 128 256] [--repeats 3]
+    python benchmarks/speed.py [--sizes 64 128 256] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -28,14 +25,11 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from _common import ROOT, write_result
 
-from specfit.models import build_model, get_entry
+from specfit.models import build_model
 from specfit.runtime import tune_allocator
-from specfit.selection import fresh_select
-from specfit.signals import load_signal, make_sampling
-from specfit.spectra import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+from specfit.signals import make_sampling
 from specfit.training import FitOptions, fit_model
 
 WARMUP = 3
@@ -93,29 +87,9 @@ def specfit_loop(n: int, steps: int) -> float:
     return steps / (stamps[-1] - stamps[WARMUP - 1])
 
 
-def straightforward_select(values: torch.Tensor, coords: torch.Tensor, grid: list[float], inits: int,
-                           seed: int = 0) -> tuple[float, float]:
-    """The loop a user would write: one model at a time, full-grid forward under no_grad."""
-    start = time.perf_counter()
-    bins, _ = resolve_bins(tuple(values.shape[1:]), None)
-    target = spectrum_vector(values, bins)
-    scores = []
-    for value in grid:
-        torch.manual_seed(seed)
-        distances = []
-        for _ in range(inits):
-            model = build_model("siren", 2, values.shape[0], {"omega_0": value})
-            with torch.no_grad():
-                out = model(coords).T.reshape(1, *values.shape)
-            distances.append(float(wasserstein(target, spectrum_vectors(out, bins))[0]))
-        scores.append(sum(distances) / len(distances))
-    return grid[scores.index(min(scores))], time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[64, 128, 256])
-    parser.add_argument("--select-sizes", type=int, nargs="*", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     steps_for = {64: 40, 128: 15, 256: 6}
@@ -132,38 +106,8 @@ def main() -> None:
                          "ratio": ours / plain, "ratio_vs_tuned": ours / tuned})
         print(f"{n:>4} x {n:<3} {plain:20.2f} {tuned:14.2f} {ours:9.2f} {ours / plain:6.2f}x", flush=True)
 
-    selection = []
-    print("\nFreSh selection, SIREN omega_0 grid 10..200 x 10 inits, cameraman")
-    print(f"{'n x n':>9} {'loop s':>8} {'batched s':>10} {'raced s':>8} {'speed-up':>9}  choices")
-    camera = load_signal(None).values
-    grid = list(get_entry("siren").knob.grid)
-    for n in args.select_sizes:
-        values = F.interpolate(camera[None], (n, n), mode="bilinear", antialias=True)[0] * 2 - 1
-        coords = make_sampling((n, n), "all").coords
-        loops, fulls, raceds = [], [], []
-        for _ in range(args.repeats):
-            loops.append(straightforward_select(values, coords, grid, 10))
-            fulls.append(fresh_select(values, coords, "siren", race=False))
-            raceds.append(fresh_select(values, coords, "siren", race=True))
-        chosen_loop = loops[0][0]
-        loop_seconds = statistics.median(seconds for _, seconds in loops)
-        full, raced = fulls[0], raceds[0]
-        full_seconds = statistics.median(f.seconds for f in fulls)
-        raced_seconds = statistics.median(r.seconds for r in raceds)
-        selection.append({"n": n, "loop_seconds": loop_seconds, "batched_seconds": full_seconds,
-                          "raced_seconds": raced_seconds, "speedup": loop_seconds / raced_seconds,
-                          "all_loop_seconds": [seconds for _, seconds in loops],
-                          "all_raced_seconds": [r.seconds for r in raceds],
-                          "chosen_loop": chosen_loop, "chosen_batched": full.chosen,
-                          "chosen_raced": raced.chosen,
-                          "evaluated_inits": sum(r.inits for r in raced.table)})
-        print(f"{n:>4} x {n:<3} {loop_seconds:8.1f} {full_seconds:10.1f} {raced_seconds:8.1f} "
-              f"{loop_seconds / raced_seconds:8.2f}x  {chosen_loop} / {full.chosen} / {raced.chosen}",
-              flush=True)
     if training:
         print(f"wrote {write_result('speed_training', {'repeats': args.repeats, 'rows': training})}")
-    if selection:
-        print(f"wrote {write_result('speed_selection', {'repeats': args.repeats, 'rows': selection})}")
 
 
 if __name__ == "__main__":

@@ -228,8 +228,11 @@ def test_audio_default_fresh_grid_reaches_audio_frequencies(cli, tone):
     from specfit.tasks.audio import audio_grid
 
     knob = get_entry("siren").knob
-    expected = audio_grid(knob.grid, isinstance(knob.default, int))
+    samples = len(wavfile.read(tone[0])[1])
+    expected = audio_grid(knob.grid, isinstance(knob.default, int), samples)
     assert max(expected) > 1000 and min(expected) == min(knob.grid)
+    long_clip = audio_grid(knob.grid, isinstance(knob.default, int), 100 * samples)
+    assert max(long_clip) > 10 * max(expected) or max(long_clip) >= max(knob.grid) * samples * 100 / 512
     assert expected == sorted(expected) and len(set(expected)) == len(expected)
     result = cli("select", tone[0], "--model", "siren", *SELECT, "--inits", 2, "--json")
     assert result.code == 0, result.err

@@ -10,7 +10,7 @@ from scipy.stats import wasserstein_distance
 
 from specfit.errors import SpecfitError
 from specfit.models import get_entry, resolve_params
-from specfit.selection import RACE_ROUNDS, InitEvaluator, fresh_select
+from specfit.selection import RACE_ROUNDS, InitEvaluator, fresh_select, plan_selection
 from specfit.signals import load_signal, make_sampling
 
 SMALL = ["--set", "width=64", "--set", "hidden_layers=1", "--device", "cpu"]
@@ -102,8 +102,8 @@ def test_scores_equal_an_independent_recomputation(images):
     coords = make_sampling(signal.spatial_shape, "all").coords
     target = signal.values * 2 - 1  # SIREN's value range
     params = {"width": 32, "hidden_layers": 1}
-    selection = fresh_select(target, coords, "siren", params, grid=[20.0, 50.0], inits=4, seed=11,
-                             race=False)
+    plan = plan_selection(target, "siren", params, grid=[20.0, 50.0], inits=4, spectrum="published")
+    selection = fresh_select(target, coords, "siren", seed=11, race=False, plan=plan)
     entry = get_entry("siren")
     p = numpy_spectrum(signal.values.double().numpy(), 32)
     for row in selection.table:

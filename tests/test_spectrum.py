@@ -14,13 +14,14 @@ from specfit.spectra import resolve_bins, spectrum_vector, wasserstein
 
 
 def test_cli_spectrum_json_has_requested_bins_summing_to_one(cli, tmp_path):
-    """`spectrum IMG --bins 64 --json` prints exactly {"bins": 64, "spectrum": [64 numbers]} summing to 1."""
+    """`spectrum IMG --bins 64 --spectrum published --json` prints 64 numbers summing to 1, equal to
+    an independent NumPy implementation of the published definition."""
     pixels = powerlaw_image(128, 2.0, seed=3)
     path = save_png8(tmp_path / "img.png", pixels)
-    result = cli("spectrum", path, "--bins", 64, "--json")
+    result = cli("spectrum", path, "--bins", 64, "--spectrum", "published", "--json")
     assert result.code == 0, result.err
     data = result.json()
-    assert set(data) == {"bins", "spectrum"}
+    assert set(data) == {"bins", "band", "spectrum"}
     assert data["bins"] == 64
     assert len(data["spectrum"]) == 64
     assert all(v >= 0 for v in data["spectrum"])

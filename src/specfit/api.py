@@ -108,6 +108,9 @@ def fit(
     grid: list[float] | None = None,
     inits: int = 10,
     bins: int | None = None,
+    spectrum: str = "signal",
+    objective: str | None = None,
+    search: str = "bracket",
     split: str = "holdout",
     holdout: float = 0.1,
     lr: float | None = None,
@@ -132,7 +135,8 @@ def fit(
     options = FitOptions(steps=steps, lr=lr, schedule=schedule, batch_size=batch_size,
                          eval_every=eval_every, compile=compile, seed=seed)
     settings = FitSettings(model=model, params=dict(params), fresh=fresh, grid=grid, inits=inits, bins=bins,
-                           split=split, holdout=holdout, seed=seed, device=device, fit=options,
+                           spectrum=spectrum, objective=objective, search=search, split=split,
+                           holdout=holdout, seed=seed, device=device, fit=options,
                            shape_target=shape_target, video_spectrum=video_spectrum, compaction=compaction)
     return fit_settings(signal, settings, progress)
 
@@ -170,34 +174,53 @@ def select(
     race: bool = True,
     shape_target: str = "occupancy",
     video_spectrum: str = "frames",
+    spectrum: str = "signal",
+    objective: str | None = None,
+    search: str = "bracket",
+    split: str = "holdout",
+    holdout: float = 0.1,
     progress: Progress = ignore,
     **params: ParamValue,
 ) -> Selection:
-    """FreSh alone: the distance table of every candidate knob value and the choice."""
+    """FreSh alone: the distance table of the candidate knob values and the choice.
+
+    The target is what training under ``split`` would see (held-out samples are filled from their
+    neighbours), so the choice is the one :func:`fit` makes with the same settings; ``objective``,
+    ``spectrum`` and ``search`` are as in :class:`FitSettings`.
+    """
     from specfit.events import Event, Phase
     from specfit.models.registry import get_entry
     from specfit.pipeline import resolve_device
     from specfit.selection import fresh_select, plan_selection
     from specfit.tasks import task_for
 
+    settings = FitSettings(model=model, spectrum=spectrum, objective=objective, search=search, split=split,
+                           holdout=holdout, seed=seed, device=device)
+    settings.check()
     entry = get_entry(model)
     task = task_for(_as_signal(signal), shape_target, video_spectrum)
-    values, coords = task.spectrum_target(entry.value_range, resolve_device(device))
+    task.check_split(split)
+    values, coords = task.spectrum_target(entry.value_range, resolve_device(device), split, holdout, seed)
     base = {**task.model_params(entry.defaults), **params}
     if grid is None and entry.knob is not None:
         grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame)
+    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame, spectrum,
+                          settings.resolved_objective(), search)
     return fresh_select(values, coords, entry.name, seed=seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
 
 
-def spectrum(signal: object, bins: int | None = None, video_spectrum: str = "frames") -> np.ndarray:
-    """The signal's normalised spectrum vector (``bins`` values; a clip: the mean of its frames'
-    spectra unless ``video_spectrum="3d"``)."""
-    from specfit.spectra import signal_spectrum
+def spectrum(
+    signal: object, bins: int | None = None, video_spectrum: str = "frames", band: str = "signal",
+    objective: str = "fit",
+) -> np.ndarray:
+    """The signal's normalised spectrum vector FreSh matches (``bins`` values at most; a clip: the
+    mean of its frames' spectra unless ``video_spectrum="3d"``); ``band`` is ``"signal"`` or
+    ``"published"`` (see :class:`FitSettings`)."""
+    from specfit.spectra import signal_band, signal_spectrum
     from specfit.tasks import task_for
 
     task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    _, vector = signal_spectrum(values, bins, task.per_frame)
-    return vector.numpy()
+    resolved, _ = signal_band(values, band, objective, bins, task.per_frame)
+    return signal_spectrum(values, resolved, task.per_frame).numpy()

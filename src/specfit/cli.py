@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from specfit.errors import SpecfitError
+from specfit.fresh_options import DEFAULT_OBJECTIVE, OBJECTIVES, SEARCHES, SPECTRA
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
 
 DEFAULT_RESIZE = 256
@@ -155,19 +156,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_spectrum(args: argparse.Namespace) -> int:
     import torch
 
-    from specfit.spectra import resolve_bins, signal_spectrum
+    from specfit.spectra import signal_band, signal_spectrum
 
     task = _task(args)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    _, note = resolve_bins(tuple(values.shape[2 if task.per_frame else 1 :]), args.bins)
-    bins, vector = signal_spectrum(values, args.bins, task.per_frame)  # a clip: mean of its frames
-    spectrum = vector.tolist()
+    band, notes = signal_band(values, args.spectrum, "fit", args.bins, task.per_frame)
+    spectrum = signal_spectrum(values, band, task.per_frame).tolist()  # a clip: mean of its frames
     if args.json:
-        print(json.dumps({"bins": bins, "spectrum": spectrum}))
+        print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": spectrum}))
         return 0
-    if note:
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{task.headline()}, {bins} bins")
+    print(f"{task.headline()}, {band.bins} bins up to frequency {band.edge:g} ({args.spectrum} spectrum)")
     for m, value in enumerate(spectrum, start=1):
         print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0
@@ -181,7 +181,9 @@ def cmd_select(args: argparse.Namespace) -> int:
     try:
         selection = select(_load(args), args.model, grid, args.inits, args.bins, seed=args.seed,
                            device=args.device, race=not args.no_race, shape_target=args.shape_target,
-                           video_spectrum=args.video_spectrum, progress=progress, **parse_sets(args.set))
+                           video_spectrum=args.video_spectrum, spectrum=args.spectrum,
+                           objective=args.objective, search=args.search, split=args.split,
+                           holdout=args.holdout, progress=progress, **parse_sets(args.set))
     finally:
         progress.close()
     if args.json:
@@ -190,8 +192,13 @@ def cmd_select(args: argparse.Namespace) -> int:
     print(f"{'value':>10} {'mean W':>9} {'stderr':>8} {'inits':>5}")
     for row in selection.table:
         mark = "  <- chosen" if row.value == selection.chosen else ""
-        print(f"{row.value!s:>10} {row.w_mean:9.4f} {row.w_stderr:8.4f} {row.inits:5d}{mark}")
-    print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.bins} bins)")
+        if row.inits:
+            stderr = "-" if row.w_stderr is None else f"{row.w_stderr:.4f}"
+            print(f"{row.value!s:>10} {row.w_mean:9.4f} {stderr:>8} {row.inits:5d}{mark}")
+        else:
+            print(f"{row.value!s:>10} {'-':>9} {'-':>8} {0:5d}  (skipped by the search)")
+    print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.spectrum} spectrum, "
+          f"{selection.bins} bins, objective {selection.objective})")
     for note in selection.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -246,7 +253,8 @@ def _settings(args: argparse.Namespace):
     settings = FitSettings(
         model=args.model, params=parse_sets(args.set), fresh=not getattr(args, "no_fresh", False),
         grid=parse_grid(args.grid) if args.grid is not None else None, inits=args.inits, bins=args.bins,
-        split=args.split, holdout=args.holdout, seed=args.seed, device=args.device, fit=options,
+        spectrum=args.spectrum, objective=args.objective, search=args.search, split=args.split,
+        holdout=args.holdout, seed=args.seed, device=args.device, fit=options,
         shape_target=args.shape_target, video_spectrum=args.video_spectrum, compaction=compaction,
     )
     settings.check()
@@ -392,7 +400,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{task.key}: {'recorded earlier' if cached else 'done'}", file=sys.stderr)
 
-    result = run_suite(args.suite, args.profile, Path(args.data), folder, args.workers, args.ray, on_done)
+    fresh = {"spectrum": args.spectrum, "objective": args.objective, "search": args.search}
+    result = run_suite(args.suite, args.profile, Path(args.data), folder, args.workers, args.ray, on_done,
+                       fresh)
     if args.page:
         write_results_page(sorted(folder.parent.iterdir()), Path(args.page))
     if args.json:
@@ -451,11 +461,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
         p.add_argument("--split", default="holdout", help="all, holdout or lattice")
         p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for --split holdout")
+        fresh_options(p)
+        p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+        signal_options(p)
+
+    def fresh_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--grid", default=None, help="FreSh grid: 10,20,30 or START:STOP:STEP")
         p.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
         p.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
-        p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-        signal_options(p)
+        p.add_argument("--spectrum", default="signal", choices=SPECTRA,
+                       help="FreSh's band: signal (follows the signal's content, default) or published "
+                       "(the lowest 64 frequencies, as in the FreSh paper)")
+        p.add_argument("--objective", default=None, choices=OBJECTIVES,
+                       help="what FreSh's choice serves: fit (the training samples) or generalize "
+                       f"(held-out samples); default: {DEFAULT_OBJECTIVE} when samples are held out, "
+                       "else fit")
+        p.add_argument("--search", default="bracket", choices=SEARCHES,
+                       help="bracket (coarse to fine on the U-shaped distance curve, default) or full "
+                       "(every grid value)")
 
     fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
     fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI or mesh file "
@@ -499,15 +522,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="results page written from every suite recorded beside --out ('' for none)")
     bench.add_argument("--workers", type=int, default=1, help="local worker processes")
     bench.add_argument("--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster")
+    bench.add_argument("--spectrum", default=None, choices=SPECTRA,
+                       help="a FreSh variant: re-select on the trained grids with this spectrum")
+    bench.add_argument("--objective", default=None, choices=OBJECTIVES, help="a FreSh variant's objective")
+    bench.add_argument("--search", default=None, choices=SEARCHES, help="a FreSh variant's search")
     bench.add_argument("--json", action="store_true", help="print the suite's record as JSON")
     bench.set_defaults(func=cmd_bench)
 
     sel = sub.add_parser("select", help="FreSh selection only: print the distance table")
     sel.add_argument("signal")
     sel.add_argument("--model", required=True)
-    sel.add_argument("--grid", default=None)
-    sel.add_argument("--inits", type=int, default=10)
-    sel.add_argument("--bins", type=int, default=None)
+    fresh_options(sel)
+    sel.add_argument("--split", default="holdout",
+                     help="the split training would use (held-out samples stay out of the target)")
+    sel.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for --split holdout")
     sel.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                      help="fix another hyperparameter, e.g. convention=siren")
     sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
@@ -518,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("spectrum", help="print a signal's spectrum vector")
     spec.add_argument("signal")
     spec.add_argument("--bins", type=int, default=None)
+    spec.add_argument("--spectrum", default="signal", choices=SPECTRA, help="signal (default) or published")
     spec.add_argument("--json", action="store_true")
     load_options(spec)
     spec.set_defaults(func=cmd_spectrum)

@@ -28,6 +28,7 @@ from specfit.settings import FitSettings
 # The objectives compared, per kind of score: (name, metric key).
 OBJECTIVES = {"psnr": (("train", "psnr_train"), ("held-out", "psnr_test"), ("all", "psnr")),
               "iou": (("boundary", "iou_boundary"), ("uniform", "iou_uniform"))}
+SELECTION_ONLY = ("spectrum", "objective", "search")
 SCORE_KEYS = ("psnr", "psnr_train", "psnr_test", "ssim", "psnr_grad", "iou_boundary", "iou_uniform",
               "chamfer")
 
@@ -39,14 +40,21 @@ def _load(source: str | None, load: dict) -> object:
 
 
 def select_task(source: str | None, load: dict, settings: dict, grid: list[float]) -> dict:
-    """FreSh over ``grid`` on one signal: the table, the choice and the seconds."""
+    """FreSh over ``grid`` on one signal: the table, the choice and the seconds, as
+    :func:`specfit.fit` would select; when its search skips values, ``"curve"`` holds the distance
+    of every value (all initialisations, no race) for the rank correlations."""
     from specfit.pipeline import plan_fit
     from specfit.selection import fresh_select
 
     fit = FitSettings.from_json(settings)
     plan = plan_fit(_load(source, load), replace(fit, fresh=True, grid=list(grid), params=_without_knob(fit)))
     selection = fresh_select(plan.target, plan.coords, plan.entry.name, seed=fit.seed, plan=plan.selection)
-    return selection.to_json()
+    out = selection.to_json()
+    if any(row.inits == 0 for row in selection.table):
+        full = replace(plan.selection, search="full")
+        curve = fresh_select(plan.target, plan.coords, plan.entry.name, seed=fit.seed, race=False, plan=full)
+        out["curve"] = curve.to_json()["table"]
+    return out
 
 
 def train_task(
@@ -129,13 +137,16 @@ def grid_tasks(
     if entry.knob.default is not None and entry.knob.default not in values:
         values.append(entry.knob.default)  # the default's regret needs its score
     tasks = []
+    data = settings.to_json()
+    # Settings that only steer the selection stay out of the training keys, so records of trained
+    # values are reused when only the selection changes.
+    choice = {name: data.pop(name) for name in SELECTION_ONLY}
     for index, source in enumerate(sources):
-        base = {"source": None if source is None else str(source), "load": load,
-                "settings": settings.to_json()}
+        base = {"source": None if source is None else str(source), "load": load, "settings": data}
         stem = "default" if source is None else Path(str(source)).name.split(".")[0]
         key = f"{index:02d}-{stem[:40]}-{entry.name}-{_digest(base)}"
-        tasks.append(Task(f"{key}-select-{_digest(list(grid))}", "specfit.gridsearch:select_task",
-                          {**base, "grid": list(grid)}))
+        tasks.append(Task(f"{key}-select-{_digest(list(grid), choice)}", "specfit.gridsearch:select_task",
+                          {**base, "settings": settings.to_json(), "grid": list(grid)}))
         for start in range(0, len(values), group):
             chunk = values[start:start + group]
             tasks.append(Task(f"{key}-train-{_digest(chunk, batched)}", "specfit.gridsearch:train_task",
@@ -156,7 +167,7 @@ def summarize(selection: dict, trained: dict, default: float | None) -> dict:
     """One signal's grid: rows per value, and per objective the best value, the regrets of FreSh's
     choice and of the default, and the rank correlation of ``-W`` with the score."""
     rows = []
-    for row in selection["table"]:
+    for row in selection.get("curve", selection["table"]):
         scores = trained.get(str(row["value"]), {})
         rows.append({**row, **{k: v for k, v in scores.items() if k != "value"}})
     kind = "psnr" if any(r.get("psnr_train") is not None for r in rows) else "iou"
@@ -178,7 +189,8 @@ def summarize(selection: dict, trained: dict, default: float | None) -> dict:
             "fresh": by_value.get(str(chosen), {}).get(key), "fresh_regret": regret(chosen),
             "default": None if default is None else by_value.get(str(default), {}).get(key),
             "default_regret": None if default is None else regret(default),
-            "spearman": _spearman([-r["w_mean"] for r in rows], [r.get(key) for r in rows]),
+            "spearman": _spearman([-r["w_mean"] for r in rows if r["w_mean"] is not None],
+                                  [r.get(key) for r in rows if r["w_mean"] is not None]),
         }
     return {
         "knob": selection["knob"], "chosen": chosen, "default": default, "rows": rows,

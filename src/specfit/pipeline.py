@@ -95,9 +95,11 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
         return FitPlan(signal, settings, entry, task, device, "set", params)
     if knob is None or not settings.fresh:
         return FitPlan(signal, settings, entry, task, device, "default", params)
-    target, coords = task.spectrum_target(entry.value_range, device)
+    target, coords = task.spectrum_target(entry.value_range, device, settings.split, settings.holdout,
+                                          settings.seed)
     selection = plan_selection(target, entry.name, params, _grid(settings, entry, task), settings.inits,
-                               settings.bins, task.per_frame)
+                               settings.bins, task.per_frame, settings.spectrum,
+                               settings.resolved_objective(), settings.search)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target, coords)
 
 
@@ -225,13 +227,13 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
     entry = plan.entry
     knob, default = entry.knob.name, entry.knob.default
     complete = {str(row.value) for row in selection.table if row.inits == selection.inits}
+    if plan.selection is None or plan.coords is None:
+        raise SpecfitError("report spectra need a FreSh selection")
     if str(default) in complete:
         default_spectrum = selection.mean_spectra[str(default)]
     else:
-        default_spectrum = init_spectrum(
-            plan.target, plan.coords, entry.name, {**params, knob: default}, selection.inits,
-            selection.bins, plan.settings.seed, plan.task.per_frame,
-        )
+        default_spectrum = init_spectrum(plan.coords, entry.name, {**params, knob: default}, plan.selection,
+                                         plan.settings.seed)
     return {
         "knob": knob,
         "target": selection.target_spectrum,

@@ -34,7 +34,7 @@ from specfit.signals.video import DEFAULT_FPS, write_video_frames
 from specfit.signals.video import WRITE_SUFFIXES as VIDEO_SUFFIXES
 from specfit.signals.volume import VOLUME_SUFFIXES, voxel_dtype, write_volume_blocks
 
-RENDER_CHUNK = 8192  # samples per model evaluation
+RENDER_CHUNK = 16384  # samples per model evaluation
 # The most values (samples x channels) one render writes: 2**31, about 2.1e9, e.g. a 250-frame
 # 1920 x 1080 RGB video (1.6e9), a 1290^3 volume or 6.7 hours of 44.1 kHz stereo audio.
 RENDER_LIMIT = 2**31

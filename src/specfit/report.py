@@ -68,10 +68,10 @@ def spectra_figure(spectra: dict) -> str:
 
 def curve_figure(spectra: dict) -> str:
     """Mean Wasserstein distance versus knob value, with standard errors."""
-    table = spectra["table"]
+    table = [row for row in spectra["table"] if row["w_mean"] is not None]  # skipped values have none
     values = [row["value"] for row in table]
     figure, axis = subplots(figsize=(7, 4))
-    axis.errorbar(values, [r["w_mean"] for r in table], yerr=[r["w_stderr"] for r in table],
+    axis.errorbar(values, [r["w_mean"] for r in table], yerr=[r["w_stderr"] or 0.0 for r in table],
                   fmt="o-", ms=4, capsize=2)
     axis.axvline(spectra["chosen_value"], color="C1", label=f"chosen {spectra['chosen_value']}")
     if isinstance(spectra["default_value"], int | float):

@@ -1,19 +1,27 @@
 """FreSh: choose a model's embedding frequency by comparing spectra at initialisation.
 
-For each candidate value ``theta`` of the model's knob, ``R`` untrained models are drawn from the
-same random stream (the generator is re-seeded before every candidate, so candidates differ only by
-``theta``), evaluated on the signal's full sampling grid in chunks of samples, and scored by the
-mean Wasserstein distance between their output spectra and the target's. Only the outputs, never
-the activations of the whole grid, are held at once.
+For a candidate value ``theta`` of the model's knob, ``R`` untrained models are drawn from the same
+random stream (the generator is re-seeded before every candidate, so candidates differ only by
+``theta``), evaluated on the signal's sampling grid in chunks of samples (on a few whole segments
+of a long 1-D signal, see :mod:`specfit.spectra`), and scored by the mean Wasserstein distance
+``W`` between their output spectra and the target's. The target is what training sees: held-out
+samples never enter it.
 
-With ``race=True`` (the default) candidates are raced: all get 2 initialisations first, then 4,
-then ``R``. Because every candidate draws from the same random stream, initialisation ``r`` of one
+Search (``search="bracket"``, the default): the ``W`` curve over the knob is U-shaped on every
+signal measured, so about five evenly spread values are evaluated first; if their curve
+falls to one minimum and rises after it, the bracket around that minimum is halved until the
+best value's neighbours are known, and only those three race on towards ``R`` initialisations.
+The bracket is located with 1 initialisation a value: all candidates share it, so the curve it
+traces is smooth in the knob.
+Otherwise (a second dip), every value is searched (``search="full"`` always does).
+
+Racing (``race=True``): candidates raised to ``R`` get 2 initialisations first, then 4, 6 and
+``R``. Because every candidate draws from the same random stream, initialisation ``r`` of one
 candidate and of another share their random weights, so candidates are compared in pairs: after a
-round, a candidate is dropped when its distance minus the current best's, over the shared
-initialisations, has a mean above ``z = 4`` standard errors of that difference. The choice is
-always made among candidates that received all ``R`` initialisations; dropped candidates keep
-their partial statistics in the table. On cameraman and four Kodak images (96 px) this evaluated
-60-78 of 200 initialisations and made the same choice as the full search every time.
+round from 4 initialisations on, a candidate is dropped when its distance minus the current best's,
+over the shared initialisations, has a mean above ``z = 3`` standard errors of that difference. The race stops
+when one candidate is left (the ranking is settled) or all left have ``R`` initialisations; the
+choice is the best of those left. Every candidate keeps its statistics in the table.
 """
 
 from __future__ import annotations
@@ -23,17 +31,25 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
+from specfit.fresh_options import SEARCHES
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.spectra import output_spectra, resolve_bins, signal_spectrum, wasserstein
+from specfit.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
 
-RACE_ROUNDS = (2, 4)
-RACE_Z = 4.0
-CHUNK_ACTIVATIONS = 2**19
+RACE_ROUNDS = (2, 4, 6)
+RACE_Z = 3.0
+MIN_PAIRED = 4
+BRACKET_INITS = 1
+COARSE_POINTS = 5
+MIN_BRACKET = 8
+FLAT = 0.02
+EVAL_SEGMENTS = 4
+CHUNK_ACTIVATIONS = 2**22
 MAX_INITS = 1000
 
 
@@ -42,8 +58,8 @@ class Candidate:
     """One row of the selection table."""
 
     value: ParamValue
-    w_mean: float
-    w_stderr: float
+    w_mean: float | None
+    w_stderr: float | None
     inits: int
 
 
@@ -54,13 +70,16 @@ class Selection:
     Attributes:
         knob: name of the searched hyperparameter.
         chosen: the value with the smallest mean distance.
-        table: one :class:`Candidate` per grid value, in grid order.
+        table: one :class:`Candidate` per grid value, in grid order (a value the search skipped
+            has no mean and 0 initialisations).
         seconds: wall time of the whole selection.
         bins: spectrum size used.
         target_spectrum: the target's normalised spectrum, ``bins`` numbers.
         mean_spectra: per grid value, the mean spectrum of its evaluated initialisations.
         notes: remarks for the user (a spectrum shrunk for a small signal, a choice at the grid's
             edge).
+        band: the spectrum's band (:class:`specfit.spectra.Band` as JSON).
+        spectrum: ``"signal"`` or ``"published"``; objective: ``"fit"`` or ``"generalize"``.
     """
 
     knob: str
@@ -72,6 +91,9 @@ class Selection:
     target_spectrum: list[float]
     mean_spectra: dict[str, list[float]]
     notes: list[str] = field(default_factory=list)
+    band: dict = field(default_factory=dict)
+    spectrum: str = "signal"
+    objective: str = "fit"
 
     def edge_note(self) -> str | None:
         """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
@@ -90,6 +112,9 @@ class Selection:
             "seconds": self.seconds,
             "bins": self.bins,
             "inits": self.inits,
+            "band": self.band,
+            "spectrum": self.spectrum,
+            "objective": self.objective,
         }
         if with_spectra:
             data["target_spectrum"] = self.target_spectrum
@@ -98,10 +123,11 @@ class Selection:
 
 
 def chunk_rows(width: int) -> int:
-    """Samples per forward chunk: about 2^19 activations (2048 samples of a 256-wide network).
+    """Samples per forward chunk: about 2^22 activations (16384 samples of a 256-wide network).
 
     Chunks bound memory: a 256-wide layer over a 1024^2 grid would otherwise need 1 GiB per
-    activation. In repeated measurements on 2 CPU cores they ran as fast as one full-grid forward.
+    activation. On 2 CPU cores a matrix product costs about 8 ms a call on top of its arithmetic, so
+    chunks of 2048 samples ran 5 times slower than one full-grid forward; 16384 run as fast.
     """
     return max(256, CHUNK_ACTIVATIONS // max(width, 1))
 
@@ -176,30 +202,63 @@ class InitEvaluator:
 
 def _clearly_worse(candidate: list[float], best: list[float]) -> bool:
     """Paired test over shared initialisations: ``candidate`` worse than ``best`` by > z stderrs."""
-    d = torch.tensor(candidate, dtype=torch.float64) - torch.tensor(best, dtype=torch.float64)
-    return float(d.mean() - RACE_Z * d.std(unbiased=True) / math.sqrt(len(d))) > 0.0
+    n = min(len(candidate), len(best))
+    if n < MIN_PAIRED:
+        return False
+    d = torch.tensor(candidate[:n], dtype=torch.float64) - torch.tensor(best[:n], dtype=torch.float64)
+    return float(d.mean() - RACE_Z * d.std(unbiased=True) / math.sqrt(n)) > 0.0
 
 
-def _stats(distances: list[float]) -> tuple[float, float]:
+def _stats(distances: list[float]) -> tuple[float | None, float | None]:
+    if not distances:
+        return None, None
     t = torch.tensor(distances, dtype=torch.float64)
     mean = float(t.mean())
-    stderr = float(t.std(unbiased=True) / math.sqrt(len(distances))) if len(distances) > 1 else 0.0
+    stderr = float(t.std(unbiased=True) / math.sqrt(len(distances))) if len(distances) > 1 else None
     return mean, stderr
 
 
 @dataclass
 class SelectionPlan:
-    """Validated inputs of a selection."""
+    """Validated inputs of a selection.
+
+    Attributes:
+        band: the spectrum's band (see :mod:`specfit.spectra`).
+        target: the target's spectrum vector, ``band.bins`` values.
+        samples: indices of the coordinates an untrained model is evaluated on (``None``: all);
+            a segmented band evaluates a few whole segments of a long 1-D signal.
+        output_shape: ``(C, *spatial)`` the outputs on those samples are reshaped to.
+        resample: with the signal spectrum, a non-cubic grid's target is resampled to a cube and
+            the models are evaluated on that cube directly (its spatial shape; ``None``: on the
+            signal's own grid).
+    """
 
     entry: ModelEntry
     knob: str
     candidates: list[ParamValue]
     base: dict[str, ParamValue]
-    bins: int
+    band: Band
     target: torch.Tensor
     inits: int
+    output_shape: tuple[int, ...]
+    samples: torch.Tensor | None = None
+    resample: tuple[int, ...] | None = None
     per_frame: bool = False
+    spectrum: str = "signal"
+    objective: str = "fit"
+    search: str = "bracket"
     notes: tuple[str, ...] = ()
+
+    @property
+    def bins(self) -> int:
+        return self.band.bins
+
+
+def _segments(length: int, segment: int) -> torch.Tensor:
+    """Sample indices of :data:`EVAL_SEGMENTS` whole segments spread evenly over ``length``."""
+    count = length // segment
+    starts = torch.linspace(0, count - 1, min(EVAL_SEGMENTS, count)).round().long().unique() * segment
+    return (starts.view(-1, 1) + torch.arange(segment).view(1, -1)).flatten()
 
 
 def plan_selection(
@@ -210,21 +269,28 @@ def plan_selection(
     inits: int = 10,
     bins: int | None = None,
     per_frame: bool = False,
+    spectrum: str = "signal",
+    objective: str = "fit",
+    search: str = "bracket",
 ) -> SelectionPlan:
     """Check everything a selection needs before any work is done.
 
+    ``values`` is what training sees of the signal (see the tasks' ``spectrum_target``).
     ``per_frame`` compares the mean 2-D spectrum of the frames of a clip ``(C, T, H, W)`` instead
     of its 3-D spectrum (the published video protocol); a constant output counts as flat.
 
     Raises:
         SpecfitError: the model has no knob, a grid value or parameter is invalid, ``inits < 2``,
-            ``bins`` is too large, or the target has no spectrum (constant signal).
+            ``bins`` is too large, an unknown spectrum, objective or search, or the target has no
+            spectrum (constant signal).
     """
     entry = get_entry(model)
     if entry.knob is None:
         raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
     if not 2 <= inits <= MAX_INITS:
         raise SpecfitError(f"--inits must be 2 to {MAX_INITS} (2 for a standard error), got {inits}")
+    if search not in SEARCHES:
+        raise SpecfitError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}")
     knob = entry.knob.name
     candidates = list(entry.knob.grid if grid is None else grid)
     if not candidates:
@@ -234,10 +300,125 @@ def plan_selection(
     for value in candidates:
         check_buildable(entry, values.dim() - 1, values.shape[0],
                         {**base, **entry.selection_overrides, knob: value})
-    n_bins, target = signal_spectrum(values, bins, per_frame)  # raises for a constant signal
-    _, note = resolve_bins(tuple(values.shape[2 if per_frame else 1:]), bins)
-    return SelectionPlan(entry, knob, candidates, base, n_bins, target, inits, per_frame,
-                         (note,) if note else ())
+    band, notes = signal_band(values, spectrum, objective, bins, per_frame)  # raises for a constant signal
+    target = signal_spectrum(values, band, per_frame)
+    samples, output_shape, resample = None, tuple(values.shape), None
+    if band.segment is not None:
+        samples = _segments(values.shape[1], band.segment)
+        output_shape = (values.shape[0], len(samples))
+    elif spectrum == "signal" and len(spatial := values.shape[2 if per_frame else 1 :]) > 1:
+        side = spectrum_side(tuple(spatial))
+        if any(n != side for n in spatial):  # evaluate on the cube the target is resampled to
+            output_shape = (*values.shape[: values.dim() - len(spatial)], *(side,) * len(spatial))
+            resample = output_shape[1:]
+    return SelectionPlan(entry, knob, candidates, base, band, target, inits, output_shape, samples,
+                         resample, per_frame, spectrum, objective, search, tuple(notes))
+
+
+def evaluation_points(coords: torch.Tensor, plan: SelectionPlan) -> torch.Tensor:
+    """The coordinates ``(M, d)`` an untrained model is evaluated on: all of ``coords`` (the
+    signal's grid, row-major), a few segments of them, or a grid of ``plan.resample`` spanning the
+    same range on every axis."""
+    if plan.samples is not None:
+        return coords[plan.samples.to(coords.device)]
+    if plan.resample is None:
+        return coords
+    low, high = coords.amin(dim=0), coords.amax(dim=0)
+    axes = [torch.linspace(float(a), float(b), n, device=coords.device)
+            for a, b, n in zip(low, high, plan.resample, strict=True)]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=-1).to(coords.dtype)
+
+
+def _coarse(count: int) -> list[int]:
+    """Positions of about :data:`COARSE_POINTS` evenly spread values, both ends included."""
+    steps = torch.linspace(0, count - 1, min(COARSE_POINTS, count)).round().long().unique()
+    return [int(i) for i in steps]
+
+
+def _unimodal(means: list[float]) -> bool:
+    """Whether ``means`` falls to its minimum and rises after it: no second dip deeper than
+    :data:`FLAT` of the curve's range (a plateau's noise is not a dip)."""
+    low = min(range(len(means)), key=means.__getitem__)
+    slack = FLAT * (max(means) - min(means))
+    falling = all(a >= b - slack for a, b in pairwise(means[: low + 1]))
+    rising = all(a <= b + slack for a, b in pairwise(means[low:]))
+    return falling and rising
+
+
+class _Search:
+    """Distances per candidate, filled in on demand from one :class:`InitEvaluator`."""
+
+    def __init__(self, plan: SelectionPlan, evaluator: InitEvaluator, target: torch.Tensor,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.plan, self.evaluator, self.target, self.progress = plan, evaluator, target, progress
+        n = len(plan.candidates)
+        self.distances: list[list[float]] = [[] for _ in range(n)]
+        self.spectra_sum = [torch.zeros(plan.bins, dtype=torch.float64, device=target.device)
+                            for _ in range(n)]
+        self.done = 0
+        self.total = n * plan.inits
+
+    def extend(self, k: int, stop: int) -> None:
+        """Give candidate ``k`` initialisations up to ``stop``."""
+        start = len(self.distances[k])
+        if start >= stop:
+            return
+        outputs = self.evaluator.outputs(self.plan.candidates[k], start, stop)
+        vectors = spectra(outputs, self.plan.band, self.plan.per_frame)
+        self.distances[k] += wasserstein(self.target, vectors).tolist()
+        self.spectra_sum[k] += vectors.sum(dim=0)
+        self.done += stop - start
+        if self.progress is not None:
+            self.progress(self.done, max(self.done, self.total))
+
+    def mean(self, k: int) -> float:
+        return sum(self.distances[k]) / len(self.distances[k])
+
+    def race(self, alive: list[int], race: bool) -> list[int]:
+        """Raise ``alive`` towards ``R`` initialisations in rounds, dropping clearly worse
+        candidates; stops as soon as one is left. Returns the candidates still in the race."""
+        inits = self.plan.inits
+        rounds = [r for r in RACE_ROUNDS if r < inits] + [inits] if race else [inits]
+        for stop in rounds:
+            for k in alive:
+                self.extend(k, stop)
+            if stop < inits:
+                best = min(alive, key=self.mean)
+                alive = [k for k in alive
+                         if k == best or not _clearly_worse(self.distances[k], self.distances[best])]
+                if len(alive) == 1:
+                    break
+                self.total = self.done + len(alive) * (inits - stop)
+        return alive
+
+    def bracket(self, race: bool) -> list[int] | None:
+        """Coarse-to-fine search of a U-shaped curve: the candidates left in the final race, or
+        ``None`` (having evaluated only a coarse subset) when the coarse curve is not U-shaped, for
+        the caller to search every value."""
+        order = sorted(range(len(self.plan.candidates)), key=lambda k: self.plan.candidates[k])
+        first = BRACKET_INITS
+        coarse = _coarse(len(order))
+        self.total = len(coarse) * first + 6 * first + 3 * self.plan.inits
+        for position in coarse:
+            self.extend(order[position], first)
+        if not _unimodal([self.mean(order[p]) for p in coarse]):
+            return None
+        low = min(coarse, key=lambda p: self.mean(order[p]))
+        left = max((p for p in coarse if p < low), default=low)
+        right = min((p for p in coarse if p > low), default=low)
+        # Halve the bracket [left, right] around the best value until its neighbours are evaluated.
+        while right - left > 2:
+            for probe in ((left + low) // 2, (low + right + 1) // 2):
+                if left < probe < right:
+                    self.extend(order[probe], first)
+            inner = [p for p in range(left, right + 1) if self.distances[order[p]]]
+            low = min(inner, key=lambda p: self.mean(order[p]))
+            left = max((p for p in inner if p < low), default=low)
+            right = min((p for p in inner if p > low), default=low)
+        finalists = [order[p] for p in range(left, right + 1)]
+        self.total = self.done + len(finalists) * (self.plan.inits - first)
+        return self.race(finalists, race)
 
 
 def fresh_select(
@@ -257,13 +438,14 @@ def fresh_select(
     """Run FreSh selection for ``model`` on a signal.
 
     Args:
-        values: target ``(C, *spatial)``; any value range (spectra ignore scale and mean).
+        values: target ``(C, *spatial)`` as training sees it; any value range (spectra ignore
+            scale and mean).
         coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use.
         model: registry name; its knob is searched.
         params: fixed hyperparameters (the knob's value in them is ignored).
         grid: candidate knob values (default: the registry's grid).
         inits: initialisations ``R`` per candidate.
-        bins: spectrum size (default 64, shrunk for small signals).
+        bins: spectrum size (default 64, fewer for a narrow band or a small signal).
         seed: seed of every candidate's random stream.
         race: drop clearly worse candidates early (see module docstring).
         progress: called as ``progress(done, total)`` after each evaluated batch.
@@ -276,8 +458,7 @@ def fresh_select(
     """
     started = time.perf_counter()
     plan = plan or plan_selection(values, model, params, grid, inits, bins, per_frame)
-    inits = plan.inits
-    entry, knob, candidates, base, n_bins = plan.entry, plan.knob, plan.candidates, plan.base, plan.bins
+    entry, knob, candidates, base = plan.entry, plan.knob, plan.candidates, plan.base
     target = plan.target.to(coords.device)
     in_features, out_features = coords.shape[1], values.shape[0]
 
@@ -285,42 +466,33 @@ def fresh_select(
         spectral = {**base, **entry.selection_overrides, knob: value}
         return entry.build(in_features, out_features, **resolve_params(entry, spectral))
 
-    evaluator = InitEvaluator(build, coords, tuple(values.shape), seed, inits)
-    distances: list[list[float]] = [[] for _ in candidates]
-    spectra_sum = [torch.zeros(n_bins, dtype=torch.float64, device=coords.device) for _ in candidates]
-    rounds = [r for r in RACE_ROUNDS if r < inits] + [inits] if race else [inits]
-    alive = list(range(len(candidates)))
-    total = len(candidates) * inits
-    done = 0
-    for stop in rounds:
-        for k in alive:
-            start = len(distances[k])
-            outputs = evaluator.outputs(candidates[k], start, stop)
-            spectra = output_spectra(outputs, n_bins, plan.per_frame)
-            distances[k] += wasserstein(target, spectra).tolist()
-            spectra_sum[k] += spectra.sum(dim=0)
-            done += stop - start
-            if progress is not None:
-                progress(done, total)
-        if stop < inits:
-            best = min(alive, key=lambda k: sum(distances[k]) / stop)
-            alive = [k for k in alive if k == best or not _clearly_worse(distances[k], distances[best])]
-            total = done + len(alive) * (inits - stop)
+    evaluator = InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+    search = _Search(plan, evaluator, target, progress)
+    numeric = all(isinstance(v, int | float) for v in candidates)
+    bracketed = plan.search == "bracket" and numeric and len(candidates) >= MIN_BRACKET
+    alive = search.bracket(race) if bracketed else None
+    if alive is None:
+        search.total = search.done + sum(plan.inits - len(d) for d in search.distances)
+        alive = search.race(list(range(len(candidates))), race)
+    distances = search.distances
     table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=True)]
-    finalists = [k for k in range(len(candidates)) if len(distances[k]) == inits]
-    chosen = candidates[min(finalists, key=lambda k: table[k].w_mean)]
+    chosen = candidates[min(alive, key=search.mean)]
     selection = Selection(
         knob=knob,
         chosen=chosen,
         table=table,
         seconds=time.perf_counter() - started,
-        bins=n_bins,
-        inits=inits,
+        bins=plan.bins,
+        inits=plan.inits,
         target_spectrum=target.tolist(),
         mean_spectra={
-            str(v): (s / len(d)).tolist() for v, s, d in zip(candidates, spectra_sum, distances, strict=True)
+            str(v): (s / len(d)).tolist()
+            for v, s, d in zip(candidates, search.spectra_sum, distances, strict=True) if d
         },
         notes=list(plan.notes),
+        band=plan.band.to_json(),
+        spectrum=plan.spectrum,
+        objective=plan.objective,
     )
     if selection.edge_note():
         selection.notes.append(selection.edge_note())
@@ -328,21 +500,19 @@ def fresh_select(
 
 
 def init_spectrum(
-    values: torch.Tensor,
     coords: torch.Tensor,
     model: str,
     params: dict[str, ParamValue],
-    inits: int,
-    bins: int,
+    plan: SelectionPlan,
     seed: int = 0,
-    per_frame: bool = False,
 ) -> list[float]:
-    """Mean spectrum (``bins`` values) of one configuration's untrained outputs, for reports."""
+    """Mean spectrum (in ``plan``'s band) of one configuration's untrained outputs, for reports."""
     entry = get_entry(model)
     resolved = resolve_params(entry, {**params, **entry.selection_overrides})
 
     def build(_: ParamValue) -> torch.nn.Module:
-        return entry.build(coords.shape[1], values.shape[0], **resolved)
+        return entry.build(coords.shape[1], plan.output_shape[0], **resolved)
 
-    outputs = InitEvaluator(build, coords, tuple(values.shape), seed, inits).outputs(None, 0, inits)
-    return output_spectra(outputs, bins, per_frame).mean(dim=0).tolist()
+    evaluator = InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+    outputs = evaluator.outputs(None, 0, plan.inits)
+    return spectra(outputs, plan.band, plan.per_frame).mean(dim=0).tolist()

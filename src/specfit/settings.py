@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass, field, fields
 
 from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
+from specfit.fresh_options import DEFAULT_OBJECTIVE, OBJECTIVES, SEARCHES, SPECTRA
 from specfit.models.registry import ParamValue
 from specfit.signals.sampling import SPLITS
 from specfit.tasks import SHAPE_TARGETS, VIDEO_SPECTRA
 from specfit.training import FitOptions
 
 DEVICES = ("auto", "cpu", "cuda")
+
 MAX_SEED = 2**32 - 1
 
 
@@ -30,8 +32,15 @@ class FitSettings:
         params: hyperparameters set by the user; setting the model's knob fixes it (no FreSh).
         fresh: choose the knob by FreSh (else train its default), unless ``params`` sets it.
         grid: FreSh's candidate values (``None``: the signal type's or the model's grid).
-        inits: FreSh initialisations per candidate; bins: spectrum size (``None``: 64, shrunk for
-            small signals).
+        inits: FreSh initialisations per candidate; bins: spectrum size (``None``: 64, fewer for
+            a narrow band or a small signal).
+        spectrum: FreSh's spectrum band: ``"signal"`` (follows the signal's content) or
+            ``"published"`` (the lowest 64 frequencies, as published).
+        objective: what FreSh's choice serves: ``"fit"`` (the training samples) or
+            ``"generalize"`` (the held-out samples); ``None`` picks by the split
+            (:meth:`resolved_objective`).
+        search: FreSh's search over the grid: ``"bracket"`` (coarse to fine on the U-shaped
+            curve) or ``"full"`` (every value).
         split: ``"all"``, ``"holdout"`` (a random ``holdout`` fraction is held out) or
             ``"lattice"`` (images: train on even pixels, test on odd ones).
         seed: seed of initialisation, selection and split.
@@ -49,6 +58,9 @@ class FitSettings:
     grid: list[float] | None = None
     inits: int = 10
     bins: int | None = None
+    spectrum: str = "signal"
+    objective: str | None = None
+    search: str = "bracket"
     split: str = "holdout"
     holdout: float = 0.1
     seed: int = 0
@@ -65,6 +77,13 @@ class FitSettings:
         _choice("shape_target", self.shape_target, SHAPE_TARGETS)
         _choice("video_spectrum", self.video_spectrum, VIDEO_SPECTRA)
         _choice("device", self.device, DEVICES)
+        _choice("spectrum", self.spectrum, SPECTRA)
+        _choice("search", self.search, SEARCHES)
+        if self.objective is not None:
+            _choice("objective", self.objective, OBJECTIVES)
+        if self.spectrum == "published" and self.objective == "generalize":
+            raise SpecfitError("the generalize objective needs the signal spectrum, not the published one",
+                               setting="objective")
         if self.split == "holdout" and not 0.0 < self.holdout < 1.0:
             raise SpecfitError(f"holdout must be in (0, 1), got {self.holdout}", setting="holdout")
         if not 0 <= self.seed <= MAX_SEED:
@@ -73,6 +92,15 @@ class FitSettings:
             raise SpecfitError("the FreSh grid must hold finite values")
         if self.compaction is not None:
             self.compaction.check()
+
+    def resolved_objective(self) -> str:
+        """The objective FreSh uses: the one set, else :data:`DEFAULT_OBJECTIVE` for the split
+        (``"fit"`` when nothing is held out or with the published spectrum)."""
+        if self.objective is not None:
+            return self.objective
+        if self.spectrum == "published" or self.split == "all":
+            return "fit"
+        return DEFAULT_OBJECTIVE
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -71,6 +71,11 @@ def _settings(model: str, params: dict, steps: int, fit: dict, extra: dict | Non
     return FitSettings(model=model, params=dict(params), device="auto", fit=options, **(extra or {}))
 
 
+def variant_name(fresh: dict) -> str:
+    """File-name part for a suite run with FreSh settings ``fresh`` (``""``: the defaults)."""
+    return "-".join(f"{k}-{v}" for k, v in sorted(fresh.items()) if v is not None)
+
+
 def fit_task(source: str, load: dict, settings: dict) -> dict:
     """One fit of a suite: its scores, the knob's value and seconds."""
     from specfit.api import load_signal
@@ -360,8 +365,14 @@ def run_suite(
     workers: int = 1,
     ray_address: str | None = None,
     on_done: Callable[[Task, dict, bool], None] | None = None,
+    fresh: dict | None = None,
 ) -> dict:
-    """Run (or resume) a suite; returns its results record, also written to ``folder/suite.json``."""
+    """Run (or resume) a suite; returns its results record, also written to ``folder/suite.json``.
+
+    ``fresh`` overrides FreSh's settings (``spectrum``, ``objective``, ``search``) in the grid
+    searches: the values already trained are reused, only the selections run again, and the record
+    goes to ``folder/suite-VARIANT.json`` (see :func:`variant_name`) for the variants table.
+    """
     from specfit.gridsearch import grid_search
 
     suite = get_suite(name, profile)
@@ -380,7 +391,8 @@ def run_suite(
     grids, fits = [], []
     for job in suite.jobs:
         if isinstance(job, GridJob):
-            settings = _settings(job.model, job.params, job.steps, job.fit)
+            settings = _settings(job.model, job.params, job.steps, job.fit,
+                                 {k: v for k, v in (fresh or {}).items() if v is not None})
             summaries = grid_search(
                 [str(data / s) for s in job.sources],
                 settings,
@@ -392,7 +404,7 @@ def run_suite(
                 on_done=on_done,
             )
             grids.append({"job": asdict(job), "summaries": summaries})
-    fit_jobs = [job for job in suite.jobs if isinstance(job, FitJob)]
+    fit_jobs = [job for job in suite.jobs if isinstance(job, FitJob)] if not variant_name(fresh or {}) else []
     if fit_jobs:
         tasks = [_fit_tasks(job, data, i) for i, job in enumerate(fit_jobs)]
         records = run_tasks(tasks, folder / "records", workers, ray_address, on_done)
@@ -411,9 +423,14 @@ def run_suite(
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "commit": _commit(),
+        "fresh": {k: v for k, v in (fresh or {}).items() if v is not None},
     }
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "suite.json").write_text(json.dumps(result, indent=2, default=str))
+    variant = variant_name(fresh or {})
+    name = f"suite-{variant}.json" if variant else "suite.json"
+    staged = folder / f".{name}.partial"
+    staged.write_text(json.dumps(result, indent=2, default=str))
+    staged.replace(folder / name)
     return result
 
 
@@ -554,6 +571,37 @@ def trust_section(results: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _variant_label(record: dict) -> str:
+    fresh = record.get("fresh") or {}
+    if record.get("label"):
+        return record["label"]
+    parts = [f"{k} {v}" for k, v in sorted(fresh.items())]
+    return ", ".join(parts) if parts else "defaults"
+
+
+def variants_table(folder: Path, result: dict) -> list[str]:
+    """Markdown: mean regrets of FreSh's choice under each recorded FreSh variant of a suite
+    (``suite-*.json`` beside ``suite.json``), per grid job and objective."""
+    records = [result] + [json.loads(p.read_text()) for p in sorted(folder.glob("suite-*.json"))]
+    records = [r for r in records if r.get("grids")]
+    if len(records) < 2:
+        return []
+    labels = [_variant_label(r) for r in records]
+    lines = ["FreSh variants: mean regret of FreSh's choice (dB; IoU for shapes), per objective, on the "
+             "same trained grid.", "",
+             "| job | objective | " + " | ".join(labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for index, grid in enumerate(result["grids"]):
+        summaries = grid["summaries"]
+        for name in summaries[0]["objectives"] if summaries else {}:
+            cells = []
+            for record in records:
+                other = record["grids"][index]["summaries"] if index < len(record["grids"]) else []
+                cells.append(_fmt(_mean([s["objectives"].get(name, {}).get("fresh_regret") for s in other])))
+            lines.append(f"| {grid['job']['label']} | {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def write_results_page(folders: list[Path], path: Path) -> Path:
     """``docs/results.md`` from the ``suite.json`` records in ``folders`` (those that exist)."""
     lines = [
@@ -571,8 +619,10 @@ def write_results_page(folders: list[Path], path: Path) -> Path:
         for f in folders
         if (Path(f) / "suite.json").is_file()
     ]
-    for result in results:
+    recorded = [f for f in folders if (Path(f) / "suite.json").is_file()]
+    for folder, result in zip(recorded, results, strict=True):
         lines += suite_markdown(result)
+        lines += variants_table(Path(folder), result)
     if any(result["grids"] for result in results):
         lines += trust_section(results)
     path.parent.mkdir(parents=True, exist_ok=True)

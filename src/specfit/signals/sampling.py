@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from specfit.errors import SpecfitError
 
@@ -102,3 +103,48 @@ def make_sampling(
         odd = ((rows % 2 == 1) & (cols % 2 == 1)).reshape(-1)
         return Sampling(coords, flat[even], flat[odd], "unit", split)
     raise SpecfitError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+
+
+_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def fill_held_out(values: torch.Tensor, known: torch.Tensor, max_rounds: int = 64) -> torch.Tensor:
+    """``values`` ``(C, *spatial)`` with every sample where ``known`` ``(*spatial)`` is false replaced
+    by the mean of its known neighbours (the 3^d block around it), repeated outwards until every
+    sample is known. The known samples are returned unchanged; nothing else is read.
+    """
+    pool = _POOLS[known.dim()]
+    known = known.clone()
+    filled = torch.where(known, values, torch.zeros((), dtype=values.dtype, device=values.device))
+    for _ in range(max_rounds):
+        if bool(known.all()):
+            break
+        weight = known.to(values.dtype).unsqueeze(0)
+        total = pool((filled * weight).unsqueeze(0), 3, stride=1, padding=1)[0]
+        count = pool(weight.unsqueeze(0), 3, stride=1, padding=1)[0]
+        new = (~known) & (count[0] > 0)
+        filled = torch.where(new, total / count.clamp_min(1e-12), filled)
+        known = known | new
+    return filled
+
+
+def training_view(
+    values: torch.Tensor, sampling: Sampling
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What training sees of a grid signal ``(C, *spatial)``, as a grid FreSh can take a spectrum of.
+
+    Returns ``(target, coords)``: with nothing held out, the signal and all coordinates; with a
+    random hold-out, the signal with its held-out samples filled from their training neighbours
+    (:func:`fill_held_out`); with the lattice split, the training lattice itself (half the size on
+    each axis) and its coordinates.
+    """
+    if sampling.test is None:
+        return values, sampling.coords
+    spatial = tuple(values.shape[1:])
+    if sampling.split == "lattice":
+        rows, cols = (spatial[0] + 1) // 2, (spatial[1] + 1) // 2
+        return values[:, ::2, ::2], sampling.coords[sampling.train.to(sampling.coords.device)].reshape(
+            rows * cols, -1)
+    known = torch.zeros(values[0].numel(), dtype=torch.bool, device=values.device)
+    known[sampling.train.to(values.device)] = True
+    return fill_held_out(values, known.reshape(spatial)), sampling.coords

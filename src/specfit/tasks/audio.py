@@ -11,16 +11,21 @@ from specfit.signals.audio import write_audio
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
 
-# FreSh grid for audio: from the knob's smallest default value up to this many times its largest,
-# log-spaced. Audio has thousands of times more samples per axis than an image has pixels, and
-# SIREN's first-layer omega_0 for audio is in the thousands (Sitzmann et al. 2020 used 3000).
+# FreSh grid for audio: from the knob's smallest default value up to its largest times the clip's
+# samples per IMAGE_SIDE (the models' grids are made for images of about 512 px a side; a clip has
+# hundreds of thousands of samples on its one axis), at least AUDIO_GRID_SPAN times, log-spaced.
+# SIREN's own audio setting is omega_0 = 3000 on [-100, 100], about 43 000 per second of audio on
+# [-1, 1] (Sitzmann et al. 2020).
 AUDIO_GRID_SPAN = 100.0
-AUDIO_GRID_SIZE = 16
+AUDIO_GRID_SIZE = 20
+IMAGE_SIDE = 512
 
 
-def audio_grid(grid: tuple[float, ...], integer: bool) -> list[float]:
-    """The default grid widened for audio: ``min(grid) .. AUDIO_GRID_SPAN * max(grid)``, log-spaced."""
-    low, high = min(v for v in grid if v > 0), AUDIO_GRID_SPAN * max(grid)
+def audio_grid(grid: tuple[float, ...], integer: bool, samples: int) -> list[float]:
+    """The default grid widened for a clip of ``samples`` samples: ``min(grid)`` to
+    ``max(grid) * max(AUDIO_GRID_SPAN, samples / IMAGE_SIDE)``, log-spaced."""
+    low = min(v for v in grid if v > 0)
+    high = max(grid) * max(AUDIO_GRID_SPAN, samples / IMAGE_SIDE)
     values = np.geomspace(low, high, AUDIO_GRID_SIZE)
     if integer:
         return sorted({round(float(v)) for v in values})
@@ -64,7 +69,7 @@ class AudioTask(GridTask):
     """Audio ``(C, T)``: coordinate ``t`` in [-1, 1] over the clip; values are the waveform."""
 
     def default_grid(self, knob_grid: tuple[float, ...], integer: bool) -> list[float] | None:
-        return audio_grid(knob_grid, integer)
+        return audio_grid(knob_grid, integer, self.sample_count)
 
     def outputs(
         self, outcome: Outcome, model: nn.Module, value_range: str, data: TrainingData,

@@ -118,8 +118,11 @@ class Task(ABC):
             raise SpecfitError("the lattice split is defined for images only")
 
     @abstractmethod
-    def spectrum_target(self, value_range: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """FreSh's target ``(C, *spatial)`` and the coordinates ``(N, d)`` of its grid, row-major."""
+    def spectrum_target(
+        self, value_range: str, device: torch.device, split: str = "all", holdout: float = 0.1, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """FreSh's target ``(C, *spatial)`` and the coordinates ``(N, d)`` of its grid, row-major,
+        built from the samples that training sees under ``split`` (held-out samples never enter)."""
 
     @abstractmethod
     def training_data(

@@ -10,7 +10,7 @@ from torch import nn
 from specfit.metrics import psnr
 from specfit.render import model_from_unit, unit_from_model
 from specfit.signals.base import Signal
-from specfit.signals.sampling import make_sampling
+from specfit.signals.sampling import make_sampling, training_view
 from specfit.tasks.base import Outcome, Task, TrainingData
 from specfit.training import predict
 
@@ -52,9 +52,13 @@ class GridTask(Task):
         shape = " x ".join(map(str, self.signal.spatial_shape))
         return f"{self.signal.name} ({self.kind}, {self.signal.mode}, {shape})"
 
-    def spectrum_target(self, value_range: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def spectrum_target(
+        self, value_range: str, device: torch.device, split: str = "all", holdout: float = 0.1, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         values = model_from_unit(self.signal.values.to(device), value_range)
-        return values, make_sampling(self.signal.spatial_shape, "all").coords.to(device)
+        sampling = make_sampling(self.signal.spatial_shape, split, holdout, seed)
+        sampling.coords = sampling.coords.to(device)
+        return training_view(values, sampling)
 
     def training_data(
         self, split: str, holdout: float, seed: int, value_range: str, device: torch.device

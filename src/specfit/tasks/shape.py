@@ -167,7 +167,10 @@ class ShapeTask(Task):
         mesh = self.shape
         return f"{mesh.name} (shape, {len(mesh.vertices)} vertices, {len(mesh.faces)} faces; {self.target})"
 
-    def spectrum_target(self, value_range: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def spectrum_target(
+        self, value_range: str, device: torch.device, split: str = "all", holdout: float = 0.1, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # The target is the mesh's own grid; the held-out test points are never part of it.
         resolution = SPECTRUM_RESOLUTION[self.target]
         if self._spectrum is None:
             grid = occupancy_grid if self.target == "occupancy" else sdf_grid
