@@ -94,8 +94,11 @@ def demo_share(repeats: int) -> dict:
         shares.append(seconds / total)
         totals.append(total)
         selects.append(seconds)
+    scores = run.metrics.scores
     return {"case": "demo", "selection_seconds": statistics.median(selects),
-            "fit_seconds": statistics.median(totals), "share": statistics.median(shares)}
+            "fit_seconds": statistics.median(totals), "share": statistics.median(shares),
+            "value": run.metrics.value, "psnr": scores["psnr"], "psnr_train": scores["psnr_train"],
+            "psnr_test": scores["psnr_test"], "ssim": scores["ssim"]}
 
 
 def main() -> None:
@@ -141,7 +144,9 @@ def main() -> None:
     if "demo" in args.cases:
         demo = demo_share(args.repeats)
         rows.append(demo)
-        print(f"default fit of the bundled image ({DEMO_STEPS} steps): selection "
+        print(f"default fit of the bundled image ({DEMO_STEPS} steps): omega_0 = {demo['value']}, PSNR "
+              f"{demo['psnr']:.2f} dB (training {demo['psnr_train']:.2f}, held-out {demo['psnr_test']:.2f}); "
+              "selection "
               f"{demo['selection_seconds']:.1f} s of {demo['fit_seconds']:.1f} s ("
               f"{100 * demo['share']:.0f} %)")
     print(f"wrote {write_result('selection_speed', {'repeats': args.repeats, 'rows': rows})}")

@@ -184,6 +184,11 @@ def test_audio_fit_writes_wav_metrics_and_report(audio_run, tone):
     # The wav holds the reconstruction the metrics were computed on (16-bit rounding costs < 0.05 dB
     # at these PSNRs); swapped channels or a wrong value mapping would be many dB off.
     assert unit_psnr(int16_to_unit(recon), int16_to_unit(tone[1])) == pytest.approx(metrics["psnr"], abs=0.05)
+    # SNR on the waveform in its own units: signal power over error power (not PSNR on [0, 1]).
+    wave, truth = recon.astype(np.float64) / 32768, tone[1].astype(np.float64) / 32768
+    snr = 10 * np.log10(np.sum(truth**2) / np.sum((wave - truth) ** 2))
+    assert metrics["snr"] == pytest.approx(snr, abs=0.05)
+    assert isinstance(metrics["snr_train"], float) and isinstance(metrics["snr_test"], float)
     report = (out / "report.html").read_text()
     assert report.lstrip().lower().startswith("<!doctype html") or "<html" in report.lower()
     assert "data:image/png;base64," in report  # waveform and spectrogram views are embedded

@@ -249,7 +249,7 @@ def _settings(args: argparse.Namespace):
     if getattr(args, "prune_to", None) is not None or getattr(args, "densify", 0):
         compaction = CompactionPlan(target_inputs=args.prune_to, densify=args.densify,
                                     ramp_steps=args.ramp_steps, finetune_steps=args.finetune_steps,
-                                    alpha=args.prune_alpha)
+                                    **({} if args.prune_alpha is None else {"alpha": args.prune_alpha}))
     settings = FitSettings(
         model=args.model, params=parse_sets(args.set), fresh=not getattr(args, "no_fresh", False),
         grid=parse_grid(args.grid) if args.grid is not None else None, inits=args.inits, bins=args.bins,
@@ -378,8 +378,9 @@ def _print_grid(summary: dict) -> None:
         marks = ("F" if row["value"] == summary["chosen"] else " ") + (
             "D" if row["value"] == summary["default"] else " ")
         cells = " ".join(f"{row.get(k):12.3f}" if row.get(k) is not None else f"{'-':>12}" for k in keys)
-        print(f"{row['value']!s:>10} {row['w_mean']:9.4f} {row['w_stderr']:8.4f} {cells} "
-              f"{row.get('seconds', 0.0):7.1f} {marks}")
+        w = "-" if row["w_mean"] is None else f"{row['w_mean']:.4f}"
+        stderr = "-" if row["w_stderr"] is None else f"{row['w_stderr']:.4f}"
+        print(f"{row['value']!s:>10} {w:>9} {stderr:>8} {cells} {row.get('seconds', 0.0):7.1f} {marks}")
     for name, o in objectives.items():
         regret = "-" if o["fresh_regret"] is None else f"{o['fresh_regret']:.3f}"
         default = "-" if o["default_regret"] is None else f"{o['default_regret']:.3f}"
@@ -494,8 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     compaction.add_argument("--ramp-steps", type=int, default=500,
                             help="steps of ramped L1 penalty on the weakest inputs before pruning")
     compaction.add_argument("--finetune-steps", type=int, default=500, help="steps after pruning")
-    compaction.add_argument("--prune-alpha", type=float, default=1e-5,
-                            help="final L1 weight of the ramp on the weakest inputs")
+    compaction.add_argument("--prune-alpha", type=float, default=None,
+                            help="final L1 weight of the ramp on the weakest inputs, next to the mean "
+                            "squared error (default 0.01)")
     fit.set_defaults(func=cmd_fit)
 
     grid = sub.add_parser("grid", help="train every value of the knob's grid and compare with FreSh's choice")

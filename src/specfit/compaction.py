@@ -12,6 +12,15 @@ One schedule, in this order:
    ``alpha * s / ramp_steps`` on them at step ``s`` (linear from 0 to ``alpha``). The ramp evaluates
    only at its last step, so :func:`~specfit.training.fit_model`'s best-by-training-PSNR selection keeps
    the end of the ramp (an early, unpenalised state would defeat it).
+
+   The scale of ``alpha`` (the paper gives no value): the data term is a *mean* squared error, whose
+   gradient on one hidden weight is tiny once the fit is good, while the penalty's is ``alpha`` on
+   every weight of a penalised column. With ``alpha = 1e-5`` the ramp left the columns unchanged: a
+   2-300-300-3 network pruned to 60 inputs on a 128 px image fell to 12 dB the moment they were
+   removed, as with no ramp at all, and 300 fine-tuning steps recovered 28.8 of its 31.9 dB. With
+   ``alpha`` from ``3e-3`` to ``1e-1`` the ramp moves the fit onto the kept columns (about 29 dB
+   right after removal) and the same schedule ends at 31.6-31.8 dB. The default ``1e-2`` is in the
+   middle of that range.
 3. **Prune** the ``K`` inputs (:meth:`~IntegerSineNet.prune_inputs`), then **fine-tune**
    ``finetune_steps`` steps with a fresh optimiser (``fit_model`` builds one per call, keeping the
    best model by training PSNR as usual).
@@ -47,14 +56,15 @@ class CompactionPlan:
         densify: number of inputs to add at ``2 k_j`` before pruning.
         ramp_steps: training steps with the ramped L1 penalty before pruning (0: prune at once).
         finetune_steps: training steps after pruning (0: none).
-        alpha: final L1 weight on the weakest columns, reached at the last ramp step.
+        alpha: final L1 weight on the weakest columns, reached at the last ramp step (next to a
+            mean squared error; see the module docstring for its scale).
     """
 
     target_inputs: int | None = None
     densify: int = 0
     ramp_steps: int = 500
     finetune_steps: int = 500
-    alpha: float = 1e-5
+    alpha: float = 1e-2
 
     def check(self, model: IntegerSineNet | None = None) -> None:
         """Raise :class:`SpecfitError` for values that make no sense (against ``model`` when given)."""

@@ -29,8 +29,8 @@ from specfit.settings import FitSettings
 OBJECTIVES = {"psnr": (("train", "psnr_train"), ("held-out", "psnr_test"), ("all", "psnr")),
               "iou": (("boundary", "iou_boundary"), ("uniform", "iou_uniform"))}
 SELECTION_ONLY = ("spectrum", "objective", "search")
-SCORE_KEYS = ("psnr", "psnr_train", "psnr_test", "ssim", "psnr_grad", "iou_boundary", "iou_uniform",
-              "chamfer")
+SCORE_KEYS = ("psnr", "psnr_train", "psnr_test", "snr", "snr_train", "snr_test", "ssim", "psnr_grad",
+              "iou_boundary", "iou_uniform", "chamfer")
 
 
 def _load(source: str | None, load: dict) -> object:

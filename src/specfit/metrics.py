@@ -21,6 +21,16 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> f
     return 10.0 * math.log10(peak * peak / mse)
 
 
+def snr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Signal-to-noise ratio in dB of a waveform: ``10 log10(sum(target^2) / sum(error^2))``, in
+    the signal's own units (audio: the waveform in [-1, 1], not values rescaled to [0, 1])."""
+    error = float(torch.sum((prediction.double() - target.double()) ** 2))
+    power = float(torch.sum(target.double() ** 2))
+    if error == 0.0:
+        return math.inf
+    return 10.0 * math.log10(power / error) if power > 0 else -math.inf
+
+
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float | None:
     """SSIM with scikit-image's Gaussian window (sigma 1.5, data range 1), averaged over channels.
 

@@ -11,6 +11,8 @@ Search (``search="bracket"``, the default): the ``W`` curve over the knob is U-s
 signal measured, so about five evenly spread values are evaluated first; if their curve
 falls to one minimum and rises after it, the bracket around that minimum is halved until the
 best value's neighbours are known, and only those three race on towards ``R`` initialisations.
+If a value met earlier beats the race's winner on the initialisations they share, the bracket was
+misled by noise and is searched again around that value.
 The bracket is located with 1 initialisation a value: all candidates share it, so the curve it
 traces is smooth in the knob.
 Otherwise (a second dip), every value is searched (``search="full"`` always does).
@@ -19,9 +21,10 @@ Racing (``race=True``): candidates raised to ``R`` get 2 initialisations first, 
 ``R``. Because every candidate draws from the same random stream, initialisation ``r`` of one
 candidate and of another share their random weights, so candidates are compared in pairs: after a
 round from 4 initialisations on, a candidate is dropped when its distance minus the current best's,
-over the shared initialisations, has a mean above ``z = 3`` standard errors of that difference. The race stops
-when one candidate is left (the ranking is settled) or all left have ``R`` initialisations; the
-choice is the best of those left. Every candidate keeps its statistics in the table.
+over the shared initialisations, has a mean above ``z = 3`` standard errors of that difference, or
+when its mean distance is within one standard error of the best's (a tie: either choice is as
+good). The race stops when one candidate is left (the ranking is settled) or all left have ``R``
+initialisations; the choice is the best of those left. Every candidate keeps its statistics in the table.
 """
 
 from __future__ import annotations
@@ -375,6 +378,13 @@ class _Search:
     def mean(self, k: int) -> float:
         return sum(self.distances[k]) / len(self.distances[k])
 
+    def _tied(self, k: int, best: int) -> bool:
+        """``k``'s mean W is within one standard error of the best's: either choice is as good."""
+        if len(self.distances[best]) < MIN_PAIRED:
+            return False
+        _, stderr = _stats(self.distances[best])
+        return self.mean(k) - self.mean(best) <= (stderr or 0.0)
+
     def race(self, alive: list[int], race: bool) -> list[int]:
         """Raise ``alive`` towards ``R`` initialisations in rounds, dropping clearly worse
         candidates; stops as soon as one is left. Returns the candidates still in the race."""
@@ -385,8 +395,8 @@ class _Search:
                 self.extend(k, stop)
             if stop < inits:
                 best = min(alive, key=self.mean)
-                alive = [k for k in alive
-                         if k == best or not _clearly_worse(self.distances[k], self.distances[best])]
+                alive = [k for k in alive if k == best or not (
+                    _clearly_worse(self.distances[k], self.distances[best]) or self._tied(k, best))]
                 if len(alive) == 1:
                     break
                 self.total = self.done + len(alive) * (inits - stop)
@@ -405,9 +415,32 @@ class _Search:
         if not _unimodal([self.mean(order[p]) for p in coarse]):
             return None
         low = min(coarse, key=lambda p: self.mean(order[p]))
-        left = max((p for p in coarse if p < low), default=low)
-        right = min((p for p in coarse if p > low), default=low)
-        # Halve the bracket [left, right] around the best value until its neighbours are evaluated.
+        raced: set[int] = set()
+        while True:
+            finalists = [order[p] for p in self._narrow(order, low, first)]
+            self.total = self.done + sum(self.plan.inits - len(self.distances[k]) for k in finalists)
+            alive = self.race(finalists, race)
+            raced.update(finalists)
+            winner = min(alive, key=self.mean)
+            # A value met earlier with fewer initialisations that beats the winner on the ones they
+            # share: the bracket was misled by noise; search again around it.
+            better = [p for p in range(len(order)) if order[p] not in raced and self.distances[order[p]]
+                      and self._ahead(order[p], winner)]
+            if not better:
+                return alive
+            low = min(better, key=lambda p: self.mean(order[p]))
+
+    def _ahead(self, k: int, winner: int) -> bool:
+        """``k``'s mean W is below the winner's over the initialisations both have."""
+        n = min(len(self.distances[k]), len(self.distances[winner]))
+        return sum(self.distances[k][:n]) < sum(self.distances[winner][:n])
+
+    def _narrow(self, order: list[int], low: int, first: int) -> list[int]:
+        """Halve the bracket around grid position ``low`` (between its evaluated neighbours) until
+        the best value's neighbours are evaluated; returns the positions of the best and them."""
+        known = [p for p in range(len(order)) if self.distances[order[p]]]
+        left = max((p for p in known if p < low), default=low)
+        right = min((p for p in known if p > low), default=low)
         while right - left > 2:
             for probe in ((left + low) // 2, (low + right + 1) // 2):
                 if left < probe < right:
@@ -416,9 +449,9 @@ class _Search:
             low = min(inner, key=lambda p: self.mean(order[p]))
             left = max((p for p in inner if p < low), default=low)
             right = min((p for p in inner if p > low), default=low)
-        finalists = [order[p] for p in range(left, right + 1)]
-        self.total = self.done + len(finalists) * (self.plan.inits - first)
-        return self.race(finalists, race)
+        for p in range(left, right + 1):
+            self.extend(order[p], first)
+        return list(range(left, right + 1))
 
 
 def fresh_select(

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from specfit.metrics import snr
 from specfit.report import figure_uri, subplots
 from specfit.signals.audio import write_audio
 from specfit.tasks.base import Outcome, TrainingData
@@ -77,6 +78,15 @@ class AudioTask(GridTask):
     ) -> None:
         signal = self.signal
         rate = int(signal.meta["sample_rate"])
+        wave = recon * signal.value_scale + signal.value_offset
+        truth = signal.values * signal.value_scale + signal.value_offset
+        flat_w, flat_t = wave.reshape(signal.channels, -1), truth.reshape(signal.channels, -1)
+        train = data.sampling.train.cpu()
+        test = data.sampling.test.cpu() if data.sampling.test is not None else None
+        outcome.metrics["snr"] = snr(wave, truth)
+        outcome.metrics["snr_train"] = snr(flat_w[:, train], flat_t[:, train])
+        outcome.metrics["snr_test"] = None if test is None else snr(flat_w[:, test], flat_t[:, test])
+        outcome.summary += f"; SNR {outcome.metrics['snr']:.2f} dB on the waveform"
         bit_depth = 32 if signal.bit_depth == 32 else 16
         outcome.files["reconstruction.wav"] = lambda path: write_audio(
             path, recon, rate, bit_depth, value_offset=signal.value_offset, value_scale=signal.value_scale)
