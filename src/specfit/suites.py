@@ -299,7 +299,7 @@ def tuner(profile: str) -> Suite:
         "target_inputs": 60,
         "ramp_steps": 200 if quick else 1000,
         "finetune_steps": 300 if quick else 1000,
-        "alpha": 1e-5,
+        "alpha": 1e-2,
     }
     jobs.append(
         FitJob(
