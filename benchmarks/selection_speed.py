@@ -105,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=["kodak256", "kodak-full", "bunny", "audio12", "demo"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--demo-repeats", type=int, default=1, help="runs of the default fit")
     parser.add_argument("--loop-values", type=int, default=4,
                         help="grid values the loop is timed on (scaled to the whole grid)")
     args = parser.parse_args()
@@ -142,7 +143,7 @@ def main() -> None:
               f"{row['ratio']:5.1f}x {row['inits_evaluated']:5d}  {chosen} / {row['reference_chosen']} / "
               f"{'yes' if ok else 'NO'}", flush=True)
     if "demo" in args.cases:
-        demo = demo_share(args.repeats)
+        demo = demo_share(args.demo_repeats)
         rows.append(demo)
         print(f"default fit of the bundled image ({DEMO_STEPS} steps): omega_0 = {demo['value']}, PSNR "
               f"{demo['psnr']:.2f} dB (training {demo['psnr_train']:.2f}, held-out {demo['psnr_test']:.2f}); "

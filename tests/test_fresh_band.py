@@ -154,6 +154,8 @@ def test_the_target_ignores_held_out_samples():
         values, _ = task.spectrum_target("signed", torch.device("cpu"), "holdout", 0.1, 0)
         targets.append(values)
     assert torch.equal(targets[0], targets[1])
+    whole, _ = task_for(specfit.load_signal(image)).spectrum_target("signed", torch.device("cpu"), "all")
+    assert torch.equal(whole, torch.from_numpy(image).permute(2, 0, 1).float() / 255 * 2 - 1)
     a = specfit.select(image, "siren", grid=[10.0, 30.0, 60.0], inits=2, width=16, hidden_layers=1)
     b = specfit.select(spoiled, "siren", grid=[10.0, 30.0, 60.0], inits=2, width=16, hidden_layers=1)
     assert a.target_spectrum == b.target_spectrum

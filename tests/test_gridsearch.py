@@ -63,7 +63,7 @@ RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
 from specfit.executor import Task, run_tasks
-tasks = [Task(f"k{{i}}", "helpers:logged_task", {{"log": {log!r}, "key": f"k{{i}}", "seconds": 0.4}})
+tasks = [Task(f"k{{i}}", "helpers:logged_task", {{"log": {log!r}, "key": f"k{{i}}", "seconds": 1.0}})
          for i in range(6)]
 run_tasks(tasks, {folder!r})
 """

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from specfit.models.registry import get_entry, resolve_params
-from specfit.suites import PROFILES, SUITES, FitJob, get_suite, write_results_page
+from specfit.suites import PROFILES, SUITES, FitJob, get_suite, variant_name, write_results_page
 
 
 @pytest.mark.parametrize("name", SUITES)
@@ -52,3 +52,19 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
     assert "| gaussian | ff-gaussian | 1 | 10.0 | psnr_test | 24.00 | 25.57 |" in page
     assert "commit abc1234" in page
     assert "- SIREN (demo, quick), train: FreSh's regret 1.00 dB (the default: 3.00 dB): better than" in page
+    assert "FreSh variants" not in page  # one record: nothing to compare
+    variant = {**record, "fresh": {"spectrum": "published"}, "fits": []}
+    variant["grids"] = json.loads(json.dumps(record["grids"]))
+    for summary, regret in zip(variant["grids"][0]["summaries"], (3.0, 5.0), strict=True):
+        summary["objectives"]["train"]["fresh_regret"] = regret
+    (folder / "suite-spectrum-published.json").write_text(json.dumps(variant))
+    page = write_results_page([folder], tmp_path / "docs" / "results.md").read_text()
+    assert "| job | objective | defaults | spectrum published |" in page
+    assert "| SIREN | train | 1.00 | 4.00 |" in page
+
+
+def test_variant_names():
+    assert variant_name({}) == ""
+    assert variant_name({"spectrum": None, "objective": None}) == ""
+    assert variant_name({"spectrum": "published", "objective": "generalize"}) == (
+        "objective-generalize-spectrum-published")

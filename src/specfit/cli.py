@@ -167,7 +167,10 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
         return 0
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{task.headline()}, {band.bins} bins up to frequency {band.edge:g} ({args.spectrum} spectrum)")
+    edge = f"frequency {band.edge:g} (cycles over the signal)"
+    if task.kind == "audio":
+        edge = f"{band.edge * task.signal.meta['sample_rate'] / values.shape[1]:.0f} Hz"
+    print(f"{task.headline()}, {band.bins} bins up to {edge} ({args.spectrum} spectrum)")
     for m, value in enumerate(spectrum, start=1):
         print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0

@@ -237,12 +237,6 @@ def _frames(batch: torch.Tensor) -> torch.Tensor:
     return batch.transpose(1, 2).reshape(b * t, c, *batch.shape[3:])
 
 
-def frame_spectrum_vectors(batch: torch.Tensor, bins: int) -> torch.Tensor:
-    """Mean of the per-frame published spectrum vectors of a batch of clips ``(B, C, T, *frame)``
-    (a constant frame counts as a flat spectrum): ``(B, n)``."""
-    return spectra(batch, Band(bins), per_frame=True)
-
-
 def band_edge(power: torch.Tensor, fraction: float) -> int:
     """Smallest radius ``F >= 1`` whose radii ``1 .. F`` hold ``fraction`` of ``power`` ``(R,)``
     (``power[m - 1]`` is the power at radius ``m``)."""
