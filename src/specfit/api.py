@@ -108,7 +108,7 @@ def fit(
     grid: list[float] | None = None,
     inits: int = 10,
     bins: int | None = None,
-    spectrum: str = "signal",
+    spectrum: str | None = None,
     objective: str | None = None,
     search: str = "bracket",
     split: str = "holdout",
@@ -174,7 +174,7 @@ def select(
     race: bool = True,
     shape_target: str = "occupancy",
     video_spectrum: str = "frames",
-    spectrum: str = "signal",
+    spectrum: str | None = None,
     objective: str | None = None,
     search: str = "bracket",
     split: str = "holdout",
@@ -204,23 +204,24 @@ def select(
     base = {**task.model_params(entry.defaults), **params}
     if grid is None and entry.knob is not None:
         grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame, spectrum,
-                          settings.resolved_objective(), search)
+    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame,
+                          settings.resolved_spectrum(task.kind), settings.resolved_objective(), search)
     return fresh_select(values, coords, entry.name, seed=seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
 
 
 def spectrum(
-    signal: object, bins: int | None = None, video_spectrum: str = "frames", band: str = "signal",
+    signal: object, bins: int | None = None, video_spectrum: str = "frames", band: str | None = None,
     objective: str = "fit",
 ) -> np.ndarray:
     """The signal's normalised spectrum vector FreSh matches (``bins`` values at most; a clip: the
     mean of its frames' spectra unless ``video_spectrum="3d"``); ``band`` is ``"signal"`` or
-    ``"published"`` (see :class:`FitSettings`)."""
+    ``"published"`` (default: the signal type's, see :class:`FitSettings`)."""
     from specfit.spectra import signal_band, signal_spectrum
     from specfit.tasks import task_for
 
     task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
+    band = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
     resolved, _ = signal_band(values, band, objective, bins, task.per_frame)
     return signal_spectrum(values, resolved, task.per_frame).numpy()

@@ -160,7 +160,10 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
 
     task = _task(args)
     values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    band, notes = signal_band(values, args.spectrum, "fit", args.bins, task.per_frame)
+    from specfit.settings import FitSettings
+
+    spectrum = FitSettings(spectrum=args.spectrum).resolved_spectrum(task.kind)
+    band, notes = signal_band(values, spectrum, "fit", args.bins, task.per_frame)
     spectrum = signal_spectrum(values, band, task.per_frame).tolist()  # a clip: mean of its frames
     if args.json:
         print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": spectrum}))
@@ -170,7 +173,7 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     edge = f"frequency {band.edge:g} (cycles over the signal)"
     if task.kind == "audio":
         edge = f"{band.edge * task.signal.meta['sample_rate'] / values.shape[1]:.0f} Hz"
-    print(f"{task.headline()}, {band.bins} bins up to {edge} ({args.spectrum} spectrum)")
+    print(f"{task.headline()}, {band.bins} bins up to {edge} ({spectrum} spectrum)")
     for m, value in enumerate(spectrum, start=1):
         print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0
@@ -473,9 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--grid", default=None, help="FreSh grid: 10,20,30 or START:STOP:STEP")
         p.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
         p.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
-        p.add_argument("--spectrum", default="signal", choices=SPECTRA,
-                       help="FreSh's band: signal (follows the signal's content, default) or published "
-                       "(the lowest 64 frequencies, as in the FreSh paper)")
+        p.add_argument("--spectrum", default=None, choices=SPECTRA,
+                       help="FreSh's band: signal (follows the signal's content; the default for audio) "
+                       "or published (the lowest 64 frequencies, as in the FreSh paper; the default "
+                       "for the other types)")
         p.add_argument("--objective", default=None, choices=OBJECTIVES,
                        help="what FreSh's choice serves: fit (the training samples) or generalize "
                        f"(held-out samples); default: {DEFAULT_OBJECTIVE} when samples are held out, "
@@ -551,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("spectrum", help="print a signal's spectrum vector")
     spec.add_argument("signal")
     spec.add_argument("--bins", type=int, default=None)
-    spec.add_argument("--spectrum", default="signal", choices=SPECTRA, help="signal (default) or published")
+    spec.add_argument("--spectrum", default=None, choices=SPECTRA,
+                      help="signal or published (default: signal for audio, published otherwise)")
     spec.add_argument("--json", action="store_true")
     load_options(spec)
     spec.set_defaults(func=cmd_spectrum)

@@ -98,7 +98,7 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
     target, coords = task.spectrum_target(entry.value_range, device, settings.split, settings.holdout,
                                           settings.seed)
     selection = plan_selection(target, entry.name, params, _grid(settings, entry, task), settings.inits,
-                               settings.bins, task.per_frame, settings.spectrum,
+                               settings.bins, task.per_frame, settings.resolved_spectrum(task.kind),
                                settings.resolved_objective(), settings.search)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target, coords)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
-from specfit.fresh_options import DEFAULT_OBJECTIVE, OBJECTIVES, SEARCHES, SPECTRA
+from specfit.fresh_options import DEFAULT_OBJECTIVE, DEFAULT_SPECTRUM, OBJECTIVES, SEARCHES, SPECTRA
 from specfit.models.registry import ParamValue
 from specfit.signals.sampling import SPLITS
 from specfit.tasks import SHAPE_TARGETS, VIDEO_SPECTRA
@@ -35,7 +35,8 @@ class FitSettings:
         inits: FreSh initialisations per candidate; bins: spectrum size (``None``: 64, fewer for
             a narrow band or a small signal).
         spectrum: FreSh's spectrum band: ``"signal"`` (follows the signal's content) or
-            ``"published"`` (the lowest 64 frequencies, as published).
+            ``"published"`` (the lowest 64 frequencies, as published); ``None`` picks by the
+            signal type (:meth:`resolved_spectrum`).
         objective: what FreSh's choice serves: ``"fit"`` (the training samples) or
             ``"generalize"`` (the held-out samples); ``None`` picks by the split
             (:meth:`resolved_objective`).
@@ -58,7 +59,7 @@ class FitSettings:
     grid: list[float] | None = None
     inits: int = 10
     bins: int | None = None
-    spectrum: str = "signal"
+    spectrum: str | None = None
     objective: str | None = None
     search: str = "bracket"
     split: str = "holdout"
@@ -77,7 +78,8 @@ class FitSettings:
         _choice("shape_target", self.shape_target, SHAPE_TARGETS)
         _choice("video_spectrum", self.video_spectrum, VIDEO_SPECTRA)
         _choice("device", self.device, DEVICES)
-        _choice("spectrum", self.spectrum, SPECTRA)
+        if self.spectrum is not None:
+            _choice("spectrum", self.spectrum, SPECTRA)
         _choice("search", self.search, SEARCHES)
         if self.objective is not None:
             _choice("objective", self.objective, OBJECTIVES)
@@ -92,6 +94,16 @@ class FitSettings:
             raise SpecfitError("the FreSh grid must hold finite values")
         if self.compaction is not None:
             self.compaction.check()
+
+    def resolved_spectrum(self, kind: str) -> str:
+        """The spectrum FreSh uses on a signal of type ``kind``: the one set, else ``"signal"`` for
+        audio and with the generalize objective, ``"published"`` otherwise (the validation's
+        choice: see :data:`specfit.fresh_options.DEFAULT_SPECTRUM`)."""
+        if self.spectrum is not None:
+            return self.spectrum
+        if self.objective == "generalize":
+            return "signal"
+        return DEFAULT_SPECTRUM.get(kind, "published")
 
     def resolved_objective(self) -> str:
         """The objective FreSh uses: the one set, else :data:`DEFAULT_OBJECTIVE` for the split
