@@ -217,12 +217,14 @@ def test_cli_select_rejects_unknown_spectrum(cli, tmp_path):
 
 
 def test_default_spectrum_depends_on_the_signal_type():
-    """The signal band on audio, the published band elsewhere, unless set (generalize needs it)."""
-    assert specfit.FitSettings().resolved_spectrum("audio") == "signal"
-    for kind in ("image", "video", "volume", "shape"):
+    """The signal band on audio and images, the published band elsewhere, unless set (generalize
+    needs the signal band)."""
+    for kind in ("audio", "image"):
+        assert specfit.FitSettings().resolved_spectrum(kind) == "signal"
+    for kind in ("video", "volume", "shape"):
         assert specfit.FitSettings().resolved_spectrum(kind) == "published"
-    assert specfit.FitSettings(objective="generalize").resolved_spectrum("image") == "signal"
-    assert specfit.FitSettings(spectrum="signal").resolved_spectrum("image") == "signal"
+        assert specfit.FitSettings(objective="generalize").resolved_spectrum(kind) == "signal"
+    assert specfit.FitSettings(spectrum="published").resolved_spectrum("image") == "published"
     image = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     assert specfit.select(image, "siren", grid=[10.0, 30.0], inits=2, width=8, hidden_layers=1).spectrum == (
-        "published")
+        "signal")

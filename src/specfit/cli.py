@@ -477,9 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--inits", type=int, default=10, help="FreSh initialisations per value")
         p.add_argument("--bins", type=int, default=None, help="spectrum size (default 64)")
         p.add_argument("--spectrum", default=None, choices=SPECTRA,
-                       help="FreSh's band: signal (follows the signal's content; the default for audio) "
-                       "or published (the lowest 64 frequencies, as in the FreSh paper; the default "
-                       "for the other types)")
+                       help="FreSh's band: signal (follows the signal's content; the default for audio "
+                       "and images) or published (the lowest 64 frequencies, as in the FreSh paper; the "
+                       "default for video, volumes and shapes)")
         p.add_argument("--objective", default=None, choices=OBJECTIVES,
                        help="what FreSh's choice serves: fit (the training samples) or generalize "
                        f"(held-out samples); default: {DEFAULT_OBJECTIVE} when samples are held out, "
@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("signal")
     spec.add_argument("--bins", type=int, default=None)
     spec.add_argument("--spectrum", default=None, choices=SPECTRA,
-                      help="signal or published (default: signal for audio, published otherwise)")
+                      help="signal or published (default: signal for audio and images, published otherwise)")
     spec.add_argument("--json", action="store_true")
     load_options(spec)
     spec.set_defaults(func=cmd_spectrum)

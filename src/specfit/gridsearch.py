@@ -23,6 +23,7 @@ import torch
 
 from specfit.errors import SpecfitError
 from specfit.executor import Task, run_tasks
+from specfit.fresh_options import DEFAULT_SPECTRUM
 from specfit.settings import FitSettings
 
 # The objectives compared, per kind of score: (name, metric key).
@@ -141,6 +142,7 @@ def grid_tasks(
     # Settings that only steer the selection stay out of the training keys, so records of trained
     # values are reused when only the selection changes.
     choice = {name: data.pop(name) for name in SELECTION_ONLY}
+    choice["defaults"] = DEFAULT_SPECTRUM  # a change of the per-type defaults re-runs the selections
     for index, source in enumerate(sources):
         base = {"source": None if source is None else str(source), "load": load, "settings": data}
         stem = "default" if source is None else Path(str(source)).name.split(".")[0]

@@ -8,11 +8,12 @@ whose axes differ, or exceed 1024 samples (2-D, 3-D), are first resampled to a h
 
 Two definitions of the band, a :class:`Band` each:
 
-- ``"published"`` (the default for the other types): bin ``m`` holds radius ``m`` for ``m = 1 .. n`` (``n = 64``, at most half the
-  side). The lowest ``n`` frequencies, whatever the signal's resolution: a quarter of the band of a
-  512 px image, and 0.08-5 Hz of a 12 s clip at 44.1 kHz.
-- ``"signal"`` (the default for audio): the band runs from the lowest frequency up to the **band edge**
-  ``F = min(s / 2, 2 F_p)``, twice the smallest radius ``F_p`` below which a fraction of the
+- ``"published"`` (the default for video, volumes and shapes): bin ``m`` holds radius ``m`` for
+  ``m = 1 .. n`` (``n = 64``, at most half the side). The lowest ``n`` frequencies, whatever the
+  signal's resolution: a quarter of the band of a 512 px image, and 0.08-5 Hz of a 12 s clip at
+  44.1 kHz.
+- ``"signal"`` (the default for audio and images): the band runs from the lowest frequency up to
+  the **band edge** ``F = min(s / 2, 2 F_p)``, twice the smallest radius ``F_p`` below which a fraction of the
   signal's power lies (0.99 for the ``fit`` objective, 0.9 for ``generalize``:
   ``specfit.fresh_options.BAND_POWER``), and its ``n = min(64, F)`` bins pool radii evenly,
   ``F / n`` each. The margin above the content is where an untrained network with too high a
