@@ -8,14 +8,13 @@ of a long 1-D signal, see :mod:`specfit.spectra`), and scored by the mean Wasser
 samples never enter it.
 
 Search (``search="bracket"``, the default): the ``W`` curve over the knob is U-shaped on every
-signal measured, so about five evenly spread values are evaluated first; if their curve
+signal measured, so about five evenly spread values are evaluated first, with 1 initialisation a
+value (all candidates share it, so the curve it traces is smooth in the knob). If that curve
 falls to one minimum and rises after it, the bracket around that minimum is halved until the
-best value's neighbours are known, and only those three race on towards ``R`` initialisations.
-If a value met earlier beats the race's winner on the initialisations they share, the bracket was
-misled by noise and is searched again around that value.
-The bracket is located with 1 initialisation a value: all candidates share it, so the curve it
-traces is smooth in the knob.
-Otherwise (a second dip), every value is searched (``search="full"`` always does).
+best value's neighbours are known, and only those three race on towards ``R`` initialisations;
+if a value met earlier beats the race's winner on the initialisations they share, the bracket was
+misled by noise and is searched again around that value. Otherwise (a second dip), every value is
+searched (``search="full"`` always does).
 
 Racing (``race=True``): candidates raised to ``R`` get 2 initialisations first, then 4, 6 and
 ``R``. Because every candidate draws from the same random stream, initialisation ``r`` of one

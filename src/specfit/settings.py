@@ -96,9 +96,10 @@ class FitSettings:
             self.compaction.check()
 
     def resolved_spectrum(self, kind: str) -> str:
-        """The spectrum FreSh uses on a signal of type ``kind``: the one set, else ``"signal"`` for
-        audio and with the generalize objective, ``"published"`` otherwise (the validation's
-        choice: see :data:`specfit.fresh_options.DEFAULT_SPECTRUM`)."""
+        """The spectrum FreSh uses on a signal of type ``kind``: the one set, else ``"signal"`` with
+        the generalize objective, else the type's default from the validation
+        (:data:`specfit.fresh_options.DEFAULT_SPECTRUM`: the signal band for audio and images, the
+        published band for the other types)."""
         if self.spectrum is not None:
             return self.spectrum
         if self.objective == "generalize":
