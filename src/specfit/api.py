@@ -92,9 +92,10 @@ def _from_array(array: np.ndarray, kind: str | None, options: dict) -> object:
 def _as_signal(signal: object) -> object:
     """A loaded signal, or anything :func:`load_signal` accepts."""
     from specfit.signals.base import Signal
+    from specfit.signals.scene import Scene
     from specfit.signals.shape import Shape
 
-    return signal if isinstance(signal, Signal | Shape) else load_signal(signal)
+    return signal if isinstance(signal, Signal | Shape | Scene) else load_signal(signal)
 
 
 def fit(

@@ -1,4 +1,5 @@
-"""The signal kinds specfit ships: image, audio, video, volume and shape (see :mod:`specfit.kinds`)."""
+"""The signal kinds specfit ships (see :mod:`specfit.kinds`): image, audio, video, volume and shape,
+fitted directly, and ct, mri and nerf, seen only through measurements."""
 
 from __future__ import annotations
 
@@ -66,6 +67,45 @@ def _volume_array(array: np.ndarray, name: str, options: dict) -> object:
     return resize_volume(signal, int(resize)) if resize else signal
 
 
+def _not_a_file(path: Path, options: LoadOptions) -> object:
+    raise SpecfitError(f"{path}: CT and MRI signals are made from an image or a volume with --task")
+
+
+def _measured_array(measure: str):
+    def make(array: np.ndarray, name: str, options: dict) -> object:
+        from specfit.signals.measured import measured_from_array
+
+        keys = ("projections",) if measure == "ct" else ("kspace_fraction", "mask_seed")
+        picked = {key: options.pop(key) for key in keys if key in options}
+        return measured_from_array(array, name, measure, **picked)
+
+    return make
+
+
+def _ct_task(signal: object, **_: object) -> object:
+    from specfit.tasks.ct import CTTask
+
+    return CTTask(signal)
+
+
+def _mri_task(signal: object, **_: object) -> object:
+    from specfit.tasks.mri import MRITask
+
+    return MRITask(signal)
+
+
+def _scene(path: Path, options: LoadOptions) -> object:
+    from specfit.signals.scene import load_scene
+
+    return load_scene(path, resize=options.resize, max_samples=options.max_samples)
+
+
+def _nerf_task(scene: object, **_: object) -> object:
+    from specfit.tasks.nerf import NerfTask
+
+    return NerfTask(scene)
+
+
 def _shape(path: Path, options: LoadOptions) -> object:
     from specfit.signals.shape import load_mesh
 
@@ -89,4 +129,7 @@ KINDS = (
     SignalKind("volume", (*VOLUME_SUFFIXES, ".npy"), _volume, lambda signal, **_: VolumeTask(signal),
                render.plan_volume, 3, range(1, MAX_CHANNELS + 1), _volume_array),
     SignalKind("shape", MESH_SUFFIXES, _shape, _shape_task, render.plan_shape, 3, range(1, 2)),
+    SignalKind("ct", (), _not_a_file, _ct_task, render.plan_image, 2, range(1, 2), _measured_array("ct")),
+    SignalKind("mri", (), _not_a_file, _mri_task, render.plan_volume, 3, range(1, 2), _measured_array("mri")),
+    SignalKind("nerf", (".npz",), _scene, _nerf_task, render.plan_nerf, 3, range(4, 5)),
 )

@@ -19,6 +19,7 @@ from typing import ClassVar
 from specfit.errors import SpecfitError
 from specfit.fresh_options import DEFAULT_OBJECTIVE, OBJECTIVES, SEARCHES, SPECTRA
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
+from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS, MEASURES
 
 DEFAULT_RESIZE = 256
 DEFAULT_STEPS = 1000
@@ -93,7 +94,8 @@ def _load(args: argparse.Namespace):
     options = LoadOptions(
         kind=args.kind, resize=resize, max_seconds=args.max_seconds, sample_rate=args.sample_rate,
         max_frames=args.max_frames, frame_step=args.frame_step, allow_open=args.allow_open,
-        max_samples=args.max_samples,
+        max_samples=args.max_samples, measure=args.task, projections=args.projections,
+        kspace_fraction=args.kspace_fraction,
     )
     if options.frame_step < 1:
         raise SpecfitError(f"--frame-step must be at least 1, got {options.frame_step}")
@@ -345,7 +347,8 @@ def _load_options(args: argparse.Namespace) -> dict:
     """The loading options given on the command line, as :func:`specfit.load_signal` takes them."""
     return {"kind": args.kind, "resize": args.resize, "max_seconds": args.max_seconds,
             "sample_rate": args.sample_rate, "max_frames": args.max_frames, "frame_step": args.frame_step,
-            "allow_open": args.allow_open, "max_samples": args.max_samples}
+            "allow_open": args.allow_open, "max_samples": args.max_samples, "measure": args.task,
+            "projections": args.projections, "kspace_fraction": args.kspace_fraction}
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -450,6 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--shape-target", default="occupancy", help="meshes: occupancy or sdf")
         p.add_argument("--video-spectrum", default="frames",
                        help="video: FreSh compares mean per-frame spectra (frames) or the 3-D spectrum (3d)")
+        p.add_argument("--task", default=None, choices=MEASURES,
+                       help="fit the signal only through measurements: ct (an image through parallel-beam "
+                       "projections) or mri (a volume through part of its 3-D k-space); the signal may "
+                       "also be a built-in phantom: shepp-logan, phantom-SEED, phantom3d-SEED")
+        p.add_argument("--projections", type=int, default=DEFAULT_PROJECTIONS,
+                       help=f"--task ct: projection angles over 180 degrees (default {DEFAULT_PROJECTIONS})")
+        p.add_argument("--kspace-fraction", type=float, default=DEFAULT_KSPACE_FRACTION,
+                       help="--task mri: share of the k-space coefficients sampled, variable density "
+                       f"(default {DEFAULT_KSPACE_FRACTION})")
 
     def signal_options(p: argparse.ArgumentParser) -> None:
         load_options(p)
@@ -489,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(every grid value)")
 
     fit = sub.add_parser("fit", help="choose the knob by FreSh, train, write a run directory")
-    fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI or mesh file "
-                     "(default: cameraman)")
+    fit.add_argument("signal", nargs="?", help="image, .npy, .wav, video, NIfTI, mesh or NeRF scene (.npz) "
+                     "file, or a built-in phantom (default: cameraman)")
     training_options(fit, f"optimiser steps (default {DEFAULT_STEPS}; {DEMO_STEPS} for the bundled image)")
     fit.add_argument("--no-fresh", action="store_true", help="train the knob's default value")
     fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
@@ -522,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.set_defaults(func=cmd_grid)
 
     bench = sub.add_parser("bench", help="run a named reproduction suite (resumes where it stopped)")
-    bench.add_argument("suite", help="fresh-images, fresh-signals, ff-images, ff-shapes or tuner")
+    bench.add_argument("suite", help="fresh-images, fresh-signals, ff-images, ff-shapes, tuner or measured")
     bench.add_argument("--profile", default="quick", help="quick (2 CPU cores) or paper (a GPU)")
     bench.add_argument("--data", default="../shared/data",
                        help="folder holding kodak/, natural/, audio/, video/, volume/ and meshes/")

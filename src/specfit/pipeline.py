@@ -22,7 +22,14 @@ from specfit.render import unit_from_model
 from specfit.report import write_report
 from specfit.run import Metrics, Run, RunConfig
 from specfit.runtime import tune_allocator
-from specfit.selection import Selection, SelectionPlan, fresh_select, init_spectrum, plan_selection
+from specfit.selection import (
+    Selection,
+    SelectionPlan,
+    fresh_select,
+    init_spectrum,
+    plan_measured_selection,
+    plan_selection,
+)
 from specfit.settings import FitSettings
 from specfit.tasks import Task, task_for
 from specfit.training import FitResult, fit_model
@@ -95,11 +102,17 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
         return FitPlan(signal, settings, entry, task, device, "set", params)
     if knob is None or not settings.fresh:
         return FitPlan(signal, settings, entry, task, device, "default", params)
+    spectrum, objective = settings.resolved_spectrum(task.kind), settings.resolved_objective()
+    measured = task.measured_spectrum(entry.value_range, device, spectrum, objective, settings.bins)
+    if measured is not None:
+        selection = plan_measured_selection(measured, entry.name, params, _grid(settings, entry, task),
+                                            settings.inits, spectrum, objective, settings.search)
+        empty = torch.empty(0, task.in_features, device=device)
+        return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, empty, empty)
     target, coords = task.spectrum_target(entry.value_range, device, settings.split, settings.holdout,
                                           settings.seed)
     selection = plan_selection(target, entry.name, params, _grid(settings, entry, task), settings.inits,
-                               settings.bins, task.per_frame, settings.resolved_spectrum(task.kind),
-                               settings.resolved_objective(), settings.search)
+                               settings.bins, task.per_frame, spectrum, objective, settings.search)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target, coords)
 
 
@@ -154,12 +167,12 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
         return unit_from_model(values, entry.value_range)
 
     result: FitResult = fit_model(
-        model, data.targets, data.sampling, options, entry.lr, to_unit, entry.compile,
+        model, data.targets, data.sampling, options, entry.lr, to_unit, entry.compile and task.compile_ok,
         adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
         on_eval=lambda record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),
         on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
         loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
-        score_name=task.score_name,
+        score_name=task.score_name, forward=data.forward,
     )
     compaction = None
     if settings.compaction is not None:

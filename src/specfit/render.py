@@ -292,6 +292,25 @@ def plan_shape(config: dict, size: str | None, out: Path | None, run_dir: Path) 
     return RenderJob(path, write)
 
 
+def plan_nerf(config: dict, size: str | None, out: Path | None, run_dir: Path) -> RenderJob:
+    """A NeRF run renders a turntable video of novel views around the scene."""
+    from specfit.tasks.nerf import TURNTABLE_FPS, TURNTABLE_FRAMES, turntable_frames
+
+    height, width = config["signal"]["shape"][2:]
+    if size:
+        width, height = _parse_size(size, 2, "WIDTHxHEIGHT, e.g. 200x200", MAX_SIDE)
+    path = _out_path(out, run_dir / f"render-{width}x{height}.mp4", VIDEO_SUFFIXES)
+    values = TURNTABLE_FRAMES * height * width * 3
+    _check_limit(f"a {width} x {height} x {TURNTABLE_FRAMES}-frame turntable", values, 1)
+
+    def write(model: nn.Module) -> str:
+        frames = turntable_frames(model, config["value_range"], config, (height, width), TURNTABLE_FRAMES)
+        write_video_frames(path, frames, TURNTABLE_FPS)
+        return f"a {TURNTABLE_FRAMES}-frame turntable of {width} x {height}"
+
+    return RenderJob(path, write)
+
+
 def render_run(
     run_dir: Path, size: str | None = None, out: Path | None = None, device: str = "auto"
 ) -> RenderResult:

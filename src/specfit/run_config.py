@@ -169,6 +169,16 @@ def _shape_signal(signal: Mapping, where: Path) -> None:
     _choice(signal.get("target", SHAPE_TARGETS[0]), where, "signal.target", SHAPE_TARGETS)
 
 
+def _scene_signal(signal: Mapping, where: Path) -> None:
+    """The fields of a NeRF scene's description that rendering its turntable reads."""
+    shape = signal.get("shape")
+    if not isinstance(shape, list) or len(shape) != 4 or any(
+            isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SIGNAL_SIDE for n in shape):
+        raise _fail(where, "signal.shape", f"4 whole numbers [3, views, H, W], 1 to {MAX_SIGNAL_SIDE}", shape)
+    for name in ("focal", "near", "far", "radius"):
+        _number(signal.get(name), where, f"signal.{name}", positive=True)
+
+
 def _signal(config: Mapping, where: Path) -> None:
     """The signal description agrees with its kind and with the model's inputs and outputs."""
     signal = _mapping(config["signal"], where, "signal")
@@ -181,6 +191,8 @@ def _signal(config: Mapping, where: Path) -> None:
     channels = _integer(config["out_features"], where, f"out_features of a {kind} run", spec.channels)
     if kind == "shape":
         _shape_signal(signal, where)
+    elif kind == "nerf":
+        _scene_signal(signal, where)
     else:
         _grid_signal(signal, kind, channels, where)
 

@@ -40,6 +40,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.fresh_options import SEARCHES
+from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 from specfit.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
 
@@ -153,6 +154,8 @@ class InitEvaluator:
         seed: every candidate's random stream starts from this seed.
         inits: ``R``.
         batched: evaluate initialisations together (default: on CUDA only).
+        observe: for a measured signal, ``observe(model) -> (C', *layout)`` replaces the
+            evaluation on ``coords`` (see :class:`~specfit.measured_spectrum.MeasuredSpectrum`).
     """
 
     def __init__(
@@ -163,8 +166,10 @@ class InitEvaluator:
         seed: int,
         inits: int,
         batched: bool | None = None,
+        observe: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     ) -> None:
         self.build = build
+        self.observe = observe
         self.coords = coords
         self.shape = shape
         self.seed = seed
@@ -177,6 +182,9 @@ class InitEvaluator:
             torch.manual_seed(self.seed)
             models = [self.build(value) for _ in range(stop)][start:]
         models = [m.to(self.coords.device) for m in models]
+        if self.observe is not None:
+            with torch.inference_mode():
+                return torch.stack([self.observe(m).float() for m in models])
         chunk = chunk_rows(_width(models[0]))
         with torch.inference_mode():
             if self.batched:
@@ -229,7 +237,8 @@ class SelectionPlan:
         target: the target's spectrum vector, ``band.bins`` values.
         samples: indices of the coordinates an untrained model is evaluated on (``None``: all);
             a segmented band evaluates a few whole segments of a long 1-D signal.
-        output_shape: ``(C, *spatial)`` the outputs on those samples are reshaped to.
+        output_shape: ``(C, *spatial)`` the outputs on those samples are reshaped to (``()`` for a
+            measured signal).
         resample: with the signal spectrum, a non-cubic grid's target is resampled to a cube and
             the models are evaluated on that cube directly (its spatial shape; ``None``: on the
             signal's own grid).
@@ -250,10 +259,17 @@ class SelectionPlan:
     objective: str = "fit"
     search: str = "bracket"
     notes: tuple[str, ...] = ()
+    measured: MeasuredSpectrum | None = None
 
     @property
     def bins(self) -> int:
         return self.band.bins
+
+    def vectors(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Normalised spectrum vectors ``(R, n)`` of ``R`` untrained outputs (or observations)."""
+        if self.measured is not None:
+            return self.measured.vectors(outputs)
+        return spectra(outputs, self.band, self.per_frame)
 
 
 def _segments(length: int, segment: int) -> torch.Tensor:
@@ -286,6 +302,28 @@ def plan_selection(
             ``bins`` is too large, an unknown spectrum, objective or search, or the target has no
             spectrum (constant signal).
     """
+    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
+                                                        values.dim() - 1, values.shape[0])
+    band, notes = signal_band(values, spectrum, objective, bins, per_frame)  # raises for a constant signal
+    target = signal_spectrum(values, band, per_frame)
+    samples, output_shape, resample = None, tuple(values.shape), None
+    if band.segment is not None:
+        samples = _segments(values.shape[1], band.segment)
+        output_shape = (values.shape[0], len(samples))
+    elif spectrum == "signal" and len(spatial := values.shape[2 if per_frame else 1 :]) > 1:
+        side = spectrum_side(tuple(spatial))
+        if any(n != side for n in spatial):  # evaluate on the cube the target is resampled to
+            output_shape = (*values.shape[: values.dim() - len(spatial)], *(side,) * len(spatial))
+            resample = output_shape[1:]
+    return SelectionPlan(entry, knob, candidates, base, band, target, inits, output_shape, samples,
+                         resample, per_frame, spectrum, objective, search, tuple(notes))
+
+
+def _checked_candidates(
+    model: str, params: dict[str, ParamValue] | None, grid: Sequence[float] | None, inits: int, search: str,
+    in_features: int, out_features: int,
+) -> tuple[ModelEntry, str, list[ParamValue], dict[str, ParamValue]]:
+    """The model's entry, knob, resolved candidate values and base parameters, all checked."""
     entry = get_entry(model)
     if entry.knob is None:
         raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
@@ -300,21 +338,27 @@ def plan_selection(
     base = resolve_params(entry, params)
     candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
     for value in candidates:
-        check_buildable(entry, values.dim() - 1, values.shape[0],
-                        {**base, **entry.selection_overrides, knob: value})
-    band, notes = signal_band(values, spectrum, objective, bins, per_frame)  # raises for a constant signal
-    target = signal_spectrum(values, band, per_frame)
-    samples, output_shape, resample = None, tuple(values.shape), None
-    if band.segment is not None:
-        samples = _segments(values.shape[1], band.segment)
-        output_shape = (values.shape[0], len(samples))
-    elif spectrum == "signal" and len(spatial := values.shape[2 if per_frame else 1 :]) > 1:
-        side = spectrum_side(tuple(spatial))
-        if any(n != side for n in spatial):  # evaluate on the cube the target is resampled to
-            output_shape = (*values.shape[: values.dim() - len(spatial)], *(side,) * len(spatial))
-            resample = output_shape[1:]
-    return SelectionPlan(entry, knob, candidates, base, band, target, inits, output_shape, samples,
-                         resample, per_frame, spectrum, objective, search, tuple(notes))
+        check_buildable(entry, in_features, out_features, {**base, **entry.selection_overrides, knob: value})
+    return entry, knob, candidates, base
+
+
+def plan_measured_selection(
+    measured: MeasuredSpectrum,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    spectrum: str = "signal",
+    objective: str = "fit",
+    search: str = "bracket",
+) -> SelectionPlan:
+    """:func:`plan_selection` for a signal seen only through measurements: the target and the
+    candidates' spectra are those of the measurements (see :mod:`specfit.measured_spectrum`)."""
+    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
+                                                        measured.in_features, measured.out_features)
+    return SelectionPlan(entry, knob, candidates, base, measured.band, measured.target, inits, (),
+                         spectrum=spectrum, objective=objective, search=search, notes=tuple(measured.notes),
+                         measured=measured)
 
 
 def evaluation_points(coords: torch.Tensor, plan: SelectionPlan) -> torch.Tensor:
@@ -367,7 +411,7 @@ class _Search:
         if start >= stop:
             return
         outputs = self.evaluator.outputs(self.plan.candidates[k], start, stop)
-        vectors = spectra(outputs, self.plan.band, self.plan.per_frame)
+        vectors = self.plan.vectors(outputs)
         self.distances[k] += wasserstein(self.target, vectors).tolist()
         self.spectra_sum[k] += vectors.sum(dim=0)
         self.done += stop - start
@@ -471,8 +515,9 @@ def fresh_select(
 
     Args:
         values: target ``(C, *spatial)`` as training sees it; any value range (spectra ignore
-            scale and mean).
-        coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use.
+            scale and mean). Unused with a measured plan (:func:`plan_measured_selection`).
+        coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use
+            (with a measured plan, only its device counts).
         model: registry name; its knob is searched.
         params: fixed hyperparameters (the knob's value in them is ignored).
         grid: candidate knob values (default: the registry's grid).
@@ -492,13 +537,16 @@ def fresh_select(
     plan = plan or plan_selection(values, model, params, grid, inits, bins, per_frame)
     entry, knob, candidates, base = plan.entry, plan.knob, plan.candidates, plan.base
     target = plan.target.to(coords.device)
-    in_features, out_features = coords.shape[1], values.shape[0]
+    if plan.measured is not None:
+        in_features, out_features = plan.measured.in_features, plan.measured.out_features
+    else:
+        in_features, out_features = coords.shape[1], values.shape[0]
 
     def build(value: ParamValue) -> torch.nn.Module:
         spectral = {**base, **entry.selection_overrides, knob: value}
         return entry.build(in_features, out_features, **resolve_params(entry, spectral))
 
-    evaluator = InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+    evaluator = _evaluator(build, coords, plan, seed)
     search = _Search(plan, evaluator, target, progress)
     numeric = all(isinstance(v, int | float) for v in candidates)
     bracketed = plan.search == "bracket" and numeric and len(candidates) >= MIN_BRACKET
@@ -531,6 +579,13 @@ def fresh_select(
     return selection
 
 
+def _evaluator(build: Callable[[ParamValue], torch.nn.Module], coords: torch.Tensor, plan: SelectionPlan,
+               seed: int) -> InitEvaluator:
+    if plan.measured is not None:
+        return InitEvaluator(build, coords, (), seed, plan.inits, observe=plan.measured.observe)
+    return InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+
+
 def init_spectrum(
     coords: torch.Tensor,
     model: str,
@@ -541,10 +596,12 @@ def init_spectrum(
     """Mean spectrum (in ``plan``'s band) of one configuration's untrained outputs, for reports."""
     entry = get_entry(model)
     resolved = resolve_params(entry, {**params, **entry.selection_overrides})
+    measured = plan.measured
+    in_features = coords.shape[1] if measured is None else measured.in_features
+    out_features = plan.output_shape[0] if measured is None else measured.out_features
 
     def build(_: ParamValue) -> torch.nn.Module:
-        return entry.build(coords.shape[1], plan.output_shape[0], **resolved)
+        return entry.build(in_features, out_features, **resolved)
 
-    evaluator = InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
-    outputs = evaluator.outputs(None, 0, plan.inits)
-    return spectra(outputs, plan.band, plan.per_frame).mean(dim=0).tolist()
+    outputs = _evaluator(build, coords, plan, seed).outputs(None, 0, plan.inits)
+    return plan.vectors(outputs).mean(dim=0).tolist()

@@ -274,18 +274,29 @@ def signal_band(
         return Band(n, edge=float(n)), [note] if note else []
     segment = SEGMENT if len(spatial) == 1 and spatial[0] >= 2 * SEGMENT else None
     batch = _frames(values.unsqueeze(0)) if per_frame else values.unsqueeze(0)
-    magnitude = magnitudes(batch, segment)
+    band, notes = content_band(magnitudes(batch, segment), objective, bins)
+    if segment:
+        band = Band(band.bins, band.width, segment, band.edge * spatial[0] / segment)
+    return band, notes
+
+
+def content_band(
+    magnitude: torch.Tensor, objective: str = "fit", bins: int | None = None
+) -> tuple[Band, list[str]]:
+    """The signal band of DFT magnitudes ``(B, *cube)`` (summed over the batch): up to twice the
+    radius holding ``BAND_POWER[objective]`` of the power, at most half the side; and notes."""
     half = magnitude.shape[-1] // 2
     resolve_bins((2 * half,), bins)  # the same limits as the published definition
     power = pooled_bins(magnitude.square(), Band(half)).sum(dim=0)
+    if not bool(power.sum() > 0):
+        raise SpecfitError("the measurements have no energy besides their mean: no spectrum to match")
     content = band_edge(power, BAND_POWER[objective])
     edge = min(half, BAND_MARGIN * content)
     n = min(bins or DEFAULT_BINS, edge)
     notes = []
     if n < (bins or DEFAULT_BINS):
         notes.append(f"spectrum size reduced to {n} bins: the signal's band ends at frequency {edge}")
-    scale = spatial[0] / segment if segment else 1.0
-    return Band(n, edge / n, segment, edge * scale), notes
+    return Band(n, edge / n, None, float(edge)), notes
 
 
 def spectra(batch: torch.Tensor, band: Band, per_frame: bool = False) -> torch.Tensor:

@@ -24,6 +24,7 @@ from pathlib import Path
 from specfit.errors import SpecfitError
 from specfit.executor import Task, run_tasks
 from specfit.settings import FitSettings
+from specfit.signals.measured import is_builtin
 from specfit.training import FitOptions
 
 PROFILES = ("quick", "paper")
@@ -324,16 +325,77 @@ def tuner(profile: str) -> Suite:
     )
 
 
+MEASURED_FF = {  # Tancik et al. 2020: PSNR (none, basic, positional, Gaussian); NeRF at 400 px
+    "ct": (16.75, 23.31, 26.89, 28.33),
+    "mri": (26.14, 28.58, 32.23, 34.51),
+    "nerf": (22.41, 23.16, 25.28, 25.48),
+}
+MEASURED_MODELS = (("none", "relu"), ("basic", "ff-basic"), ("positional", "ff-positional"),
+                   ("gaussian", "ff-gaussian"))
+# Published scales (sigma, sigma_p) on the paper's [0, 1) coordinates; specfit's are in [-1, 1], so
+# the same frequencies are sigma / 2 and sigma_p - 1. NeRF's sigma is in world units, and specfit's
+# field divides world points by 1.5: sigma * 1.5.
+MEASURED_SCALES = {"ct": {"sigma": 2.0, "scale": 2.0}, "mri": {"sigma": 2.5, "scale": 3.0},
+                   "nerf": {"sigma": 9.0, "scale": 7.0}}
+MEASURED_LRS = {"ct": (1e-2, 1e-2, 1e-3, 1e-3), "mri": (2e-3,) * 4, "nerf": (1e-2, 5e-3, 5e-4, 5e-4)}
+
+
+def measured(profile: str) -> Suite:
+    """CT, MRI and NeRF: FreSh against the grid on measured spectra, and the Fourier-features rows."""
+    quick = profile == "quick"
+    brain = "volume/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    lego = "nerf/lego_train_100x100.npz"
+    signals = {
+        "ct": (("shepp-logan", "phantom-1"), {"measure": "ct", "resize": 64 if quick else 512}),
+        "mri": ((brain, "phantom3d-1"), {"measure": "mri", "resize": 24 if quick else 96}),
+        "nerf": ((lego,), {"resize": 32} if quick else {}),
+    }
+    steps = {"ct": 300 if quick else 1000, "mri": 200 if quick else 1000, "nerf": 300 if quick else 5000}
+    shape = {"width": 128, "hidden_layers": 2} if quick else {"width": 256, "hidden_layers": 3}
+    grids = {"ct": (0.5, 1.0, 2.0, 4.0, 8.0), "mri": (0.5, 1.0, 2.0, 4.0), "nerf": (1.0, 3.0, 9.0, 27.0)}
+    jobs: list[GridJob | FitJob] = []
+    for task, (sources, load) in signals.items():
+        params = {**shape, "features": 128} if quick else dict(shape)
+        jobs.append(GridJob(f"{task.upper()} Gaussian FF", "ff-gaussian", sources, params, load, steps[task],
+                            grids[task], {"lr": MEASURED_LRS[task][3]}))
+        for index, (label, model) in enumerate(MEASURED_MODELS):
+            scales = MEASURED_SCALES[task]
+            knob = {"ff-positional": {"scale": scales["scale"]}, "ff-gaussian": {"sigma": scales["sigma"]}}
+            job_params = {**shape, **knob.get(model, {})}
+            for source in sources:
+                jobs.append(FitJob(f"{task.upper()} {label}", model, source, job_params, load, steps[task],
+                                   {"lr": MEASURED_LRS[task][index]}, {},
+                                   {"psnr": MEASURED_FF[task][index]}))
+    return Suite(
+        "measured",
+        "Signals seen only through measurements (CT from 20 projections, MRI from 13 % of k-space, NeRF "
+        "from camera views): FreSh on measured spectra against the grid, and the Fourier-features rows at "
+        "the published scales",
+        tuple(jobs),
+        "CT: Shepp-Logan and a random phantom at 64 px, 300 steps; MRI: the brain volume and a random "
+        "phantom at 24^3, 200 steps; NeRF: Lego at 32 px, 300 steps of 1024 rays; ReLU 128 x 3"
+        if quick
+        else "CT at 512 px, 1000 steps; MRI at 96^3, 1000 steps; NeRF Lego at 100 px, 5000 steps; "
+        "ReLU 256 x 4",
+    )
+
+
 SUITES: dict[str, Callable[[str], Suite]] = {
     "fresh-images": fresh_images,
     "fresh-signals": fresh_signals,
     "ff-images": ff_images,
     "ff-shapes": ff_shapes,
     "tuner": tuner,
+    "measured": measured,
 }
 
 
 # --- running and reporting ---------------------------------------------------------------------
+
+
+def _source(data: Path, source: str) -> str:
+    """A job's signal: a path in the data folder, or a built-in phantom's name."""
+    return source if is_builtin(source) else str(data / source)
 
 
 def get_suite(name: str, profile: str) -> Suite:
@@ -353,7 +415,7 @@ def _fit_tasks(job: FitJob, data: Path, index: int) -> Task:
     settings = _settings(job.model, job.params, job.steps, job.fit, extra)
     from specfit.gridsearch import _digest
 
-    args = {"source": str(data / job.source), "load": job.load, "settings": settings.to_json()}
+    args = {"source": _source(data, job.source), "load": job.load, "settings": settings.to_json()}
     return Task(f"fit-{index:03d}-{job.model}-{_digest(args)}", "specfit.suites:fit_task", args)
 
 
@@ -382,7 +444,7 @@ def run_suite(
             s
             for job in suite.jobs
             for s in ((job.source,) if isinstance(job, FitJob) else job.sources)
-            if not (data / s).exists()
+            if not is_builtin(s) and not (data / s).exists()
         }
     )
     if missing:
@@ -394,7 +456,7 @@ def run_suite(
             settings = _settings(job.model, job.params, job.steps, job.fit,
                                  {k: v for k, v in (fresh or {}).items() if v is not None})
             summaries = grid_search(
-                [str(data / s) for s in job.sources],
+                [_source(data, s) for s in job.sources],
                 settings,
                 folder / "records",
                 job.grid,

@@ -69,6 +69,23 @@ class FitOptions:
             raise SpecfitError(f"--compile must be one of {', '.join(COMPILE_MODES)}")
 
 
+@dataclass(frozen=True)
+class Forward:
+    """How a model becomes measurements, for signals seen only through them (CT, MRI, NeRF).
+
+    Attributes:
+        apply: ``apply(model, x) -> (B, M)``: the measurements at ``x`` ``(B, k)`` (measurement
+            coordinates such as rays or k-space indices) predicted by ``model``; differentiable.
+        chunk: measurements per evaluation call (``None``: all at once, for operators that
+            evaluate the model on a whole grid whatever ``x`` holds).
+        eval_limit: measurements looked at by the periodic evaluation (a fixed random subset).
+    """
+
+    apply: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    chunk: int | None = None
+    eval_limit: int = 2**18
+
+
 @dataclass
 class FitResult:
     """What training produced; ``model`` holds the best parameters."""
@@ -84,10 +101,18 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def predict(model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
-    """Model output for ``(N, d)`` coordinates as ``(N, C)``, evaluated in chunks without gradients."""
+def predict(
+    model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK, forward: Forward | None = None
+) -> torch.Tensor:
+    """Model output for ``(N, d)`` coordinates as ``(N, C)``, evaluated in chunks without gradients
+    (through ``forward`` for measured signals: the predicted measurements at ``coords``)."""
+    if forward is not None:
+        chunk = forward.chunk or max(coords.shape[0], 1)
     with torch.inference_mode():
-        return torch.cat([model(coords[i : i + chunk]) for i in range(0, coords.shape[0], chunk)])
+        if forward is None:
+            return torch.cat([model(coords[i : i + chunk]) for i in range(0, coords.shape[0], chunk)])
+        pieces = [forward.apply(model, coords[i : i + chunk]) for i in range(0, coords.shape[0], chunk)]
+        return torch.cat(pieces)
 
 
 def spatial_gradient_magnitude(
@@ -142,20 +167,20 @@ def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def _evaluation_samples(
-    sampling: Sampling, seed: int
+    sampling: Sampling, seed: int, limit: int = EVAL_LIMIT
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Indices evaluated periodically, and which of them are training / held-out samples.
 
-    Every sample when there are at most :data:`EVAL_LIMIT`; otherwise a fixed seeded subset, so
+    Every sample when there are at most ``limit``; otherwise a fixed seeded subset, so
     evaluation of a long clip or a large volume stays a small part of training.
     """
     n = sampling.coords.shape[0]
     device = sampling.coords.device
-    if n <= EVAL_LIMIT:
+    if n <= limit:
         indices = torch.arange(n, device=device)
     else:
         generator = torch.Generator().manual_seed(seed)
-        indices = torch.randperm(n, generator=generator)[:EVAL_LIMIT].sort().values.to(device)
+        indices = torch.randperm(n, generator=generator)[:limit].sort().values.to(device)
     is_train = torch.zeros(n, dtype=torch.bool, device=device)
     is_train[sampling.train] = True
     train = is_train[indices]
@@ -182,15 +207,16 @@ class TrainStep:
     ``compile="on"`` compiles, ``"auto"`` compiles runs of at least :data:`AUTO_COMPILE_MIN_STEPS`
     steps, ``"off"`` never; models that do not support it (``compile_ok=False``) train eagerly
     with a note. If compilation fails, the step falls back to eager mode for good, with a note.
-    The loss is ``data_loss(model(x), y)`` plus ``model.regularization()`` when the model has it.
+    The loss is ``data_loss(model(x), y)`` (``forward.apply(model, x)`` for a measured signal) plus
+    ``model.regularization()`` when the model has it.
     """
 
     def __init__(self, model: nn.Module, data_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 options: FitOptions, compile_ok: bool) -> None:
+                 options: FitOptions, compile_ok: bool, forward: Forward | None = None) -> None:
         regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
 
         def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            value = data_loss(model(x), y)
+            value = data_loss(model(x) if forward is None else forward.apply(model, x), y)
             return value if regularization is None else value + regularization()
 
         self.notes: list[str] = []
@@ -242,15 +268,17 @@ class Evaluator:
     see :func:`_evaluation_samples`) and keeps the history of records."""
 
     def __init__(self, model: nn.Module, targets: torch.Tensor, sampling: Sampling, seed: int,
-                 score: Callable[[torch.Tensor, torch.Tensor], float], score_name: str) -> None:
-        indices, self.train, self.test = _evaluation_samples(sampling, seed)
+                 score: Callable[[torch.Tensor, torch.Tensor], float], score_name: str,
+                 forward: Forward | None = None) -> None:
+        limit = EVAL_LIMIT if forward is None else forward.eval_limit
+        indices, self.train, self.test = _evaluation_samples(sampling, seed, limit)
         self.coords, self.targets = sampling.coords[indices], targets[indices]
-        self.model, self.score, self.name = model, score, score_name
+        self.model, self.score, self.name, self.forward = model, score, score_name, forward
         self.history: list[dict] = []
 
     def __call__(self, step: int, loss: float) -> dict:
         """Evaluate now; returns the record ``{step, loss, NAME, NAME_train, NAME_test}``."""
-        pred, name, targets = predict(self.model, self.coords), self.name, self.targets
+        pred, name, targets = predict(self.model, self.coords, forward=self.forward), self.name, self.targets
         record = {
             "step": step,
             "loss": loss,
@@ -277,6 +305,7 @@ def fit_model(
     loss: str = "mse",
     score: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
     score_name: str = "psnr",
+    forward: Forward | None = None,
 ) -> FitResult:
     """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]``.
 
@@ -299,6 +328,9 @@ def fit_model(
         score: ``score(prediction, target) -> float``, higher is better, on raw model outputs;
             default: PSNR after ``to_unit``. The best model is the one with the best training score.
         score_name: the score's name in history records.
+        forward: for a signal seen only through measurements: ``coords`` are measurement
+            coordinates, ``targets`` the measurements, and the model is trained through
+            ``forward.apply`` (see :class:`Forward`).
 
     Signals with more than :data:`EVAL_LIMIT` samples are evaluated on a fixed random subset of
     that many samples.
@@ -310,8 +342,9 @@ def fit_model(
     generator = torch.Generator(device=coords_train.device).manual_seed(options.seed)
     optimiser = adam_optimizer(model, options.lr or lr, adam_betas, adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
-    step = TrainStep(model, _loss_function(loss), options, compile_ok)
-    evaluator = Evaluator(model, targets, sampling, options.seed, score or _psnr_score(to_unit), score_name)
+    step = TrainStep(model, _loss_function(loss), options, compile_ok, forward)
+    evaluator = Evaluator(model, targets, sampling, options.seed, score or _psnr_score(to_unit), score_name,
+                          forward)
     best = BestState()
     project = getattr(model, "project", None)  # models with constraints enforce them after each step
     interrupted, completed, last_loss, step_time = False, 0, math.nan, 0.0

@@ -12,6 +12,8 @@ from specfit.errors import SpecfitError
 from specfit.signals.base import Signal
 from specfit.signals.image import image_from_array, resize_image
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES, npy_header
+from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS, MEASURES
+from specfit.signals.measured import builtin_signal, ct_signal, is_builtin, mri_signal
 
 
 @dataclass
@@ -32,6 +34,10 @@ class LoadOptions:
         max_samples: grid signals: refuse, from the file's header and before decoding, one with
             more samples than this (pixels, frames x pixels of the kept video frames, voxels or
             audio frames; channels not counted). Checked on what is decoded, before ``resize``.
+        measure: see the signal only through measurements: ``"ct"`` (an image through
+            ``projections`` parallel-beam projections) or ``"mri"`` (a volume through a seeded
+            random ``kspace_fraction`` of its 3-D DFT, mask seed ``mask_seed``); ``None``: fit the
+            signal itself.
     """
 
     kind: str | None = None
@@ -42,6 +48,10 @@ class LoadOptions:
     frame_step: int = 1
     allow_open: bool = False
     max_samples: int = DEFAULT_MAX_SAMPLES
+    measure: str | None = None
+    projections: int = DEFAULT_PROJECTIONS
+    kspace_fraction: float = DEFAULT_KSPACE_FRACTION
+    mask_seed: int = 0
 
 
 def default_signal() -> Signal:
@@ -66,16 +76,33 @@ def _npy_kind(path: Path) -> str:
 
 
 def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> object:
-    """Load a signal from ``path`` (``None`` gives the bundled default image).
+    """Load a signal from ``path`` (``None`` gives the bundled default image; ``shepp-logan``,
+    ``phantom-SEED`` and ``phantom3d-SEED`` name built-in test objects, see
+    :mod:`specfit.signals.measured`), seen through measurements if ``options.measure`` says so.
 
     Returns a grid :class:`~specfit.signals.base.Signal` (image, audio, video, volume) or, for a
     mesh file, a :class:`specfit.signals.shape.Shape`, with ``load_options`` recording
     ``options`` so that a run can load it again.
     """
     options = options or LoadOptions()
-    signal = _load(path, options)
+    signal = _measured(_load(path, options), options)
     signal.load_options = asdict(options)
     return signal
+
+
+def _measured(signal: object, options: LoadOptions) -> object:
+    if options.measure is None:
+        return signal
+    if options.measure not in MEASURES:
+        raise SpecfitError(f"--task must be one of {', '.join(MEASURES)}, got {options.measure!r}")
+    kind = getattr(signal, "kind", None)
+    if options.measure == "ct":
+        if kind != "image":
+            raise SpecfitError(f"--task ct measures an image; this signal is a {kind}")
+        return ct_signal(signal, options.projections)
+    if kind != "volume":
+        raise SpecfitError(f"--task mri measures a volume; this signal is a {kind}")
+    return mri_signal(signal, options.kspace_fraction, options.mask_seed)
 
 
 def _load(path: str | Path | None, options: LoadOptions) -> object:
@@ -90,6 +117,8 @@ def _load(path: str | Path | None, options: LoadOptions) -> object:
     if path is None:
         signal = default_signal()
         return resize_image(signal, options.resize) if options.resize else signal
+    if not Path(path).exists() and is_builtin(str(path)):
+        return builtin_signal(str(path), options.resize)
     path = Path(path)
     if not path.exists():
         raise SpecfitError(f"no such file: {path}")

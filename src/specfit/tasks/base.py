@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.signals.sampling import Sampling
+from specfit.training import Forward
 
 
 @dataclass
@@ -24,12 +26,17 @@ class TrainingData:
     """Samples to train on.
 
     Attributes:
-        sampling: coordinates ``(N, d)`` and the train / held-out split.
-        targets: ``(N, C)`` in the model's value range (labels in {0, 1} for ``loss="bce"``).
+        sampling: coordinates ``(N, d)`` and the train / held-out split; for a measured signal,
+            measurement coordinates (rays, k-space indices ...).
+        targets: ``(N, C)`` in the model's value range (labels in {0, 1} for ``loss="bce"``), or
+            the measurements.
+        forward: how the model becomes measurements (``None``: the model's outputs are compared
+            with the targets directly).
     """
 
     sampling: Sampling
     targets: torch.Tensor
+    forward: Forward | None = None
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Task(ABC):
         score_name: the metric tracked during training (``"psnr"`` or ``"iou"``).
         per_frame: FreSh compares mean per-frame spectra (video).
         default_batch_size: samples per step when the user gives none (``None``: full batch).
+        compile_ok: whether the training step may be compiled (measured signals: no).
     """
 
     kind: str
@@ -66,6 +74,7 @@ class Task(ABC):
     score_name: str = "psnr"
     per_frame: bool = False
     default_batch_size: int | None = None
+    compile_ok: bool = True
 
     @property
     @abstractmethod
@@ -129,6 +138,12 @@ class Task(ABC):
         self, split: str, holdout: float, seed: int, value_range: str, device: torch.device
     ) -> TrainingData:
         """Samples and targets for training."""
+
+    def measured_spectrum(self, value_range: str, device: torch.device, spectrum: str, objective: str,
+                          bins: int | None) -> MeasuredSpectrum | None:
+        """FreSh's comparison in the measurement domain for a signal seen only through measurements
+        (``None``: compare spectra of the signal itself, from :meth:`spectrum_target`)."""
+        return None
 
     def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float] | None:
         """Training-time score of raw outputs against targets (``None``: PSNR)."""
