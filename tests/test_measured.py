@@ -78,7 +78,7 @@ def test_ct_fit_beats_its_start_and_reports_the_filtered_back_projection() -> No
     scores = run.metrics.scores
     assert scores["psnr"] > 15.0
     assert scores["psnr_fbp"] > 12.0 and scores["projections"] == 16
-    assert set(run.files) >= {"reconstruction.png", "fbp.png"}
+    assert set(run.files) >= {"reconstruction.png", "baseline-fbp.png"}
     assert run.metrics.history[-1]["psnr_train"] > run.metrics.history[0]["psnr_train"] - 1e-9
 
 
@@ -135,9 +135,22 @@ def test_cli_fits_ct_and_refuses_a_mismatched_measurement(cli, tmp_path) -> None
     assert result.code == 0, result.err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["projections"] == 8 and metrics["psnr_fbp"] is not None
-    assert (out / "fbp.png").exists() and (out / "reconstruction.png").exists()
+    assert (out / "baseline-fbp.png").exists() and (out / "reconstruction.png").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["signal"]["kind"] == "ct" and config["load"]["measure"] == "ct"
     bad = cli("fit", "shepp-logan", "--task", "mri", "--out", str(tmp_path / "bad"))
     assert bad.code == 2 and bad.err.startswith("error:") and "volume" in bad.err
     assert not (tmp_path / "bad").exists()
+
+
+def test_select_and_spectrum_commands_use_the_measurements(cli) -> None:
+    result = cli("select", "phantom-1", "--task", "ct", "--resize", "48", "--model", "ff-gaussian", "--inits",
+                 "3", "--grid", "0.05,2,40", "--search", "full", "--device", "cpu", "--json")
+    assert result.code == 0, result.err
+    selection = result.json()
+    w = {row["value"]: row["w_mean"] for row in selection["table"]}
+    assert selection["chosen"] == 2.0 and w[0.05] > w[2.0] < w[40.0]
+    spectrum = cli("spectrum", "phantom-1", "--task", "ct", "--resize", "48", "--json").json()
+    task = task_for(load_signal("phantom-1", LoadOptions(measure="ct", resize=48)))
+    measured = task.measured_spectrum("unit", torch.device("cpu"), "published", "fit", None)
+    assert np.allclose(spectrum["spectrum"], measured.target.numpy())

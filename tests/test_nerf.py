@@ -46,6 +46,7 @@ def test_fit_renders_held_out_views_and_writes_a_turntable(tmp_path) -> None:
     out = tmp_path / "run"
     run.save(out)
     assert (out / "turntable.mp4").stat().st_size > 0
+    assert np.load(out / "occupancy.npy").dtype == np.bool_
     config = json.loads((out / "config.json").read_text())
     assert config["signal"]["kind"] == "nerf" and config["out_features"] == 4
     from specfit.render import render_run

@@ -192,7 +192,7 @@ def select(
     from specfit.events import Event, Phase
     from specfit.models.registry import get_entry
     from specfit.pipeline import resolve_device
-    from specfit.selection import fresh_select, plan_selection
+    from specfit.selection import fresh_select, plan_measured_selection, plan_selection
     from specfit.tasks import task_for
 
     settings = FitSettings(model=model, spectrum=spectrum, objective=objective, search=search, split=split,
@@ -201,12 +201,18 @@ def select(
     entry = get_entry(model)
     task = task_for(_as_signal(signal), shape_target, video_spectrum)
     task.check_split(split)
-    values, coords = task.spectrum_target(entry.value_range, resolve_device(device), split, holdout, seed)
+    device_ = resolve_device(device)
     base = {**task.model_params(entry.defaults), **params}
     if grid is None and entry.knob is not None:
         grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame,
-                          settings.resolved_spectrum(task.kind), settings.resolved_objective(), search)
+    band, goal = settings.resolved_spectrum(task.kind), settings.resolved_objective()
+    measured = task.measured_spectrum(entry.value_range, device_, band, goal, bins)
+    if measured is not None:  # CT, MRI, NeRF: spectra of what is measured
+        plan = plan_measured_selection(measured, entry.name, base, grid, inits, band, goal, search)
+        values, coords = torch.empty(0), torch.empty(0, task.in_features, device=device_)
+    else:
+        values, coords = task.spectrum_target(entry.value_range, device_, split, holdout, seed)
+        plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame, band, goal, search)
     return fresh_select(values, coords, entry.name, seed=seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
 
@@ -216,13 +222,17 @@ def spectrum(
     objective: str = "fit",
 ) -> np.ndarray:
     """The signal's normalised spectrum vector FreSh matches (``bins`` values at most; a clip: the
-    mean of its frames' spectra unless ``video_spectrum="3d"``); ``band`` is ``"signal"`` or
-    ``"published"`` (default: the signal type's, see :class:`FitSettings`)."""
+    mean of its frames' spectra unless ``video_spectrum="3d"``; CT, MRI and NeRF: the spectrum of
+    the measurements); ``band`` is ``"signal"`` or ``"published"`` (default: the signal type's, see
+    :class:`FitSettings`)."""
     from specfit.spectra import signal_band, signal_spectrum
     from specfit.tasks import task_for
 
     task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
-    values, _ = task.spectrum_target("unit", torch.device("cpu"))
     band = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
+    measured = task.measured_spectrum("unit", torch.device("cpu"), band, objective, bins)
+    if measured is not None:  # CT, MRI, NeRF: the spectrum of the measurements
+        return measured.target.cpu().numpy()
+    values, _ = task.spectrum_target("unit", torch.device("cpu"))
     resolved, _ = signal_band(values, band, objective, bins, task.per_frame)
     return signal_spectrum(values, resolved, task.per_frame).numpy()

@@ -161,22 +161,27 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     from specfit.spectra import signal_band, signal_spectrum
 
     task = _task(args)
-    values, _ = task.spectrum_target("unit", torch.device("cpu"))
     from specfit.settings import FitSettings
 
     spectrum = FitSettings(spectrum=args.spectrum).resolved_spectrum(task.kind)
-    band, notes = signal_band(values, spectrum, "fit", args.bins, task.per_frame)
-    spectrum = signal_spectrum(values, band, task.per_frame).tolist()  # a clip: mean of its frames
+    measured = task.measured_spectrum("unit", torch.device("cpu"), spectrum, "fit", args.bins)
+    if measured is not None:  # CT, MRI, NeRF: the spectrum of the measurements
+        band, notes, vector = measured.band, measured.notes, measured.target.tolist()
+    else:
+        values, _ = task.spectrum_target("unit", torch.device("cpu"))
+        band, notes = signal_band(values, spectrum, "fit", args.bins, task.per_frame)
+        vector = signal_spectrum(values, band, task.per_frame).tolist()  # a clip: mean of its frames
     if args.json:
-        print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": spectrum}))
+        print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": vector}))
         return 0
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     edge = f"frequency {band.edge:g} (cycles over the signal)"
     if task.kind == "audio":
         edge = f"{band.edge * task.signal.meta['sample_rate'] / values.shape[1]:.0f} Hz"
-    print(f"{task.headline()}, {band.bins} bins up to {edge} ({spectrum} spectrum)")
-    for m, value in enumerate(spectrum, start=1):
+    what = f"; {measured.description}" if measured is not None else ""
+    print(f"{task.headline()}, {band.bins} bins up to {edge} ({spectrum} spectrum{what})")
+    for m, value in enumerate(vector, start=1):
         print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
     return 0
 

@@ -91,12 +91,15 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
     if settings.compaction is not None and entry.compact is None:
         raise SpecfitError(f"model {entry.name} cannot be pruned or densified (only models with "
                            "integer-frequency inputs can, e.g. tuner)")
+    if settings.compaction is not None and task.measured:
+        raise SpecfitError(f"pruning and densification fit signals directly; a {task.kind} signal is fitted "
+                           "through its measurements")
     resolve_params(entry, settings.params)  # names the user's own unknown parameters
     params = resolve_params(entry, {**task.model_params(entry.defaults), **settings.params})
     size = check_buildable(entry, task.in_features, task.out_features, params)
     samples = min(settings.fit.batch_size or task.default_batch_size or task.sample_count, task.sample_count)
     check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
-               training_bytes(size, samples), device)
+               training_bytes(size, samples * task.points_per_sample), device)
     knob = entry.knob.name if entry.knob else None
     if knob is not None and knob in settings.params:
         return FitPlan(signal, settings, entry, task, device, "set", params)

@@ -304,7 +304,8 @@ def plan_nerf(config: dict, size: str | None, out: Path | None, run_dir: Path) -
     _check_limit(f"a {width} x {height} x {TURNTABLE_FRAMES}-frame turntable", values, 1)
 
     def write(model: nn.Module) -> str:
-        frames = turntable_frames(model, config["value_range"], config, (height, width), TURNTABLE_FRAMES)
+        frames = turntable_frames(model, config["value_range"], config, (height, width), TURNTABLE_FRAMES,
+                                  run_dir)
         write_video_frames(path, frames, TURNTABLE_FPS)
         return f"a {TURNTABLE_FRAMES}-frame turntable of {width} x {height}"
 

@@ -348,13 +348,14 @@ def measured(profile: str) -> Suite:
     signals = {
         "ct": (("shepp-logan", "phantom-1"), {"measure": "ct", "resize": 64 if quick else 512}),
         "mri": ((brain, "phantom3d-1"), {"measure": "mri", "resize": 24 if quick else 96}),
-        "nerf": ((lego,), {"resize": 32} if quick else {}),
+        "nerf": ((lego,), {"resize": 50} if quick else {}),
     }
-    steps = {"ct": 300 if quick else 1000, "mri": 200 if quick else 1000, "nerf": 300 if quick else 5000}
-    shape = {"width": 128, "hidden_layers": 2} if quick else {"width": 256, "hidden_layers": 3}
+    steps = {"ct": 300 if quick else 1000, "mri": 200 if quick else 1000, "nerf": 1000 if quick else 5000}
     grids = {"ct": (0.5, 1.0, 2.0, 4.0, 8.0), "mri": (0.5, 1.0, 2.0, 4.0), "nerf": (1.0, 3.0, 9.0, 27.0)}
     jobs: list[GridJob | FitJob] = []
     for task, (sources, load) in signals.items():
+        shape = {"width": 64 if task == "nerf" else 128, "hidden_layers": 2} if quick else {
+            "width": 256, "hidden_layers": 3}
         params = {**shape, "features": 128} if quick else dict(shape)
         jobs.append(GridJob(f"{task.upper()} Gaussian FF", "ff-gaussian", sources, params, load, steps[task],
                             grids[task], {"lr": MEASURED_LRS[task][3]}))
@@ -373,7 +374,8 @@ def measured(profile: str) -> Suite:
         "the published scales",
         tuple(jobs),
         "CT: Shepp-Logan and a random phantom at 64 px, 300 steps; MRI: the brain volume and a random "
-        "phantom at 24^3, 200 steps; NeRF: Lego at 32 px, 300 steps of 1024 rays; ReLU 128 x 3"
+        "phantom at 24^3, 200 steps (ReLU 128 x 3); NeRF: Lego at 50 px, 1000 steps of 1024 rays (ReLU "
+        "64 x 3)"
         if quick
         else "CT at 512 px, 1000 steps; MRI at 96^3, 1000 steps; NeRF Lego at 100 px, 5000 steps; "
         "ReLU 256 x 4",

@@ -42,6 +42,7 @@ class Scene:
         name: short name (the file stem).
         source: the path it was read from, if any.
         notes: what loading did (compositing, resizing, fewer views).
+        kind: ``"nerf"`` (a class attribute, as :attr:`specfit.signals.base.Signal.kind`).
     """
 
     images: torch.Tensor
@@ -57,6 +58,7 @@ class Scene:
 
     @property
     def views(self) -> int:
+        """The number of views ``V``."""
         return int(self.images.shape[0])
 
     @property
@@ -66,10 +68,12 @@ class Scene:
 
     @property
     def train_views(self) -> range:
+        """Indices of the training views: all but the last ``held_out``."""
         return range(0, self.views - self.held_out)
 
     @property
     def test_views(self) -> range:
+        """Indices of the test views: the last ``held_out``."""
         return range(self.views - self.held_out, self.views)
 
     def camera(self, view: int) -> tuple[int, int, float, torch.Tensor]:

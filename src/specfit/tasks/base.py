@@ -67,6 +67,9 @@ class Task(ABC):
         per_frame: FreSh compares mean per-frame spectra (video).
         default_batch_size: samples per step when the user gives none (``None``: full batch).
         compile_ok: whether the training step may be compiled (measured signals: no).
+        points_per_sample: network evaluations per training sample (NeRF: samples per ray), for
+            the memory check.
+        measured: the signal is seen only through measurements (CT, MRI, NeRF).
     """
 
     kind: str
@@ -75,6 +78,8 @@ class Task(ABC):
     per_frame: bool = False
     default_batch_size: int | None = None
     compile_ok: bool = True
+    points_per_sample: int = 1
+    measured: bool = False
 
     @property
     @abstractmethod

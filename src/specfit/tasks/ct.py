@@ -134,7 +134,7 @@ class CTTask(MeasuredGridTask):
                    f"{metrics['psnr_fbp']:.2f}), sinogram fit {metrics['psnr_train']:.2f} dB")
         outcome = Outcome(metrics, summary=summary)
         outcome.files["reconstruction.png"] = lambda path: write_image(path, recon, 8)
-        outcome.files["fbp.png"] = lambda path: write_image(path, fbp_t, 8)
+        outcome.files["baseline-fbp.png"] = lambda path: write_image(path, fbp_t, 8)
         outcome.views.append(("CT reconstruction", ct_figure(
             truth[0].numpy(), sinogram, fbp, recon[0].numpy(), (metrics["psnr_fbp"], metrics["psnr"]))))
         return outcome

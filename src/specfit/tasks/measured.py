@@ -25,6 +25,7 @@ class MeasuredGridTask(GridTask):
     """A grid signal seen only through measurements; subclasses define the measurement."""
 
     compile_ok = False
+    measured = True
 
     def __init__(self, signal) -> None:
         super().__init__(signal)

@@ -107,7 +107,7 @@ class MRITask(MeasuredGridTask):
         outcome = Outcome(metrics, summary=summary)
         signal = self.signal
         outcome.files["reconstruction.npy"] = lambda path: write_volume(path, recon, signal)
-        outcome.files["zero_filled.npy"] = lambda path: write_volume(path, baseline, signal)
+        outcome.files["baseline-zero-filled.npy"] = lambda path: write_volume(path, baseline, signal)
         outcome.views.append(("Central slices: network", slices_figure(truth, recon)))
         outcome.views.append(("Central slices: zero-filled inverse DFT (classical baseline)",
                               slices_figure(truth, baseline)))

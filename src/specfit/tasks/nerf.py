@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from specfit.errors import SpecfitError
 from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.metrics import psnr, ssim
 from specfit.operators.rendering import (
@@ -60,6 +61,7 @@ class NerfTask(Task):
 
     kind = "nerf"
     compile_ok = False
+    measured = True
     default_batch_size = BATCH_RAYS
 
     def __init__(self, scene: Scene, options: RenderOptions | None = None) -> None:
@@ -69,6 +71,7 @@ class NerfTask(Task):
         self.rays = torch.cat([torch.cat([o, d], dim=1) for o, d in rays])  # (V * H * W, 6)
         self.colours = scene.images.permute(0, 2, 3, 1).reshape(-1, 3)  # (V * H * W, 3)
         self.grid: OccupancyGrid | None = None
+        self.points_per_sample = self.options.coarse + self.options.fine
 
     @property
     def name(self) -> str:
@@ -217,6 +220,9 @@ class NerfTask(Task):
             write_video_frames(path, (self.render(model, value_range, pose) for pose in poses), TURNTABLE_FPS)
 
         outcome.files["turntable.mp4"] = turntable
+        if self.grid is not None:
+            mask = self.grid.mask.cpu().numpy()
+            outcome.files["occupancy.npy"] = lambda path: np.save(path, mask)
         outcome.views.append(("Held-out views: target, render, |error|", views_figure(truths[:4], tests[:4])))
         return outcome
 
@@ -237,14 +243,32 @@ def views_figure(targets: list[torch.Tensor], renders: list[torch.Tensor]) -> st
     return figure_uri(figure)
 
 
-def turntable_frames(model: nn.Module, value_range: str, config: dict, size: tuple[int, int], frames: int):
-    """Frames ``(3, H, W)`` of a saved NeRF run's turntable (for ``specfit render``), no occupancy grid."""
+def load_occupancy(path: Path, device: torch.device) -> OccupancyGrid | None:
+    """The occupancy grid a NeRF run saved (``occupancy.npy``: a bool cube), or ``None`` if absent."""
+    if not path.is_file():
+        return None
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SpecfitError(f"{path} is not a readable occupancy grid ({exc})") from None
+    if mask.dtype != np.bool_ or mask.ndim != 3 or len(set(mask.shape)) != 1 or mask.shape[0] > 1024:
+        raise SpecfitError(f"{path} must hold a bool cube of at most 1024^3 cells, got {mask.dtype} "
+                           f"{mask.shape}")
+    grid = OccupancyGrid(mask.shape[0], device=device)
+    grid.mask = torch.from_numpy(mask).to(device)
+    return grid
+
+
+def turntable_frames(model: nn.Module, value_range: str, config: dict, size: tuple[int, int], frames: int,
+                     run_dir: Path):
+    """Frames ``(3, H, W)`` of a saved NeRF run's turntable (for ``specfit render``), skipping the
+    empty space its saved occupancy grid marks (without it, floaters in space training never
+    rendered through show)."""
     signal = config["signal"]
-    height0 = signal["shape"][2]
     field = RadianceField(model, value_range)
-    focal = float(signal["focal"]) * size[0] / height0
-    radius = float(signal["radius"])
+    focal = float(signal["focal"]) * size[0] / signal["shape"][2]
     device = next(model.parameters()).device
-    for pose in turntable_poses(frames, radius=radius):
-        yield render_view(field, (size[0], size[1], focal, pose.to(device)), RenderOptions(),
+    grid = load_occupancy(run_dir / "occupancy.npy", device)
+    for pose in turntable_poses(frames, radius=float(signal["radius"])):
+        yield render_view(field, (size[0], size[1], focal, pose.to(device)), RenderOptions(), grid,
                           near=float(signal["near"]), far=float(signal["far"])).clamp(0, 1).cpu()
