@@ -85,3 +85,13 @@ def test_fresh_on_rendered_views_ranks_too_high_scales_last(shared_data) -> None
     selection = fresh_select(torch.empty(0), torch.empty(0, 3), "ff-gaussian", plan=plan)
     w = {row.value: row.w_mean for row in selection.table}
     assert w[0.5] < w[4.0] < w[40.0], w
+
+
+def test_early_batches_come_from_the_centre_of_the_training_views() -> None:
+    scene = tiny_scene(views=4, side=8)
+    data = task_for(scene).training_data("all", 0.1, 0, "unit", torch.device("cpu"))
+    centre = data.forward.pool(1)
+    rows, cols = (centre % 64) // 8, centre % 8
+    assert len(centre) == 2 * 16 and bool(((rows >= 2) & (rows < 6) & (cols >= 2) & (cols < 6)).all())
+    assert int(centre.max()) < 2 * 64  # training views only
+    assert data.forward.pool(1000) is None

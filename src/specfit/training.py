@@ -79,11 +79,15 @@ class Forward:
         chunk: measurements per evaluation call (``None``: all at once, for operators that
             evaluate the model on a whole grid whatever ``x`` holds).
         eval_limit: measurements looked at by the periodic evaluation (a fixed random subset).
+        pool: ``pool(step) -> (P,)`` positions among the training samples that step ``step``'s
+            mini-batch is drawn from, or ``None`` for all of them (e.g. NeRF's early steps on
+            the centre of the views).
     """
 
     apply: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     chunk: int | None = None
     eval_limit: int = 2**18
+    pool: Callable[[int], torch.Tensor | None] | None = None
 
 
 @dataclass
@@ -362,8 +366,12 @@ def fit_model(
             if full_batch:
                 x, y = coords_train, targets_train
             else:
-                idx = torch.randint(0, n_train, (options.batch_size,), generator=generator,
+                pool = forward.pool(number) if forward is not None and forward.pool is not None else None
+                size = n_train if pool is None else len(pool)
+                idx = torch.randint(0, size, (options.batch_size,), generator=generator,
                                     device=coords_train.device)
+                if pool is not None:
+                    idx = pool.to(idx.device)[idx]
                 x, y = coords_train[idx], targets_train[idx]
             value = step(x, y, optimiser)
             optimiser.step()
