@@ -154,3 +154,11 @@ def test_select_and_spectrum_commands_use_the_measurements(cli) -> None:
     task = task_for(load_signal("phantom-1", LoadOptions(measure="ct", resize=48)))
     measured = task.measured_spectrum("unit", torch.device("cpu"), "published", "fit", None)
     assert np.allclose(spectrum["spectrum"], measured.target.numpy())
+
+
+@pytest.mark.parametrize("band", ["published", "signal"])
+def test_mri_measured_spectrum_in_both_bands_on_a_small_volume(band: str) -> None:
+    task = task_for(load_signal("phantom3d-2", LoadOptions(measure="mri", resize=24)))
+    measured = task.measured_spectrum("unit", torch.device("cpu"), band, "fit", None)
+    assert 1 <= measured.band.bins <= 12
+    assert float(measured.target.sum()) == pytest.approx(1.0)

@@ -18,7 +18,7 @@ from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.metrics import psnr
 from specfit.operators.kspace import as_real, kspace_mask, sample_kspace, zero_filled
 from specfit.signals.volume import write_volume
-from specfit.spectra import DEFAULT_BINS, Band, band_vectors, content_band, resolve_bins
+from specfit.spectra import Band, band_vectors, content_band, resolve_bins
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.measured import MeasuredGridTask
 from specfit.tasks.volume import slices_figure
@@ -76,7 +76,7 @@ class MRITask(MeasuredGridTask):
             n, note = resolve_bins(self.signal.spatial_shape, bins)
             band, notes = Band(n, edge=float(n)), [note] if note else []
         else:
-            band, notes = content_band(target, objective, bins or DEFAULT_BINS)
+            band, notes = content_band(target, objective, bins)
 
         def observe(model: nn.Module) -> torch.Tensor:
             return self._magnitudes(self.image_of(model, value_range), mask)[0]  # (N, N, N)
