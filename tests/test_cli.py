@@ -89,7 +89,7 @@ ERROR_CASES: dict[str, Callable[[Path], list]] = {
         "select", _noise_png(t), "--model", "finer", "--grid=-1,1", "--inits", 2, "--json"],
     "model without knob": lambda t: ["select", _noise_png(t), "--model", "relu"],
     "unknown command": lambda t: ["frobnicate"],
-    "missing required option": lambda t: ["select", _noise_png(t)],
+    "missing required argument": lambda t: ["grid", "--model", "siren"],
 }
 
 

@@ -170,7 +170,7 @@ def test_models_lists_the_plugin(plugins: Plugins) -> None:
     row = next((i for i, line in enumerate(lines) if line.split()[:1] == ["toy"]), None)
     assert row is not None, done.stdout
     assert "toy plugin: learnable Fourier features" in lines[row]
-    assert "knob scale (default 2.0); FreSh grid 1.0..4.0 (3 values)" in lines[row + 1]
+    assert "knob scale (default 2); FreSh grid 1..4 (3 values)" in lines[row + 1]
     assert lines[0].startswith("siren "), "built-in models come first"
 
 

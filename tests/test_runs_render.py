@@ -18,7 +18,8 @@ from specfit.signals import grid_coordinates
 from specfit.signals.image import image_to_array
 from specfit.training import predict
 
-RUN_FILES = {"config.json", "metrics.json", "model.safetensors", "reconstruction.png", "report.html"}
+RUN_FILES = {"config.json", "metrics.json", "history.csv", "model.safetensors", "reconstruction.png",
+             "report.html"}
 
 
 def test_render_to_a_given_size(cli, fitted_run, tmp_path):

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
+from specfit import __version__
 from specfit.errors import SpecfitError
 from specfit.fresh_options import DEFAULT_OBJECTIVE, OBJECTIVES, SEARCHES, SPECTRA
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
@@ -36,6 +37,13 @@ class _Parser(argparse.ArgumentParser):
 
 MAX_GRID_VALUES = 1000
 MAX_SEED = 2**32 - 1
+
+
+def shown(value: object) -> str:
+    """A knob value as people write it: ``91`` rather than ``91.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def parse_grid(text: str) -> list[float]:
@@ -141,7 +149,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{e.name:<14} {e.summary}")
         if e.knob:
             g = e.knob.grid
-            print(f"{'':<14} knob {e.knob.name} (default {e.knob.default}); FreSh grid {g[0]}..{g[-1]} "
+            print(f"{'':<14} knob {e.knob.name} (default {shown(e.knob.default)}); FreSh grid "
+                  f"{shown(g[0])}..{shown(g[-1])} "
                   f"({len(g)} values): {e.knob.description}")
         else:
             print(f"{'':<14} no frequency knob (FreSh does not apply)")
@@ -207,11 +216,11 @@ def cmd_select(args: argparse.Namespace) -> int:
         mark = "  <- chosen" if row.value == selection.chosen else ""
         if row.inits:
             stderr = "-" if row.w_stderr is None else f"{row.w_stderr:.4f}"
-            print(f"{row.value!s:>10} {row.w_mean:9.4f} {stderr:>8} {row.inits:5d}{mark}")
+            print(f"{shown(row.value):>10} {row.w_mean:9.4f} {stderr:>8} {row.inits:5d}{mark}")
         else:
-            print(f"{row.value!s:>10} {'-':>9} {'-':>8} {0:5d}  (skipped by the search)")
-    print(f"{selection.knob} = {selection.chosen} ({selection.seconds:.1f} s, {selection.spectrum} spectrum, "
-          f"{selection.bins} bins, objective {selection.objective})")
+            print(f"{shown(row.value):>10} {'-':>9} {'-':>8} {0:5d}  (skipped by the search)")
+    print(f"{selection.knob} = {shown(selection.chosen)} ({selection.seconds:.1f} s, "
+          f"{selection.spectrum} spectrum, {selection.bins} bins, objective {selection.objective})")
     for note in selection.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -341,8 +350,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
     if metrics["selection"]:
         sel = metrics["selection"]
-        print(f"FreSh chose {sel['knob']} = {sel['chosen']} in {sel['seconds']:.1f} s "
-              f"(default {metrics['default_value']})")
+        print(f"FreSh chose {sel['knob']} = {shown(sel['chosen'])} in {sel['seconds']:.1f} s "
+              f"(default {shown(metrics['default_value'])})")
     print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
     print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
@@ -438,6 +447,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="specfit", description="Fit implicit neural representations; "
                      "choose the embedding frequency by FreSh.")
+    parser.add_argument("--version", action="version", version=f"specfit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def load_options(p: argparse.ArgumentParser) -> None:
@@ -557,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sel = sub.add_parser("select", help="FreSh selection only: print the distance table")
     sel.add_argument("signal")
-    sel.add_argument("--model", required=True)
+    sel.add_argument("--model", default="siren", help="model name (see `specfit models`; default siren)")
     fresh_options(sel)
     sel.add_argument("--split", default="holdout",
                      help="the split training would use (held-out samples stay out of the target)")

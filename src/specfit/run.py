@@ -222,8 +222,8 @@ class Run:
 
     def save(self, folder: str | Path, progress: Progress = ignore) -> Path:
         """Write the run folder (staged and renamed; an existing folder is replaced only when it
-        is a specfit run) and return its path. Loaded runs write their config, weights and
-        metrics; fresh ones add the reconstruction and the report."""
+        is a specfit run) and return its path. Loaded runs write their config, weights, metrics
+        and training history (``history.csv``); fresh ones add the reconstruction and the report."""
         folder = Path(folder)
         with run_lock(folder), deferred_interrupts():
             folder = check_writable_parent(folder)
@@ -232,11 +232,28 @@ class Run:
             with staged_directory(folder) as stage:
                 write_model(stage, self.model, config)
                 (stage / METRICS).write_text(dumps(metrics))
+                write_history(stage / HISTORY, self.metrics.history)
                 for name, write in self.files.items():
                     write(stage / name)
                 if self.report is not None:
                     self.report(stage / "report.html", metrics, config)
         return folder
+
+
+HISTORY = "history.csv"
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """The training history as CSV: one row per evaluation (``step``, ``loss`` and the scores on
+    all, training and held-out samples; empty where a score does not apply)."""
+    import csv
+
+    columns = list(dict.fromkeys(key for record in history for key in record))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or ["step"])
+        writer.writeheader()
+        for record in history:
+            writer.writerow({key: "" if value is None else value for key, value in record.items()})
 
 
 def load_run(folder: str | Path, device: str = "cpu") -> Run:

@@ -59,8 +59,8 @@ def _umask() -> int:
 
 
 # What a run folder may hold: the files a fit writes and the renders written into it later.
-RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "report.html", "reconstruction.*", "render-*", "baseline-*",
-                     "turntable.*", "occupancy.*")
+RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", "report.html", "reconstruction.*", "render-*",
+                     "baseline-*", "turntable.*", "occupancy.*")
 CONFIG_MAX_BYTES = 1 << 20
 
 

@@ -1,0 +1,42 @@
+"""Small things users expect from the command line: --version, a default model for select,
+integer knob values shown as integers, and a per-evaluation history in every run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+import specfit
+from specfit.cli import main, shown
+
+
+def test_version_flag_prints_the_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"specfit {specfit.__version__}"
+
+
+def test_integral_values_are_shown_without_a_decimal_point() -> None:
+    assert (shown(91.0), shown(2.5), shown(40), shown(None)) == ("91", "2.5", "40", "None")
+
+
+def test_select_defaults_to_siren(cli, images) -> None:
+    result = cli("select", images["noise32"], "--inits", "2", "--grid", "10,30", "--device", "cpu", "--json",
+                 "--set", "width=16", "--set", "hidden_layers=1")
+    assert result.code == 0, result.err
+    assert result.json()["knob"] == "omega_0"
+
+
+def test_every_run_writes_its_history_as_csv(cli, images, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = cli("fit", images["noise32"], "--no-fresh", "--steps", "4", "--eval-every", "2", "--set",
+                 "width=16", "--set", "hidden_layers=1", "--device", "cpu", "--compile", "off", "--out", out)
+    assert result.code == 0, result.err
+    with (out / "history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [int(row["step"]) for row in rows] == [record["step"] for record in history] == [2, 4]
+    assert float(rows[-1]["psnr_train"]) == history[-1]["psnr_train"]
