@@ -53,7 +53,7 @@ def test_folder_with_a_config_json_and_user_files_is_refused_untouched(cli, imag
     (project / "thesis.txt").write_text("years of work\n")
     (project / "config.json").write_text('{"learning_rate": 0.1}\n')
     before = snapshot(project)
-    line = one_error_line(cli("fit", images["noise32"], *FAST, "--out", project))
+    line = one_error_line(cli("fit", images["noise32"], *FAST, "--out", project, "--overwrite"))
     assert "not a specfit run" in line
     assert snapshot(project) == before
 
@@ -63,16 +63,25 @@ def test_a_run_with_a_users_file_added_is_refused(cli, images, tmp_path):
     assert cli("fit", images["noise32"], *FAST, "--out", out).code == 0
     (out / "notes.txt").write_text("my notes\n")
     before = snapshot(out)
-    line = one_error_line(cli("fit", images["noise32"], *FAST, "--out", out))
+    line = one_error_line(cli("fit", images["noise32"], *FAST, "--out", out, "--overwrite"))
     assert "notes.txt" in line
     assert snapshot(out) == before
 
 
-def test_a_run_and_its_renders_are_replaced(cli, images, tmp_path):
+def test_an_existing_run_is_refused_without_overwrite(cli, images, tmp_path):
+    out = tmp_path / "run"
+    assert cli("fit", images["noise32"], *FAST, "--out", out).code == 0
+    before = snapshot(out)
+    line = one_error_line(cli("fit", images["noise32"], *FAST, "--steps", "4", "--out", out))
+    assert "--overwrite" in line
+    assert snapshot(out) == before
+
+
+def test_a_run_and_its_renders_are_replaced_with_overwrite(cli, images, tmp_path):
     out = tmp_path / "run"
     assert cli("fit", images["noise32"], *FAST, "--out", out).code == 0
     assert cli("render", out, "--size", "8x8").code == 0
-    assert cli("fit", images["noise32"], *FAST, "--steps", "4", "--out", out).code == 0
+    assert cli("fit", images["noise32"], *FAST, "--steps", "4", "--out", out, "--overwrite").code == 0
     assert complete_run(out)["steps"] == 4
     assert not (out / "render-8x8.png").exists()
     assert leftovers(out) == []

@@ -329,6 +329,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     plan = plan_fit(_load(args), settings)
     task = plan.task
     out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise SpecfitError(f"{out} exists; give --overwrite to replace it, or another --out")
     check_writable_parent(out)
     if not args.json:
         print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
@@ -520,7 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "file, or a built-in phantom (default: cameraman)")
     training_options(fit, f"optimiser steps (default {DEFAULT_STEPS}; {DEMO_STEPS} for the bundled image)")
     fit.add_argument("--no-fresh", action="store_true", help="train the knob's default value")
-    fit.add_argument("--out", default=None, help="run directory (default: runs/NAME-MODEL)")
+    fit.add_argument("--out", default=None,
+                     help="run directory (default: runs/NAME-MODEL, numbered when taken)")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace an existing run in --out (otherwise refused; only a specfit run is "
+                     "ever replaced)")
     compaction = fit.add_argument_group("compaction (tuner models)")
     compaction.add_argument("--prune-to", type=int, default=None, metavar="M",
                             help="after training, prune the input frequencies down to M")
