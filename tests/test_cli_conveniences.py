@@ -10,6 +10,7 @@ import pytest
 
 import specfit
 from specfit.cli import main, shown
+from specfit.render import scaled_size
 
 
 def test_version_flag_prints_the_version(capsys) -> None:
@@ -40,3 +41,21 @@ def test_every_run_writes_its_history_as_csv(cli, images, tmp_path) -> None:
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [int(row["step"]) for row in rows] == [record["step"] for record in history] == [2, 4]
     assert float(rows[-1]["psnr_train"]) == history[-1]["psnr_train"]
+
+
+def test_render_size_can_be_a_factor_of_the_signals_size(cli, images, tmp_path) -> None:
+    out = tmp_path / "run"
+    assert cli("fit", images["portrait_rgb"], "--no-fresh", "--steps", "2", "--set", "width=16", "--set",
+               "hidden_layers=1", "--device", "cpu", "--compile", "off", "--out", out).code == 0
+    result = cli("render", out, "--size", "2x", "--device", "cpu")
+    assert result.code == 0, result.err
+    assert (out / "render-64x80.png").exists()  # the image is 32 wide and 40 high
+    assert cli("render", out, "--size", "0x").code == 2
+
+
+def test_size_factors_follow_each_kinds_size_convention() -> None:
+    assert scaled_size("2x", "audio", {"shape": [1, 1000]}) == "2000"
+    assert scaled_size("0.5x", "volume", {"shape": [1, 10, 20, 30]}) == "5x10x15"
+    assert scaled_size("2x", "shape", {}) == "512"
+    assert scaled_size("1.5x", "video", {"shape": [3, 8, 20, 40]}) == "60x30"
+    assert scaled_size("64x48", "image", {"shape": [3, 10, 10]}) == "64x48"

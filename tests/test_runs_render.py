@@ -34,7 +34,7 @@ def test_render_to_a_given_size(cli, fitted_run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "option, value", [("--size", "40by24"), ("--size", "0x10"), ("--size", "40x"), ("--out", "x.jpg")]
+    "option, value", [("--size", "40by24"), ("--size", "0x10"), ("--size", "x40"), ("--out", "x.jpg")]
 )
 def test_render_option_errors(cli, fitted_run, tmp_path, monkeypatch, option, value):
     """Malformed or out-of-range --size, or a non-PNG --out, is a one-line error and writes nothing."""

@@ -598,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("run_dir")
     ren.add_argument("--size", default=None,
                      help="image or video WIDTHxHEIGHT; audio: samples; volume: DxHxW; shape: grid "
-                     "resolution (default: the signal's; shapes 256)")
+                     "resolution; or a factor of the signal's size, e.g. 2x (default: the signal's; "
+                     "shapes 256)")
     ren.add_argument("--out", default=None,
                      help="output file (default: RUN_DIR/render-SIZE.png/.wav/.mp4/.npy/.ply)")
     ren.add_argument("--device", default="auto")

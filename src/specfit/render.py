@@ -12,6 +12,7 @@ gather their marching-cubes grid, both within the limit.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +313,31 @@ def plan_nerf(config: dict, size: str | None, out: Path | None, run_dir: Path) -
     return RenderJob(path, write)
 
 
+def scaled_size(size: str | None, kind: str, signal: dict) -> str | None:
+    """``size`` with a factor such as ``"2x"`` or ``"0.5x"`` turned into the kind's explicit size
+    (the signal's own size times the factor, rounded, at least 1; shapes scale the default
+    marching-cubes resolution); any other ``size`` is returned as given."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)x", (size or "").strip().lower())
+    if match is None:
+        return size
+    factor = float(match.group(1))
+    if not 0.0 < factor <= 1000.0:
+        raise SpecfitError(f"--size factor must be above 0 and at most 1000, got {size}")
+
+    def times(n: int) -> int:
+        return max(1, round(n * factor))
+
+    if kind == "shape":
+        return str(times(DEFAULT_RESOLUTION))
+    shape = signal["shape"]
+    if kind == "audio":
+        return str(times(shape[1]))
+    if kind in ("volume", "mri"):
+        return "x".join(str(times(n)) for n in shape[1:])
+    height, width = shape[-2:]  # images, CT, video frames, NeRF views: WIDTHxHEIGHT
+    return f"{times(width)}x{times(height)}"
+
+
 def render_run(
     run_dir: Path, size: str | None = None, out: Path | None = None, device: str = "auto"
 ) -> RenderResult:
@@ -321,7 +347,8 @@ def render_run(
         run_dir: a complete run folder (:func:`specfit.run_config.check_complete_run`).
         size: images and video ``"WIDTHxHEIGHT"``, audio a number of samples (the clip's duration
             is kept: the sample rate scales), volumes ``"DxHxW"``, shapes the marching-cubes grid
-            resolution; ``None`` draws the signal's own grid (shapes: 256).
+            resolution; or a factor of the signal's own size, ``"2x"`` (see :func:`scaled_size`);
+            ``None`` draws the signal's own grid (shapes: 256).
         out: the file to write, ``.png``, ``.wav``, ``.mp4``/``.mov``/``.mkv``,
             ``.npy``/``.nii``/``.nii.gz`` or ``.ply``/``.obj`` by kind; default
             ``run_dir/render-SIZE.png`` (``.wav``, ``.mp4``, ``.npy``, ``.ply``).
@@ -336,6 +363,7 @@ def render_run(
     run_dir = Path(run_dir)
     check_complete_run(run_dir)
     config = read_config(run_dir, RENDER_FIELDS)
-    job = get_kind(config["signal"].get("kind", "image")).render(config, size, out, run_dir)
+    kind = config["signal"].get("kind", "image")
+    job = get_kind(kind).render(config, scaled_size(size, kind, config["signal"]), out, run_dir)
     model, _ = load_model(run_dir, resolve_device(device), config)
     return RenderResult(job.out, job.write(model))
