@@ -1,4 +1,4 @@
-"""The Fourier-features 3-D occupancy protocol (methods.md 2.2) on the armadillo, at a reduced budget.
+"""The Fourier-features 3-D occupancy protocol (Tancik et al. 2020) on the armadillo, at a reduced budget.
 
 ReLU MLPs with no mapping, the basic mapping, positional encoding and Gaussian features are fitted
 to the occupancy of ../shared/data/meshes/armadillo.obj with cross-entropy on batches of 32^3

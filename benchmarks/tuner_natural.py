@@ -4,8 +4,8 @@ Every model has one frozen or first-layer embedding of 256 features, one hidden 
 linear output (about 67k parameters): TUNER (bounded integer frequencies), the uniform-integer
 init, SIREN and FINER (one hidden layer) and Gaussian Fourier features (128 frequencies, one
 ReLU layer). Each is trained with its default knob and learning rate, full batch, 5 % of the pixels
-held out (methods.md 3). Prints training, held-out and gradient PSNR and writes
-results/tuner_natural_<size>px_<steps>steps.json.
+held out (the TUNER protocol, Aldana et al., CVPR 2025). Prints training, held-out and gradient
+PSNR and writes results/tuner_natural_<size>px_<steps>steps.json.
 
     python benchmarks/tuner_natural.py --size 256 --steps 300 --images 2
 """

@@ -1,4 +1,4 @@
-"""Pruning a TUNER network, after seed 001's example (2-300-300-3, 92 100 -> 19 380 parameters).
+"""Pruning a TUNER network, after the TUNER talk's example (2-300-300-3, 92 100 -> 19 380 parameters).
 
 Trains a 300-input, 300-wide TUNER on one natural image, then prunes to ``--prune-to`` input
 frequencies (ramped L1 on the weakest columns, removal, fine-tuning) and prints parameter counts
