@@ -59,3 +59,10 @@ def test_size_factors_follow_each_kinds_size_convention() -> None:
     assert scaled_size("2x", "shape", {}) == "512"
     assert scaled_size("1.5x", "video", {"shape": [3, 8, 20, 40]}) == "60x30"
     assert scaled_size("64x48", "image", {"shape": [3, 10, 10]}) == "64x48"
+
+
+def test_headlines_give_sizes_as_render_takes_them(images) -> None:
+    from specfit.tasks import task_for
+
+    portrait = task_for(specfit.load_signal(images["portrait_rgb"]))  # 32 wide, 40 high
+    assert "32 x 40" in portrait.headline()

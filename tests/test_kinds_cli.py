@@ -251,10 +251,10 @@ def test_audio_max_seconds_and_sample_rate_apply(cli, tone, tmp_path):
     new length and rate."""
     result = cli("spectrum", tone[0], "--max-seconds", 0.025)
     assert result.code == 0, result.err
-    assert "(audio, stereo, 200)" in result.out.splitlines()[0]
+    assert "(audio, stereo, 200 samples)" in result.out.splitlines()[0]
     result = cli("spectrum", tone[0], "--sample-rate", 4000)
     assert result.code == 0, result.err
-    assert "(audio, stereo, 200)" in result.out.splitlines()[0]
+    assert "(audio, stereo, 200 samples)" in result.out.splitlines()[0]
 
     out = tmp_path / "run"
     result = cli("fit", tone[0], *FIT, "--max-seconds", 0.025, "--sample-rate", 4000, "--out", out)
@@ -509,10 +509,10 @@ def test_video_render_size(cli, video_run):
 def test_video_frame_step_and_max_frames(cli, clip):
     result = cli("spectrum", clip[0], "--frame-step", 2)
     assert result.code == 0, result.err
-    assert "(video, RGB, 2 x 16 x 24)" in result.out.splitlines()[0]
+    assert "(video, RGB, 2 frames of 24 x 16)" in result.out.splitlines()[0]
     result = cli("spectrum", clip[0], "--max-frames", 3)
     assert result.code == 0, result.err
-    assert "(video, RGB, 3 x 16 x 24)" in result.out.splitlines()[0]
+    assert "(video, RGB, 3 frames of 24 x 16)" in result.out.splitlines()[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,7 +760,7 @@ def test_real_files_have_spectra(cli, shared_data):
     """spectrum on the shared recording, clip and MRI template, shrunk by the loading options."""
     cases = [
         (["audio/bach.wav", "--max-seconds", 0.05, "--sample-rate", 8000], "(audio,"),
-        (["video/bikes.mp4", "--max-frames", 2, "--resize", 16], "(video, RGB, 2 x 16 x"),
+        (["video/bikes.mp4", "--max-frames", 2, "--resize", 16], "(video, RGB, 2 frames of"),
         (["volume/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "--resize", 16], "(volume,"),
     ]
     for (name, *options), headline in cases:

@@ -49,7 +49,15 @@ class GridTask(Task):
         return self.signal.describe()
 
     def headline(self) -> str:
-        shape = " x ".join(map(str, self.signal.spatial_shape))
+        """Sizes as ``specfit render --size`` takes them: images ``WIDTH x HEIGHT``, video frames
+        and frame count, volumes ``D x H x W``, audio samples."""
+        spatial = self.signal.spatial_shape
+        if len(spatial) == 2:
+            shape = f"{spatial[1]} x {spatial[0]}"
+        elif self.kind == "video":
+            shape = f"{spatial[0]} frames of {spatial[2]} x {spatial[1]}"
+        else:
+            shape = " x ".join(map(str, spatial)) + (" samples" if len(spatial) == 1 else "")
         return f"{self.signal.name} ({self.kind}, {self.signal.mode}, {shape})"
 
     def spectrum_target(
