@@ -38,6 +38,14 @@ def figure_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def show_error(figure: Figure, axis: Axes, error: np.ndarray, title: str = "|error|") -> None:
+    """Draw a non-negative ``(H, W)`` error map (inferno, from 0 to its maximum) with a colour bar."""
+    shown = axis.imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
+    axis.set_title(title)
+    axis.axis("off")
+    figure.colorbar(shown, ax=axis, fraction=0.046)
+
+
 def show_image(axis: Axes, image: torch.Tensor, title: str) -> None:
     """Draw a ``(C, H, W)`` image in [0, 1] (1 channel grey, 2 grey + alpha, 3-4 colour) without axes."""
     array = image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()

@@ -22,7 +22,7 @@ from torch import nn
 from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.metrics import psnr, ssim
 from specfit.operators.projection import circle_mask, filtered_back_projection, project, projection_angles
-from specfit.report import figure_uri, subplots
+from specfit.report import figure_uri, show_error, subplots
 from specfit.signals.image import write_image
 from specfit.spectra import signal_band, spectra
 from specfit.tasks.base import Outcome, TrainingData
@@ -44,11 +44,7 @@ def ct_figure(truth: np.ndarray, sinogram: np.ndarray, fbp: np.ndarray, recon: n
                     vmax=1 if image is not sinogram else None, aspect=aspect)
         axis.set_title(title)
         axis.axis("off")
-    error = np.abs(recon - truth)
-    shown = axes[4].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
-    axes[4].set_title("|network - truth|")
-    axes[4].axis("off")
-    figure.colorbar(shown, ax=axes[4], fraction=0.046)
+    show_error(figure, axes[4], np.abs(recon - truth), "|network - truth|")
     return figure_uri(figure)
 
 

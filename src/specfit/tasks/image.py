@@ -9,7 +9,7 @@ from torch import nn
 
 from specfit.metrics import gradient_psnr, ssim
 from specfit.render import unit_from_model
-from specfit.report import figure_uri, show_image, subplots
+from specfit.report import figure_uri, show_error, show_image, subplots
 from specfit.signals.image import write_image
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask, write_original_npy
@@ -21,11 +21,7 @@ def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     figure, axes = subplots(1, 3, figsize=(13, 4.6))
     show_image(axes[0], target, "target")
     show_image(axes[1], recon, "reconstruction")
-    error = (recon - target).abs().mean(dim=0).cpu().numpy()
-    shown = axes[2].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
-    axes[2].set_title("|error|")
-    axes[2].axis("off")
-    figure.colorbar(shown, ax=axes[2], fraction=0.046)
+    show_error(figure, axes[2], (recon - target).abs().mean(dim=0).cpu().numpy())
     return figure_uri(figure)
 
 
