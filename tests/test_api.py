@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,20 +15,8 @@ from PIL import Image
 import specfit
 from specfit.events import Phase
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = {"width": 16, "hidden_layers": 1}
 FAST = {"steps": 15, "eval_every": 5, "compile": "off", "device": "cpu", "inits": 2, "grid": [10.0, 40.0]}
-
-
-def readme_python_example() -> str:
-    section = README.read_text().split("## Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-def test_the_readme_python_example_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    exec(compile(readme_python_example(), "README.md", "exec"), {})
-    assert (tmp_path / "runs" / "cameraman-api" / "model.safetensors").is_file()
 
 
 def test_importing_specfit_changes_no_global_state():

@@ -9,7 +9,8 @@ import json
 import pytest
 
 import specfit
-from specfit.cli import main, shown
+from specfit.cli import main
+from specfit.formatting import shown
 from specfit.render import scaled_size
 
 

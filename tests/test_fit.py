@@ -17,7 +17,8 @@ from specfit.models import build_model
 from specfit.signals import grid_coordinates, make_sampling
 from specfit.training import FitOptions, predict
 
-RUN_FILES = {"config.json", "metrics.json", "history.csv", "model.safetensors", "reconstruction.png",
+RUN_FILES = {"config.json", "metrics.json", "history.csv", "checkpoint.safetensors", "model.safetensors",
+             "reconstruction.png",
              "report.html"}
 METRIC_KEYS = {"psnr", "psnr_train", "psnr_test", "ssim", "steps", "train_seconds", "params", "knob",
                "value", "selection"}

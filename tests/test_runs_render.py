@@ -18,7 +18,8 @@ from specfit.signals import grid_coordinates
 from specfit.signals.image import image_to_array
 from specfit.training import predict
 
-RUN_FILES = {"config.json", "metrics.json", "history.csv", "model.safetensors", "reconstruction.png",
+RUN_FILES = {"config.json", "metrics.json", "history.csv", "checkpoint.safetensors", "model.safetensors",
+             "reconstruction.png",
              "report.html"}
 
 

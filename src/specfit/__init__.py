@@ -22,6 +22,7 @@ _LAZY = {
     "fit": "specfit.api",
     "fit_settings": "specfit.api",
     "rerun": "specfit.api",
+    "resume": "specfit.api",
     "select": "specfit.api",
     "spectrum": "specfit.api",
     "load_run": "specfit.run",
@@ -42,11 +43,11 @@ _LAZY = {
 __all__ = [
     "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
     "RunConfig", "Selection", "SpecfitError", "__version__", "fit", "fit_settings", "load_run",
-    "load_signal", "register", "rerun", "select", "spectrum",
+    "load_signal", "register", "rerun", "resume", "select", "spectrum",
 ]
 
 if TYPE_CHECKING:
-    from specfit.api import fit, fit_settings, load_signal, rerun, select, spectrum
+    from specfit.api import fit, fit_settings, load_signal, rerun, resume, select, spectrum
     from specfit.compaction import CompactionPlan
     from specfit.events import Event, Phase
     from specfit.models.registry import Knob, ModelEntry, register

@@ -6,12 +6,13 @@ These names are importable from ``specfit`` itself.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from specfit.checkpoints import CheckpointSink
 from specfit.compaction import CompactionPlan
 from specfit.errors import SpecfitError
 from specfit.events import Progress, ignore
@@ -149,18 +150,55 @@ def fit_settings(signal: object, settings: FitSettings, progress: Progress = ign
     return fit_signal(_as_signal(signal), settings, progress)
 
 
+def _signal_again(config: RunConfig) -> object:
+    """A run's signal, loaded again from its source with the options it was loaded with."""
+    source = config.signal.get("source")
+    if not config.load or source is None:
+        raise SpecfitError("this run's signal was not loaded from a file, so it cannot be loaded again")
+    path = None if source == DEFAULT_SOURCE else source
+    return load_signal(path, **config.load)
+
+
 def rerun(run: Run | RunConfig | str | Path, progress: Progress = ignore) -> Run:
     """Fit a saved run's signal again with its settings (a run folder, a :class:`Run` or its
     config); the signal is loaded again from its source with the options it was loaded with."""
     if isinstance(run, str | Path):
         run = load_run(run)
     config = run.config if isinstance(run, Run) else run
-    source = config.signal.get("source")
-    if not config.load or source is None:
-        raise SpecfitError("this run's signal was not loaded from a file, so it cannot be loaded again")
-    path = None if source == DEFAULT_SOURCE else source
-    signal = load_signal(path, **config.load)
-    return fit_settings(signal, config.settings, progress)
+    return fit_settings(_signal_again(config), config.settings, progress)
+
+
+def resume(
+    folder: str | Path, steps: int | None = None, progress: Progress = ignore,
+    checkpoints: CheckpointSink | None = None, command: str | None = None,
+) -> Run:
+    """Continue the fit saved in ``folder`` from its checkpoint (``checkpoint.safetensors``).
+
+    The run may have been interrupted (Ctrl-C, SIGTERM, a killed job: the last periodic
+    checkpoint) or finished. Training goes on to the run's step count, or to ``steps`` when given
+    (at least the checkpoint's step), and ends with the weights an uninterrupted fit of as many
+    steps would have (bit for bit on the CPU; a ``cosine`` or ``exp`` schedule follows the new
+    step count from the checkpoint on). FreSh is not run again. Writes nothing unless
+    ``checkpoints`` is given; save the returned :class:`Run` to replace the folder.
+    """
+    from specfit.checkpoints import CHECKPOINT, read_checkpoint
+    from specfit.pipeline import plan_fit, run_plan
+    from specfit.runs import read_config
+
+    folder = Path(folder)
+    config = RunConfig.from_json(read_config(folder, weights=False))
+    if not (folder / CHECKPOINT).is_file():
+        raise SpecfitError(f"{folder} has no checkpoint ({CHECKPOINT}); it cannot be continued")
+    settings = config.settings
+    if steps is not None:
+        settings = replace(settings, fit=replace(settings.fit, steps=steps))
+    plan = plan_fit(_signal_again(config), settings)
+    plan.command = command if command is not None else config.command
+    checkpoint = read_checkpoint(folder / CHECKPOINT, plan.device)
+    if settings.fit.steps < checkpoint.state.step:
+        raise SpecfitError(f"{folder} has trained {checkpoint.state.step} steps already; --steps must be "
+                           "at least that")
+    return run_plan(plan, progress, checkpoints, resume=checkpoint)
 
 
 def select(

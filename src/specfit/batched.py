@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -111,6 +112,18 @@ class StackedMLP(nn.Module):
                 model.last.bias.copy_(state["last_b"][b])
 
 
+@dataclass
+class StackedResult:
+    """What :func:`train_stacked` did: each network's best step and evaluation history, the
+    seconds spent, the steps completed and whether Ctrl-C stopped it early."""
+
+    best_steps: list[int]
+    histories: list[list[dict]]
+    seconds: float
+    steps: int
+    interrupted: bool
+
+
 def train_stacked(
     models: Sequence[ActivationMLP],
     targets: torch.Tensor,
@@ -120,13 +133,15 @@ def train_stacked(
     to_unit: Callable[[torch.Tensor], torch.Tensor],
     adam_betas: tuple[float, float] = (0.9, 0.999),
     adam_eps: float = 1e-8,
-) -> tuple[list[int], float]:
+    on_step: Callable[[int], None] | None = None,
+) -> StackedResult:
     """Train ``models`` (on ``targets``' device) together by full-batch MSE, as
     :func:`~specfit.training.fit_model` would train each; each ends with its best parameters by
-    training PSNR at the evaluation steps. Returns the best step of each and the seconds spent.
+    training PSNR at the evaluation steps, also when Ctrl-C stops training early.
 
     ``targets`` is ``(N, C)``, one signal for every network (a knob grid), or ``(B, N, C)``, one
-    signal per network (one configuration on a folder of signals of the same size).
+    signal per network (one configuration on a folder of signals of the same size). Each
+    network's history holds ``step``, ``loss`` and PSNR on all, training and held-out samples.
     """
     from specfit.metrics import psnr
 
@@ -137,27 +152,45 @@ def train_stacked(
     per_signal = targets.dim() == 3
     samples = (slice(None),) if per_signal else ()
     x, y = sampling.coords[sampling.train], targets[(*samples, sampling.train)]
-    indices, eval_train, _ = _evaluation_samples(sampling, options.seed)
-    eval_x = sampling.coords[indices][eval_train]
-    eval_y = targets[(*samples, indices)][(*samples, eval_train)]
-    best_score = [-math.inf] * len(models)
-    best_step = [0] * len(models)
+    indices, eval_train, eval_test = _evaluation_samples(sampling, options.seed)
+    eval_x = sampling.coords[indices]
+    eval_y = targets[(*samples, indices)]
+    count = len(models)
+    best_score, best_step = [-math.inf] * count, [0] * count
+    histories: list[list[dict]] = [[] for _ in range(count)]
     best_state = {k: v.detach().clone() for k, v in stacked.state_dict().items()}
-    for step in range(1, options.steps + 1):
-        loss = (stacked(x) - y).square().mean(dim=(1, 2)).sum()
-        loss.backward()
-        optimiser.step()
-        optimiser.zero_grad(set_to_none=True)
-        scheduler.step()
-        if step % options.eval_every == 0 or step == options.steps:
-            with torch.inference_mode():
-                prediction = stacked(eval_x)
-            for b in range(len(models)):
-                score = psnr(to_unit(prediction[b]), to_unit(eval_y[b] if per_signal else eval_y))
-                if score > best_score[b]:
-                    best_score[b], best_step[b] = score, step
-                    with torch.no_grad():
-                        for key, value in stacked.state_dict().items():
-                            best_state[key][b] = value[b]
-    stacked.write_back(models, best_state)
-    return best_step, time.perf_counter() - started
+
+    def evaluate(step: int, losses: torch.Tensor) -> None:
+        with torch.inference_mode():
+            prediction = stacked(eval_x)
+        for b in range(count):
+            pred, goal = to_unit(prediction[b]), to_unit(eval_y[b] if per_signal else eval_y)
+            score = psnr(pred[eval_train], goal[eval_train])
+            histories[b].append({
+                "step": step, "loss": float(losses[b]), "psnr": psnr(pred, goal), "psnr_train": score,
+                "psnr_test": None if eval_test is None else psnr(pred[eval_test], goal[eval_test])})
+            if score > best_score[b]:
+                best_score[b], best_step[b] = score, step
+                with torch.no_grad():
+                    for key, value in stacked.state_dict().items():
+                        best_state[key][b] = value[b]
+
+    completed, interrupted = 0, False
+    try:
+        for step in range(1, options.steps + 1):
+            losses = (stacked(x) - y).square().mean(dim=(1, 2))
+            losses.sum().backward()
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            scheduler.step()
+            completed = step
+            if on_step is not None:
+                on_step(step)
+            if step % options.eval_every == 0 or step == options.steps:
+                evaluate(step, losses.detach())
+    except KeyboardInterrupt:
+        interrupted = True
+    if completed and not histories[0]:
+        evaluate(completed, torch.full((count,), math.nan))
+    stacked.write_back(models, best_state if histories[0] else None)
+    return StackedResult(best_step, histories, time.perf_counter() - started, completed, interrupted)

@@ -28,8 +28,8 @@ class Event:
 
     Attributes:
         phase: what is running.
-        done, total: units finished and planned (FreSh initialisations, optimiser steps);
-            ``total`` is ``None`` when unknown.
+        done: units finished (FreSh initialisations, optimiser steps).
+        total: units planned; ``None`` when unknown.
         message: set when a phase starts, e.g. ``"training siren (omega_0=60.0) for 200 steps"``.
         record: set at an evaluation: ``{"step", "loss", "psnr", "psnr_train", "psnr_test"}``
             (``iou`` instead of ``psnr`` for shapes).

@@ -85,9 +85,9 @@ def train_task(
     out = {}
     if batched and len(models) > 1 and can_stack(models, fit.fit, plan.task.loss_for(entry.value_range)):
         data = plan.task.training_data(fit.split, fit.holdout, fit.seed, entry.value_range, plan.device)
-        _, seconds = train_stacked(models, data.targets, data.sampling, fit.fit, entry.lr,
-                                   lambda v: unit_from_model(v, entry.value_range), entry.adam_betas,
-                                   entry.adam_eps)
+        seconds = train_stacked(models, data.targets, data.sampling, fit.fit, entry.lr,
+                                lambda v: unit_from_model(v, entry.value_range), entry.adam_betas,
+                                entry.adam_eps).seconds
         for value, model in zip(chosen, models, strict=True):
             metrics = plan.task.finish(model, entry.value_range, data, plan.device).metrics
             out[str(value)] = {"value": value, "seconds": seconds / len(models), "batched": True,

@@ -28,7 +28,8 @@ class MeasuredSpectrum:
             (in the layout ``vectors`` takes; evaluated without gradients).
         vectors: ``vectors(observations) -> (R, band.bins)``: normalised spectrum vectors of ``R``
             observations stacked as ``(R, C', *layout)``.
-        in_features, out_features: the model's coordinate dimension and output channels.
+        in_features: the model's coordinate dimension.
+        out_features: the model's output channels.
         description: what is compared, for reports (e.g. "1-D spectra of the 20 projections").
         notes: remarks for the user (a spectrum shrunk for a small measurement ...).
     """

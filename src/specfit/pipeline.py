@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
-from specfit.compaction import CompactionPlan
+from specfit.checkpoints import Checkpoint, CheckpointSink
+from specfit.compaction import CompactionPlan, CompactionResult
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
+from specfit.formatting import shown
 from specfit.interrupts import deferred_interrupts
 from specfit.memory import check_fits, training_bytes
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 from specfit.render import unit_from_model
 from specfit.report import write_report
-from specfit.run import Metrics, Run, RunConfig
+from specfit.run import Metrics, Run, RunConfig, hardware
 from specfit.runtime import tune_allocator
 from specfit.selection import (
     Selection,
@@ -32,7 +35,8 @@ from specfit.selection import (
 )
 from specfit.settings import FitSettings
 from specfit.tasks import Task, task_for
-from specfit.training import FitResult, fit_model
+from specfit.tasks.base import TrainingData
+from specfit.training import FitOptions, FitResult, fit_model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,6 +59,7 @@ class FitPlan:
         params: every hyperparameter, resolved (the knob at its default until FreSh chooses).
         selection: FreSh's checked plan, with the target spectrum, in ``"fresh"`` mode.
         target, coords: FreSh's target ``(C, *spatial)`` and its grid ``(N, d)`` on ``device``.
+        command: the command line that asked for the fit (recorded in the run), if any.
     """
 
     signal: object
@@ -67,6 +72,7 @@ class FitPlan:
     selection: SelectionPlan | None = None
     target: torch.Tensor | None = None
     coords: torch.Tensor | None = None
+    command: str | None = None
 
 
 def _grid(settings: FitSettings, entry: ModelEntry, task: Task) -> list[float] | None:
@@ -139,21 +145,65 @@ def fit_signal(signal: object, settings: FitSettings, progress: Progress = ignor
     return run_plan(plan_fit(signal, settings), progress)
 
 
-def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
-    """Carry out a checked :class:`FitPlan` (see :func:`fit_signal`)."""
-    tune_allocator()
-    settings = plan.settings
-    entry, task, device, params = plan.entry, plan.task, plan.device, plan.params
-    knob = entry.knob.name if entry.knob else None
-    selection: Selection | None = None
-    if plan.mode == "fresh":
-        progress(Event(Phase.SELECT, message=f"FreSh: choosing {knob} for {entry.name}"))
-        selection = fresh_select(
-            plan.target, plan.coords, entry.name, params, seed=settings.seed, plan=plan.selection,
-            progress=lambda done, total: progress(Event(Phase.SELECT, done, total)),
-        )
-        params = resolve_params(entry, {**params, knob: selection.chosen})
+@dataclass
+class Choice:
+    """What a fit settled before training: every hyperparameter, and how the knob was chosen.
 
+    Attributes:
+        params: the resolved hyperparameters trained (the knob at FreSh's choice in ``"fresh"``
+            mode); mode: ``"fresh"``, ``"set"`` or ``"default"``.
+        selection: FreSh's :class:`Selection` (``None`` without FreSh or when continuing a run);
+            selection_json: its table as saved; spectra: the report's spectra (``None`` without
+            FreSh).
+    """
+
+    params: dict[str, ParamValue]
+    mode: str
+    selection: Selection | None = None
+    selection_json: dict | None = None
+    spectra: dict | None = None
+
+    def facts(self) -> dict:
+        """What a checkpoint keeps of the choice (see :class:`~specfit.checkpoints.Checkpoint`)."""
+        return {"params": self.params, "mode": self.mode, "selection": self.selection_json,
+                "spectra": self.spectra}
+
+    @classmethod
+    def from_facts(cls, facts: dict) -> Choice:
+        return cls(dict(facts["params"]), facts["mode"], None, facts.get("selection"), facts.get("spectra"))
+
+
+def choose(plan: FitPlan, progress: Progress = ignore) -> Choice:
+    """Settle the hyperparameters of a planned fit: FreSh's selection in ``"fresh"`` mode."""
+    entry, params = plan.entry, plan.params
+    if plan.mode != "fresh":
+        return Choice(params, plan.mode)
+    knob = entry.knob.name
+    progress(Event(Phase.SELECT, message=f"FreSh: choosing {knob} for {entry.name}"))
+    selection = fresh_select(
+        plan.target, plan.coords, entry.name, params, seed=plan.settings.seed, plan=plan.selection,
+        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)),
+    )
+    params = resolve_params(entry, {**params, knob: selection.chosen})
+    spectra = _plain(_report_spectra(plan, params, selection))
+    return Choice(params, "fresh", selection, selection.to_json(), spectra)
+
+
+@dataclass
+class Prepared:
+    """A fit ready to train: its data, options (the task's mini-batches filled in), the freshly
+    initialised model, its :class:`RunConfig` and notes."""
+
+    data: TrainingData
+    options: FitOptions
+    model: torch.nn.Module
+    config: RunConfig
+    notes: list[str]
+
+
+def prepare(plan: FitPlan, choice: Choice) -> Prepared:
+    """Build the training data and the model (seeded by the fit's seed) for ``choice``."""
+    settings, entry, task, device = plan.settings, plan.entry, plan.task, plan.device
     data = task.training_data(settings.split, settings.holdout, settings.seed, entry.value_range, device)
     options = settings.fit
     notes: list[str] = []
@@ -161,25 +211,60 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
         options = replace(options, batch_size=task.default_batch_size)
         notes.append(f"trained on random mini-batches of {task.default_batch_size} samples per step")
     torch.manual_seed(settings.seed)
-    model = entry.build(task.in_features, task.out_features, **params).to(device)
+    model = entry.build(task.in_features, task.out_features, **choice.params).to(device)
+    params = choice.params
+    config = RunConfig(
+        model=entry.name, params=params, in_features=task.in_features, out_features=task.out_features,
+        value_range=entry.value_range, convention=str(params.get("convention", entry.convention)),
+        coordinates=data.sampling.convention, signal=task.describe(), settings=settings,
+        load=dict(getattr(plan.signal, "load_options", {})), command=plan.command, hardware=hardware(device),
+    )
+    return Prepared(data, options, model, config, notes)
+
+
+def run_plan(
+    plan: FitPlan, progress: Progress = ignore, checkpoints: CheckpointSink | None = None,
+    resume: Checkpoint | None = None,
+) -> Run:
+    """Carry out a checked :class:`FitPlan` (see :func:`fit_signal`).
+
+    ``checkpoints`` receives the run's configuration before training and a
+    :class:`~specfit.checkpoints.Checkpoint` every ``settings.fit.checkpoint_every`` steps and when
+    interrupted; ``resume`` continues from such a checkpoint (FreSh is not run again: its choice
+    and table come from the checkpoint).
+    """
+    tune_allocator()
+    entry, task = plan.entry, plan.task
+    knob = entry.knob.name if entry.knob else None
+    choice = Choice.from_facts(resume.fit) if resume is not None else choose(plan, progress)
+    ready = prepare(plan, choice)
+    options, params = ready.options, choice.params
+    on_checkpoint = None
+    if checkpoints is not None:
+        checkpoints.begin(ready.config.to_json())
+        on_checkpoint = lambda state: checkpoints(Checkpoint(state, choice.facts()))  # noqa: E731
     steps = options.steps
-    progress(Event(Phase.TRAIN, 0, steps,
-                   message=f"training {entry.name} ({knob}={params.get(knob)}) for {steps} steps"))
+    start = f"continuing from step {resume.state.step} to {steps}" if resume else f"for {steps} steps"
+    progress(Event(Phase.TRAIN, resume.state.step if resume else 0, steps,
+                   message=f"training {entry.name} ({knob}={shown(params.get(knob))}) {start}"))
 
     def to_unit(values: torch.Tensor) -> torch.Tensor:
         return unit_from_model(values, entry.value_range)
 
+    data = ready.data
     result: FitResult = fit_model(
-        model, data.targets, data.sampling, options, entry.lr, to_unit, entry.compile and task.compile_ok,
-        adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
+        ready.model, data.targets, data.sampling, options, entry.lr, to_unit,
+        entry.compile and task.compile_ok, adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
         on_eval=lambda record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),
         on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
         loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
         score_name=task.score_name, forward=data.forward,
+        resume=None if resume is None else resume.state, on_checkpoint=on_checkpoint,
     )
+    final = Checkpoint(result.state, choice.facts()) if result.state is not None else None
     compaction = None
-    if settings.compaction is not None:
-        plan_c = settings.compaction
+    if plan.settings.compaction is not None:
+        plan_c = plan.settings.compaction
         total = (plan_c.ramp_steps if plan_c.target_inputs is not None else 0) + plan_c.finetune_steps
         progress(Event(Phase.COMPACT, 0, total, message="compacting: " + _describe_compaction(plan_c)))
         compaction = entry.compact(
@@ -188,10 +273,23 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
             on_eval=lambda record: progress(Event(Phase.COMPACT, record["step"], total, record=record)),
             compile_ok=entry.compile,
         )
-        params = {**params, **result.model.config_params()}
+        choice = replace(choice, params={**params, **result.model.config_params()})
+        ready.config.params = choice.params
+        final = None  # the compacted model no longer matches the training state
+    return finish(plan, choice, ready, result, progress, compaction, final)
+
+
+def finish(
+    plan: FitPlan, choice: Choice, ready: Prepared, result: FitResult, progress: Progress = ignore,
+    compaction: CompactionResult | None = None, final: Checkpoint | None = None,
+) -> Run:
+    """Evaluate a trained model and assemble its :class:`Run` (interrupts are held back meanwhile)."""
+    entry, task, device = plan.entry, plan.task, plan.device
+    knob = entry.knob.name if entry.knob else None
+    selection = choice.selection
     with deferred_interrupts():  # from here on, the finished model is kept whatever happens
         progress(Event(Phase.EVALUATE, message="evaluating"))
-        outcome = task.finish(result.model, entry.value_range, data, device)
+        outcome = task.finish(result.model, entry.value_range, ready.data, device)
         if entry.report_views is not None:
             outcome.views.extend(entry.report_views(result.model, task.in_features))
         metrics = Metrics(
@@ -203,39 +301,40 @@ def run_plan(plan: FitPlan, progress: Progress = ignore) -> Run:
             params=sum(p.numel() for p in result.model.parameters()),
             model=entry.name,
             knob=knob,
-            value=params.get(knob) if knob else None,
-            mode=plan.mode,
+            value=choice.params.get(knob) if knob else None,
+            mode=choice.mode,
             default_value=entry.knob.default if entry.knob else None,
-            selection=selection.to_json() if selection else None,
+            selection=choice.selection_json,
             interrupted=result.interrupted,
             compiled=result.compiled,
             device=str(device),
-            split=data.sampling.describe(),
+            split=ready.data.sampling.describe(),
             summary=outcome.summary,
             compaction=None if compaction is None else compaction.to_json(),
-            notes=[*task.notes, *notes, *(selection.notes if selection else []), *result.notes,
+            notes=[*task.notes, *ready.notes, *(selection.notes if selection else []), *result.notes,
                    *(compaction.notes if compaction else [])],
             history=result.history,
         )
-        config = RunConfig(
-            model=entry.name,
-            params=params,
-            in_features=task.in_features,
-            out_features=task.out_features,
-            value_range=entry.value_range,
-            convention=str(params.get("convention", entry.convention)),
-            coordinates=data.sampling.convention,
-            signal=task.describe(),
-            settings=settings,
-            load=dict(getattr(plan.signal, "load_options", {})),
-        )
-        spectra = None if selection is None else _report_spectra(plan, params, selection)
+        spectra = choice.spectra
 
         def report(path, metrics_json: dict, config_json: dict) -> None:
             write_report(path, metrics_json, config_json, spectra, outcome.views)
 
-        return Run(model=result.model, config=config, metrics=metrics, selection=selection,
-                   files=outcome.files, report=report)
+        return Run(model=result.model, config=ready.config, metrics=metrics, selection=selection,
+                   files=outcome.files, report=report, checkpoint=final)
+
+
+def _plain(value: object) -> object:
+    """``value`` with tensors and arrays as lists and tuples as lists (ready for JSON)."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Selection) -> dict:
@@ -250,6 +349,11 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
     else:
         default_spectrum = init_spectrum(plan.coords, entry.name, {**params, knob: default}, plan.selection,
                                          plan.settings.seed)
+    from specfit.report import frequency_axis
+
+    task = plan.task
+    meta = getattr(getattr(task, "signal", None), "meta", None) or {}
+    length = plan.target.shape[-1] if plan.target is not None and plan.target.dim() > 1 else None
     return {
         "knob": knob,
         "target": selection.target_spectrum,
@@ -258,4 +362,9 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
         "chosen_value": selection.chosen,
         "default_value": default,
         "table": selection.to_json()["table"],
+        "inits": selection.inits,
+        "band": selection.band,
+        # bin k of the spectra ends at k * scale in physical units (Hz for audio, cycles per image ...)
+        "frequency_axis": frequency_axis(task.kind, selection.band, task.per_frame, meta.get("sample_rate"),
+                                         length),
     }

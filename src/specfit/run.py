@@ -8,6 +8,7 @@ folder (``config.json``, ``model.safetensors``, ``metrics.json``, the reconstruc
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from specfit import __version__
+from specfit.checkpoints import CHECKPOINT, Checkpoint, write_checkpoint
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.interrupts import deferred_interrupts
@@ -41,6 +43,15 @@ from specfit.signals.sampling import grid_coordinates
 from specfit.training import predict
 
 
+def hardware(device: torch.device | str = "cpu") -> dict:
+    """The machine a fit ran on: its device, processor, cores, PyTorch's threads and the GPU."""
+    device = torch.device(device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"device": str(device), "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu,
+            "system": platform.platform(terse=True)}
+
+
 def versions() -> dict[str, str]:
     """Versions of specfit, Python, PyTorch and NumPy, recorded in every run."""
     return {"specfit": __version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -52,8 +63,10 @@ class RunConfig:
     """Everything needed to rebuild a run's model and to fit it again (``config.json``).
 
     Attributes:
-        model: registry name; params: every hyperparameter of the trained model (resolved).
-        in_features, out_features: coordinate dimension ``d`` and output channels ``C``.
+        model: registry name.
+        params: every hyperparameter of the trained model (resolved).
+        in_features: coordinate dimension ``d``.
+        out_features: output channels ``C``.
         value_range: ``"signed"`` (the model is trained on [-1, 1]) or ``"unit"`` ([0, 1]).
         convention: how the model applies its frequency.
         coordinates: the sampling grid's convention (``"signed"``: [-1, 1] per axis, endpoints
@@ -62,7 +75,10 @@ class RunConfig:
         settings: the fit's settings (model, params set by the user, FreSh grid, inits, bins,
             split, hold-out, seed, training options...).
         load: the options the signal was loaded with (``{}`` for an in-memory signal).
-        versions: package versions; created: local time of the fit.
+        versions: package versions.
+        created: local time of the fit.
+        command: the command line of a fit asked for by ``specfit fit`` (``None`` from Python).
+        hardware: the machine the fit ran on (:func:`hardware`).
     """
 
     model: str
@@ -77,6 +93,8 @@ class RunConfig:
     load: dict = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=versions)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    command: str | None = None
+    hardware: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -87,7 +105,7 @@ class RunConfig:
     def from_json(cls, data: dict) -> RunConfig:
         """From a validated ``config.json`` mapping (older runs lack settings, load and versions)."""
         settings = data.get("settings")
-        for name in ("load", "versions"):
+        for name in ("load", "versions", "hardware"):
             if not isinstance(data.get(name) or {}, dict):
                 raise SpecfitError(f"{CONFIG}: {name} must be a mapping")
         return cls(
@@ -98,6 +116,8 @@ class RunConfig:
             settings=FitSettings() if settings is None else FitSettings.from_json(settings),
             load=dict(data.get("load") or {}), versions=dict(data.get("versions") or {}),
             created=str(data.get("created", "")),
+            command=data["command"] if isinstance(data.get("command"), str) else None,
+            hardware=dict(data.get("hardware") or {}),
         )
 
 
@@ -112,10 +132,16 @@ class Metrics:
         scores: the signal type's metrics: ``psnr``, ``psnr_train``, ``psnr_test`` (``None`` when
             nothing is held out), ``ssim`` and type-specific ones (``psnr_grad`` for images,
             ``iou_*`` and ``chamfer`` for shapes, ``psnr_frames`` for video...).
-        steps, best_step: optimiser steps run, and the step whose model was kept.
-        train_seconds, steps_per_second: training wall time and speed.
-        params: trainable parameters; model, knob, value, mode (``"fresh"``, ``"set"`` or
-            ``"default"``), default_value: what was trained.
+        steps: optimiser steps run.
+        best_step: the step whose model was kept.
+        train_seconds: training wall time.
+        steps_per_second: training speed.
+        params: trainable parameters.
+        model: the registry name trained.
+        knob: the model's frequency knob (``None`` for models without one).
+        value: the knob's value trained.
+        mode: ``"fresh"`` (chosen by FreSh), ``"set"`` (by the user) or ``"default"``.
+        default_value: the knob's default.
         selection: FreSh's table and choice (``None`` without FreSh).
         history: one record per evaluation (``step``, ``loss``, scores on all / training /
             held-out samples).
@@ -182,6 +208,7 @@ class Run:
     # What only a fresh fit has: output writers, report views and spectra (see Run.save).
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict, repr=False)
     report: Callable[[Path, dict, dict], None] | None = field(default=None, repr=False)
+    checkpoint: Checkpoint | None = field(default=None, repr=False)
 
     @property
     def history(self) -> list[dict]:
@@ -223,7 +250,9 @@ class Run:
     def save(self, folder: str | Path, progress: Progress = ignore) -> Path:
         """Write the run folder (staged and renamed; an existing folder is replaced only when it
         is a specfit run) and return its path. Loaded runs write their config, weights, metrics
-        and training history (``history.csv``); fresh ones add the reconstruction and the report."""
+        and training history (``history.csv``); fresh ones add the reconstruction, the report and
+        the final training state (``checkpoint.safetensors``, from which ``specfit fit --resume``
+        trains on with more ``--steps``)."""
         folder = Path(folder)
         with run_lock(folder), deferred_interrupts():
             folder = check_writable_parent(folder)
@@ -233,6 +262,8 @@ class Run:
                 write_model(stage, self.model, config)
                 (stage / METRICS).write_text(dumps(metrics))
                 write_history(stage / HISTORY, self.metrics.history)
+                if self.checkpoint is not None:
+                    write_checkpoint(stage / CHECKPOINT, self.checkpoint)
                 for name, write in self.files.items():
                     write(stage / name)
                 if self.report is not None:

@@ -59,8 +59,8 @@ def _umask() -> int:
 
 
 # What a run folder may hold: the files a fit writes and the renders written into it later.
-RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", "report.html", "reconstruction.*", "render-*",
-                     "baseline-*", "turntable.*", "occupancy.*")
+RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", "checkpoint.safetensors", "report.html",
+                     "reconstruction.*", "render-*", "baseline-*", "turntable.*", "occupancy.*")
 CONFIG_MAX_BYTES = 1 << 20
 
 
@@ -259,14 +259,21 @@ def write_model(folder: Path, model: nn.Module, config: dict) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS), metadata={"specfit_format": str(FORMAT_VERSION)})
     (folder / WEIGHTS).chmod(0o666 & ~_umask())  # safetensors creates it private
-    (folder / CONFIG).write_text(dumps({"format": FORMAT_VERSION, "specfit": __version__, **config}))
+    (folder / CONFIG).write_text(config_text(config))
 
 
-def read_config(run_dir: Path, needs: tuple[str, ...] = ()) -> dict:
+def config_text(config: dict) -> str:
+    """The text of ``config.json``: ``config`` marked with the run format and specfit's version."""
+    return dumps({"format": FORMAT_VERSION, "specfit": __version__, **config})
+
+
+def read_config(run_dir: Path, needs: tuple[str, ...] = (), weights: bool = True) -> dict:
     """The config of a run directory, checked by :func:`specfit.run_config.validate_config`.
 
-    ``needs`` names fields required besides the model's (e.g. ``RENDER_FIELDS``). ``config.json``
-    is read up to :data:`CONFIG_MAX_BYTES`; anything wrong is a one-line :class:`SpecfitError`.
+    ``needs`` names fields required besides the model's (e.g. ``RENDER_FIELDS``); ``weights=False``
+    accepts a folder without ``model.safetensors`` (a fit still training, with its checkpoint).
+    ``config.json`` is read up to :data:`CONFIG_MAX_BYTES`; anything wrong is a one-line
+    :class:`SpecfitError`.
     """
     from specfit.run_config import validate_config  # it imports this module
 
@@ -274,8 +281,9 @@ def read_config(run_dir: Path, needs: tuple[str, ...] = ()) -> dict:
     if not run_dir.is_dir():
         raise SpecfitError(f"{run_dir} is not a run directory")
     path = run_dir / CONFIG
-    if not path.is_file() or not (run_dir / WEIGHTS).is_file():
-        raise SpecfitError(f"{run_dir} is not a run directory (needs {CONFIG} and {WEIGHTS})")
+    if not path.is_file() or (weights and not (run_dir / WEIGHTS).is_file()):
+        needed = f"{CONFIG} and {WEIGHTS}" if weights else CONFIG
+        raise SpecfitError(f"{run_dir} is not a run directory (needs {needed})")
     try:
         with path.open("rb") as handle:  # what the file holds, up to one byte past the cap
             data = handle.read(min(os.fstat(handle.fileno()).st_size, CONFIG_MAX_BYTES) + 1)

@@ -82,7 +82,8 @@ class Selection:
         notes: remarks for the user (a spectrum shrunk for a small signal, a choice at the grid's
             edge).
         band: the spectrum's band (:class:`specfit.spectra.Band` as JSON).
-        spectrum: ``"signal"`` or ``"published"``; objective: ``"fit"`` or ``"generalize"``.
+        spectrum: ``"signal"`` or ``"published"``.
+        objective: ``"fit"`` or ``"generalize"``.
     """
 
     knob: str

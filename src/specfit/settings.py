@@ -32,8 +32,8 @@ class FitSettings:
         params: hyperparameters set by the user; setting the model's knob fixes it (no FreSh).
         fresh: choose the knob by FreSh (else train its default), unless ``params`` sets it.
         grid: FreSh's candidate values (``None``: the signal type's or the model's grid).
-        inits: FreSh initialisations per candidate; bins: spectrum size (``None``: 64, fewer for
-            a narrow band or a small signal).
+        inits: FreSh initialisations per candidate.
+        bins: spectrum size (``None``: 64, fewer for a narrow band or a small signal).
         spectrum: FreSh's spectrum band: ``"signal"`` (follows the signal's content) or
             ``"published"`` (the lowest 64 frequencies, as published); ``None`` picks by the
             signal type (:meth:`resolved_spectrum`).

@@ -11,6 +11,7 @@ compiler, unsupported operation) the loop falls back to eager mode and records a
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -20,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specfit.checkpoints import TrainingState
 from specfit.errors import SpecfitError
+from specfit.interrupts import deferred_interrupts
 from specfit.metrics import psnr
 from specfit.signals.sampling import Sampling
 
@@ -44,6 +47,8 @@ class FitOptions:
         eval_every: evaluate PSNR every this many steps (and at the last step).
         compile: ``"auto"``, ``"on"`` or ``"off"``.
         seed: seed for mini-batch sampling.
+        checkpoint_every: hand the training state to ``on_checkpoint`` every this many steps
+            (0: only when interrupted and at the end).
     """
 
     steps: int = 2000
@@ -53,6 +58,7 @@ class FitOptions:
     eval_every: int = 100
     compile: str = "auto"
     seed: int = 0
+    checkpoint_every: int = 500
 
     def check(self) -> None:
         if self.steps < 1:
@@ -67,6 +73,8 @@ class FitOptions:
             raise SpecfitError(f"--eval-every must be at least 1, got {self.eval_every}")
         if self.compile not in COMPILE_MODES:
             raise SpecfitError(f"--compile must be one of {', '.join(COMPILE_MODES)}")
+        if self.checkpoint_every < 0:
+            raise SpecfitError(f"--checkpoint-every must be 0 or more, got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class FitResult:
     interrupted: bool
     compiled: bool
     notes: list[str] = field(default_factory=list)
+    state: TrainingState | None = None
 
 
 def predict(
@@ -310,6 +319,8 @@ def fit_model(
     score: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
     score_name: str = "psnr",
     forward: Forward | None = None,
+    resume: TrainingState | None = None,
+    on_checkpoint: Callable[[TrainingState], None] | None = None,
 ) -> FitResult:
     """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]``.
 
@@ -335,6 +346,11 @@ def fit_model(
         forward: for a signal seen only through measurements: ``coords`` are measurement
             coordinates, ``targets`` the measurements, and the model is trained through
             ``forward.apply`` (see :class:`Forward`).
+        resume: a state saved by an earlier call with the same arguments: training continues from
+            its step and ends with the weights an uninterrupted run would have (bit for bit on
+            the CPU), also when ``options.steps`` is larger than the earlier run's.
+        on_checkpoint: receives the training state every ``options.checkpoint_every`` steps and
+            when training is interrupted; the final state is in the result's ``state``.
 
     Signals with more than :data:`EVAL_LIMIT` samples are evaluated on a fixed random subset of
     that many samples.
@@ -351,8 +367,23 @@ def fit_model(
                           forward)
     best = BestState()
     project = getattr(model, "project", None)  # models with constraints enforce them after each step
-    interrupted, completed, last_loss, step_time = False, 0, math.nan, 0.0
+    interrupted, completed, last_loss, step_time, earlier = False, 0, math.nan, 0.0, 0.0
+    updating = False
+    if resume is not None:
+        completed, step_time, earlier = resume.step, resume.step_seconds, resume.seconds
+        _restore(resume, model, optimiser, scheduler, generator, best, evaluator)
     started = time.perf_counter()
+    generator_state = generator.get_state() if not full_batch else None
+
+    def state_now() -> TrainingState:
+        """The training state after step ``completed`` (copies, safe to keep)."""
+        return TrainingState(
+            step=completed, model={k: v.detach().clone() for k, v in model.state_dict().items()},
+            optimiser=copy.deepcopy(optimiser.state_dict()), scheduler=scheduler.state_dict(),
+            generator=generator_state, best_score=best.score, best_step=best.step,
+            best=None if best.state is None else dict(best.state), history=list(evaluator.history),
+            seconds=earlier + time.perf_counter() - started, step_seconds=step_time,
+        )
 
     def evaluate(at: int) -> None:
         record = evaluator(at, last_loss)
@@ -361,7 +392,7 @@ def fit_model(
             on_eval(record)
 
     try:
-        for number in range(1, options.steps + 1):
+        for number in range(completed + 1, options.steps + 1):
             tick = time.perf_counter()
             if full_batch:
                 x, y = coords_train, targets_train
@@ -374,32 +405,67 @@ def fit_model(
                     idx = pool.to(idx.device)[idx]
                 x, y = coords_train[idx], targets_train[idx]
             value = step(x, y, optimiser)
+            updating = True  # an interrupt from here to the step's end leaves a half-applied step
             optimiser.step()
             if project is not None:
                 project()
             optimiser.zero_grad(set_to_none=True)
             scheduler.step()
             completed = number
+            if not full_batch:
+                generator_state = generator.get_state()
+            updating = False
             step_time += time.perf_counter() - tick
             if on_step is not None:
                 on_step(number)
             if number % options.eval_every == 0 or number == options.steps:
                 last_loss = float(value.detach())
                 evaluate(number)
+            every = options.checkpoint_every
+            if on_checkpoint is not None and every and number % every == 0 and number < options.steps:
+                on_checkpoint(state_now())
     except KeyboardInterrupt:
         interrupted = True
         step.notes.append(f"interrupted after step {completed}; keeping the best model so far")
     if best.state is None:
         evaluate(completed)
+    final = None if updating else state_now()  # no consistent state inside a half-applied step
+    if updating:
+        step.notes.append("interrupted inside an optimiser step: no checkpoint of this point (the last "
+                          "periodic one stays)")
+    if on_checkpoint is not None and interrupted and final is not None:
+        with deferred_interrupts():
+            on_checkpoint(final)
     best.restore(model)
     return FitResult(
         model=model,
         history=evaluator.history,
         steps=completed,
         best_step=best.step,
-        train_seconds=time.perf_counter() - started,
+        train_seconds=earlier + time.perf_counter() - started,
         step_seconds=step_time,
         interrupted=interrupted,
         compiled=step.compiled,
         notes=step.notes,
+        state=final,
     )
+
+
+def _restore(
+    state: TrainingState, model: nn.Module, optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, best: BestState,
+    evaluator: Evaluator,
+) -> None:
+    """Put training back where ``state`` left it (see :class:`~specfit.checkpoints.TrainingState`)."""
+    try:
+        model.load_state_dict(state.model, strict=True)
+        optimiser.load_state_dict(state.optimiser)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise SpecfitError(f"the checkpoint does not match this model ({' '.join(str(exc).split())[:200]})") \
+            from None
+    scheduler.load_state_dict(state.scheduler)
+    if state.generator is not None:
+        generator.set_state(state.generator)
+    best.score, best.step = state.best_score, state.best_step
+    best.state = None if state.best is None else dict(state.best)
+    evaluator.history = list(state.history)

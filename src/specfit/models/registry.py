@@ -65,7 +65,8 @@ class ModelEntry:
         value_range: ``"signed"`` when the model is trained on values in [-1, 1], ``"unit"`` for [0, 1].
         convention: how the model applies its frequency, recorded in saved runs.
         compile: whether ``torch.compile`` is worth trying for its training step.
-        adam_betas, adam_eps: the optimiser settings the model was published with.
+        adam_betas: Adam's betas the model was published with.
+        adam_eps: Adam's epsilon the model was published with.
         selection_overrides: hyperparameters used only while FreSh evaluates spectra (e.g. the
             hash grid's larger table init), never for training.
         compact: a model-specific step after training, called like

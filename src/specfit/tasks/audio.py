@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
-from specfit.metrics import snr
-from specfit.report import figure_uri, subplots
+from specfit.metrics import psnr, snr
+from specfit.render import unit_from_model
+from specfit.report import View, audio_player, figure_uri, subplots, wav_data_uri
 from specfit.signals.audio import write_audio
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
@@ -33,41 +37,102 @@ def audio_grid(grid: tuple[float, ...], integer: bool, samples: int) -> list[flo
     return [float(f"{v:.3g}") for v in values]
 
 
-def waveform_figure(target: torch.Tensor, recon: torch.Tensor, sample_rate: int) -> str:
-    """Whole waveform and a 20 ms excerpt from the middle: target, reconstruction, error (channel 0)."""
-    t, r = target[0].numpy() * 2 - 1, recon[0].numpy() * 2 - 1
+PLAYER_SECONDS = 10.0  # the report's players hold at most this much of the clip
+
+
+def waveform_figure(target: np.ndarray, recon: np.ndarray, sample_rate: int) -> str:
+    """Whole waveform and a 20 ms excerpt from the middle: target, reconstruction, error (channel 0
+    of ``(C, T)`` waveforms in the file's units)."""
+    t, r = target[0], recon[0]
     seconds = np.arange(t.size) / sample_rate
     figure, axes = subplots(2, 1, figsize=(11, 5.5))
     axes[0].plot(seconds, t, lw=0.4, label="target")
-    axes[0].plot(seconds, r - t, lw=0.4, label="error", color="C3")
+    axes[0].plot(seconds, r - t, lw=0.4, label="error (reconstruction - target)", color="C3")
     excerpt = slice(max(0, t.size // 2 - sample_rate // 100), t.size // 2 + sample_rate // 100)
     axes[1].plot(seconds[excerpt], t[excerpt], lw=1.2, label="target")
     axes[1].plot(seconds[excerpt], r[excerpt], lw=1.0, ls="--", label="reconstruction")
     for axis, title in zip(axes, ("whole signal", "20 ms from the middle"), strict=True):
         axis.set_title(title)
         axis.set_xlabel("time (s)")
+        axis.set_ylabel("amplitude")
         axis.legend(loc="upper right")
         axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure_uri(figure)
 
 
-def spectrogram_figure(target: torch.Tensor, recon: torch.Tensor, sample_rate: int) -> str:
+def spectrogram_figure(target: np.ndarray, recon: np.ndarray, sample_rate: int) -> str:
     """Log-power spectrograms of target and reconstruction (channel 0) on one colour scale."""
     figure, axes = subplots(1, 2, sharey=True, figsize=(12, 4))
     nfft = 1024 if target.shape[1] >= 4096 else max(16, 2 ** int(np.log2(max(target.shape[1] // 4, 16))))
     for axis, values, title in ((axes[0], target, "target"), (axes[1], recon, "reconstruction")):
         with np.errstate(divide="ignore"):  # silent stretches have zero power
-            axis.specgram(values[0].numpy() * 2 - 1, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2,
-                          cmap="magma", vmin=-160, vmax=-20)
+            *_, image = axis.specgram(values[0], NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2, cmap="magma",
+                                      vmin=-160, vmax=-20)
+        image.set_interpolation("nearest")  # one block per STFT cell: faithful, and small as PNG
         axis.set_title(title)
         axis.set_xlabel("time (s)")
     axes[0].set_ylabel("frequency (Hz)")
-    return figure_uri(figure)
+    figure.colorbar(image, ax=list(axes), fraction=0.03, pad=0.01, label="power (dB)")
+    return figure_uri(figure, dpi=90)  # noise-like pictures make large PNGs
+
+
+def _level(samples: np.ndarray) -> str:
+    """RMS level in dB relative to full scale, for the players' table."""
+    rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
+    return f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "silent"
+
+
+def players_view(target: np.ndarray, recon: np.ndarray, sample_rate: int,
+                 max_seconds: float = PLAYER_SECONDS) -> View:
+    """HTML5 players for the target, the reconstruction and the residual, ``(C, T)`` waveforms in
+    the file's units, as 16-bit WAV data URIs of at most ``max_seconds`` (1 or 2 channels; more
+    are mixed down to one)."""
+    peak = max(1.0, float(np.abs(target).max(initial=0.0)))  # a peak-scaled float file is louder than 1
+    length = target.shape[1]
+    kept = min(length, max(1, int(max_seconds * sample_rate)))
+    tracks = (("target", target), ("reconstruction", recon), ("residual (reconstruction - target)",
+                                                              recon - target))
+    rows = []
+    for label, wave in tracks:
+        wave = wave[:, :kept] / peak
+        if wave.shape[0] > 2:
+            wave = wave.mean(axis=0, keepdims=True)
+        player = audio_player(wav_data_uri(wave, sample_rate), label)
+        level = _level(wave)
+        rows.append(f"<tr><th>{html.escape(label)}</th><td>{player}</td><td class='note'>{level}</td></tr>")
+    clip = length / sample_rate
+    cut = (f"the first {kept / sample_rate:.3g} s of the {clip:.3g} s clip are embedded (the whole "
+           "reconstruction is in reconstruction.wav)" if kept < length else f"the whole {clip:.3g} s clip")
+    mixed = "; channels mixed down to one" if target.shape[0] > 2 else ""
+    scaled = f"; scaled by 1/{peak:.3g} to fit 16 bits" if peak > 1 else ""
+    guide = ("<b>How to read:</b> play the target, the network's reconstruction and the residual, all at "
+             "the same level (the residual is not amplified; its RMS level is beside it). Good: the "
+             "reconstruction sounds like the target and the residual is a faint hiss with no recognisable "
+             f"music or speech. 16-bit WAV at {sample_rate} Hz, {html.escape(cut + mixed + scaled)}.")
+    return View("Listen", None, guide, extra="<table class='players'>" + "".join(rows) + "</table>")
 
 
 class AudioTask(GridTask):
-    """Audio ``(C, T)``: coordinate ``t`` in [-1, 1] over the clip; values are the waveform."""
+    """Audio ``(C, T)``: coordinate ``t`` in [-1, 1] over the clip; values are the waveform.
+
+    PSNR is the audio convention: on the waveform in its own units ([-1, 1] for PCM) with peak 1,
+    ``10 log10(1 / MSE)``, about 6 dB below PSNR on the values mapped to [0, 1]; SNR is reported
+    beside it.
+    """
+
+    @property
+    def psnr_scale(self) -> float:  # [0, 1] values to the waveform's units
+        return float(self.signal.value_scale)
+
+    def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
+        scale = self.psnr_scale
+
+        def waveform_psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+            return psnr(unit_from_model(prediction, value_range) * scale,
+                        unit_from_model(target, value_range) * scale)
+
+        return waveform_psnr
 
     def default_grid(self, knob_grid: tuple[float, ...], integer: bool) -> list[float] | None:
         return audio_grid(knob_grid, integer, self.sample_count)
@@ -86,9 +151,21 @@ class AudioTask(GridTask):
         outcome.metrics["snr"] = snr(wave, truth)
         outcome.metrics["snr_train"] = snr(flat_w[:, train], flat_t[:, train])
         outcome.metrics["snr_test"] = None if test is None else snr(flat_w[:, test], flat_t[:, test])
-        outcome.summary += f"; SNR {outcome.metrics['snr']:.2f} dB on the waveform"
+        outcome.summary = f"waveform {outcome.summary}; SNR {outcome.metrics['snr']:.2f} dB"
         bit_depth = 32 if signal.bit_depth == 32 else 16
         outcome.files["reconstruction.wav"] = lambda path: write_audio(
             path, recon, rate, bit_depth, value_offset=signal.value_offset, value_scale=signal.value_scale)
-        outcome.views.append(("Waveform", waveform_figure(signal.values, recon, rate)))
-        outcome.views.append(("Spectrogram", spectrogram_figure(signal.values, recon, rate)))
+        wave_np, truth_np = flat_w.double().numpy(), flat_t.double().numpy()
+        outcome.views.append(players_view(truth_np, wave_np, rate))
+        outcome.views.append(View(
+            "Waveform", waveform_figure(truth_np, wave_np, rate),
+            "<b>How to read:</b> x: time in seconds; y: amplitude in the file's units (1 is full scale). "
+            "Top: the whole target (blue) with the error (red) drawn over it; bottom: 20 ms from the "
+            "middle, target against reconstruction (dashed). Good: the red error is a thin band far below "
+            "the signal, and the dashed line lies on the blue one."))
+        outcome.views.append(View(
+            "Spectrogram", spectrogram_figure(truth_np, wave_np, rate),
+            "<b>How to read:</b> x: time in seconds; y: frequency in Hz (up to half the sample rate); "
+            "colour: power in dB on one scale for both. Good: the right panel shows the same harmonics "
+            "and onsets as the left, up to the same height; a reconstruction that fades above some "
+            "frequency has too low a frequency knob, broadband haze too high a one."))

@@ -17,6 +17,7 @@ from torch import nn
 
 from specfit.errors import SpecfitError
 from specfit.measured_spectrum import MeasuredSpectrum
+from specfit.report import View
 from specfit.signals.sampling import Sampling
 from specfit.training import Forward
 
@@ -47,13 +48,14 @@ class Outcome:
         metrics: entries merged into ``metrics.json`` (at least ``psnr``, ``psnr_train``,
             ``psnr_test``, ``ssim``, possibly ``None``).
         files: output file name -> writer called with the staged path to write.
-        views: report sections, ``(title, data-URI PNG)``.
+        views: report sections: :class:`specfit.report.View` (a figure or HTML with its reading
+            guide), or ``(title, data-URI PNG)`` pairs.
         summary: one line for the command line.
     """
 
     metrics: dict
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
-    views: list[tuple[str, str]] = field(default_factory=list)
+    views: list[View | tuple[str, str]] = field(default_factory=list)
     summary: str = ""
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.metrics import psnr, ssim
 from specfit.operators.projection import circle_mask, filtered_back_projection, project, projection_angles
-from specfit.report import figure_uri, show_error, subplots
+from specfit.report import View, figure_uri, show_error, subplots
 from specfit.signals.image import write_image
 from specfit.spectra import signal_band, spectra
 from specfit.tasks.base import Outcome, TrainingData
@@ -131,6 +131,11 @@ class CTTask(MeasuredGridTask):
         outcome = Outcome(metrics, summary=summary)
         outcome.files["reconstruction.png"] = lambda path: write_image(path, recon, 8)
         outcome.files["baseline-fbp.png"] = lambda path: write_image(path, fbp_t, 8)
-        outcome.views.append(("CT reconstruction", ct_figure(
-            truth[0].numpy(), sinogram, fbp, recon[0].numpy(), (metrics["psnr_fbp"], metrics["psnr"]))))
+        outcome.views.append(View("CT reconstruction", ct_figure(
+            truth[0].numpy(), sinogram, fbp, recon[0].numpy(), (metrics["psnr_fbp"], metrics["psnr"])),
+            "<b>How to read:</b> from the left: the ground truth (never seen in training), the measured "
+            "sinogram (one row per projection angle, detector position across), the classical filtered "
+            "back-projection and the network's reconstruction with their PSNRs against the truth, and the "
+            "network's absolute error (colour bar in units of the full intensity range). Good: the network "
+            "beats the back-projection's PSNR, without its streaks, and its error map is dark."))
         return outcome

@@ -82,9 +82,12 @@ class GridTask(Task):
         out = unit_from_model(predict(model, data.sampling.coords).float(), value_range)
         return out.clamp(0, 1).T.reshape(self.signal.values.shape).cpu()
 
+    # PSNR is taken on the values times this (1: the normalised values in [0, 1], peak 1).
+    psnr_scale = 1.0
+
     def finish(self, model: nn.Module, value_range: str, data: TrainingData, device: torch.device) -> Outcome:
-        recon = self.reconstruction(model, value_range, data)
-        target = self.signal.values
+        recon = self.reconstruction(model, value_range, data) * self.psnr_scale
+        target = self.signal.values * self.psnr_scale
         sampling = data.sampling
         flat_r, flat_t = recon.reshape(self.signal.channels, -1), target.reshape(self.signal.channels, -1)
         train = sampling.train.cpu()
@@ -98,7 +101,7 @@ class GridTask(Task):
         held_out = f", held-out {metrics['psnr_test']:.2f}" if test is not None else ""
         outcome = Outcome(metrics, summary=f"PSNR {metrics['psnr']:.2f} dB (training "
                           f"{metrics['psnr_train']:.2f}{held_out})")
-        self.outputs(outcome, model, value_range, data, recon, device)
+        self.outputs(outcome, model, value_range, data, recon / self.psnr_scale, device)
         return outcome
 
     def outputs(

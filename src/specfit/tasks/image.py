@@ -9,7 +9,7 @@ from torch import nn
 
 from specfit.metrics import gradient_psnr, ssim
 from specfit.render import unit_from_model
-from specfit.report import figure_uri, show_error, show_image, subplots
+from specfit.report import View, figure_uri, show_error, show_image, subplots
 from specfit.signals.image import write_image
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask, write_original_npy
@@ -44,7 +44,12 @@ class ImageTask(GridTask):
         outcome.files["reconstruction.png"] = lambda path: write_image(path, recon, signal.bit_depth)
         if signal.source and Path(signal.source).suffix.lower() == ".npy":
             outcome.files["reconstruction.npy"] = lambda path: write_original_npy(path, recon, signal)
-        outcome.views.append(("Images", images_figure(signal.values, recon)))
+        outcome.views.append(View(
+            "Images", images_figure(signal.values, recon),
+            "<b>How to read:</b> left the target, middle the network's reconstruction on the same pixel "
+            "grid, right the absolute error per pixel (mean over channels, in units of the full intensity "
+            "range; the colour bar gives the scale). Good: a dark error map without structure; edges and "
+            "textures lighting up mean fine detail is not fitted yet."))
         metrics = outcome.metrics
         outcome.summary += f", SSIM {metrics['ssim']:.4f}" if metrics["ssim"] is not None else ""
         outcome.summary += f", gradient PSNR {metrics['psnr_grad']:.2f}"

@@ -17,11 +17,12 @@ from torch import nn
 from specfit.measured_spectrum import MeasuredSpectrum
 from specfit.metrics import psnr
 from specfit.operators.kspace import as_real, kspace_mask, sample_kspace, zero_filled
+from specfit.report import View
 from specfit.signals.volume import write_volume
 from specfit.spectra import Band, band_vectors, content_band, resolve_bins
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.measured import MeasuredGridTask
-from specfit.tasks.volume import slices_figure
+from specfit.tasks.volume import SLICES_GUIDE, slices_figure
 from specfit.training import Forward
 
 
@@ -108,10 +109,16 @@ class MRITask(MeasuredGridTask):
         signal = self.signal
         outcome.files["reconstruction.npy"] = lambda path: write_volume(path, recon, signal)
         outcome.files["baseline-zero-filled.npy"] = lambda path: write_volume(path, baseline, signal)
-        outcome.views.append(("Central slices: network", slices_figure(truth, recon)))
-        outcome.views.append(("Central slices: zero-filled inverse DFT (classical baseline)",
-                              slices_figure(truth, baseline)))
-        outcome.views.append(("k-space mask (central slices, DC at the centre)", mask_figure(self.mask)))
+        outcome.views.append(View("Central slices: network", slices_figure(truth, recon), SLICES_GUIDE))
+        outcome.views.append(View(
+            "Central slices: zero-filled inverse DFT (classical baseline)", slices_figure(truth, baseline),
+            SLICES_GUIDE + " Compare with the network's slices above: the network should have the darker "
+            "error maps, without the baseline's ringing."))
+        outcome.views.append(View(
+            "k-space mask (central slices, DC at the centre)", mask_figure(self.mask),
+            "<b>How to read:</b> the three central slices of the 3-D Fourier domain, the lowest frequency "
+            "(DC) in the middle; white marks the coefficients that were measured. Nothing to judge here: "
+            "it shows what the fit had to work with (dense near the centre, sparse at high frequencies)."))
         return outcome
 
 

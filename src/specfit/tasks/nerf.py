@@ -31,7 +31,7 @@ from specfit.operators.rendering import (
     render_view,
     turntable_poses,
 )
-from specfit.report import figure_uri, subplots
+from specfit.report import View, figure_uri, subplots
 from specfit.signals.sampling import Sampling
 from specfit.signals.scene import Scene
 from specfit.spectra import signal_band, spectra
@@ -244,7 +244,12 @@ class NerfTask(Task):
         if self.grid is not None:
             mask = self.grid.mask.cpu().numpy()
             outcome.files["occupancy.npy"] = lambda path: np.save(path, mask)
-        outcome.views.append(("Held-out views: target, render, |error|", views_figure(truths[:4], tests[:4])))
+        outcome.views.append(View(
+            "Held-out views: target, render, |error|", views_figure(truths[:4], tests[:4]),
+            "<b>How to read:</b> one row per held-out camera (never trained on): the photo, the field "
+            "rendered from that camera with its PSNR, and the absolute error (mean over channels, brighter "
+            "is worse). Good: sharp renders with dark error maps; fog, floaters or a blurred object mean "
+            "the field has not converged or does not generalise to new views."))
         return outcome
 
 

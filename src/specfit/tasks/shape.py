@@ -11,17 +11,31 @@ which are in the file's original units.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from specfit.metrics import chamfer_distance, iou
 from specfit.render import grid_values
-from specfit.report import figure_uri, subplots
+from specfit.report import View, figure_uri, subplots
+from specfit.report_mesh import (
+    FIT_COLOUR,
+    SPECK_SHARE,
+    TARGET_COLOUR,
+    decimate,
+    frame_of,
+    keep_large_components,
+    mesh_payload,
+    orientation,
+    render_mesh,
+    render_paints,
+    rotation,
+    viewer_html,
+)
 from specfit.signals.sampling import Sampling
 from specfit.signals.shape import (
     Shape,
@@ -114,20 +128,94 @@ def slices_figure(model: nn.Module, shape: Shape, level: float, resolution: int 
     return figure_uri(figure)
 
 
-def mesh_figure(vertices: np.ndarray, faces: np.ndarray, max_faces: int = 20000) -> str:
-    """Two views of the extracted surface (a random subset of faces when there are many)."""
-    figure = Figure(figsize=(12, 5.5))
-    if len(faces) > max_faces:
-        faces = faces[np.random.default_rng(0).choice(len(faces), max_faces, replace=False)]
-    for index, (elevation, azimuth) in enumerate(((20, -60), (20, 120))):
-        axis = figure.add_subplot(1, 2, index + 1, projection="3d")
-        if len(faces):
-            axis.plot_trisurf(vertices[:, 0], vertices[:, 1], vertices[:, 2], triangles=faces,
-                              color="0.75", linewidth=0, shade=True)
-        axis.view_init(elevation, azimuth)
-        axis.set_box_aspect((1, 1, 1))
-        axis.set_axis_off()
-    return figure_uri(figure)
+# Still views of the surfaces: (yaw, pitch) in degrees, the vertical axis being y.
+RENDER_VIEWS = ((30.0, 15.0), (120.0, 10.0), (235.0, 35.0))
+
+
+def _render_grid(rows: list[tuple[str, list[np.ndarray]]], colourbar: tuple[float, str] | None = None) -> str:
+    """Rows of renders (one per view) with a title per row, as a data-URI PNG."""
+    columns = max(len(images) for _, images in rows)
+    figure, axes = subplots(len(rows), columns, squeeze=False, figsize=(3.6 * columns, 3.7 * len(rows)))
+    for row, (title, images) in enumerate(rows):
+        for column in range(columns):
+            axis = axes[row, column]
+            axis.axis("off")
+            if column < len(images):
+                axis.imshow(images[column])
+                view = RENDER_VIEWS[column % len(RENDER_VIEWS)]
+                axis.set_title(f"{title}\nturned {view[0]:g}°, seen {view[1]:g}° from above", fontsize=9.5)
+    if colourbar is not None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        top, label = colourbar
+        mappable = ScalarMappable(Normalize(0, top), cmap=ERROR_CMAP)
+        figure.colorbar(mappable, ax=list(axes[-1]), fraction=0.025, pad=0.01, label=label)
+    return figure_uri(figure, dpi=100)
+
+
+ERROR_CMAP = "viridis"
+RENDER_FACES = 40000  # surfaces with more faces are drawn simplified (vertex clustering)
+
+
+def surface_views(shape: Shape, vertices: np.ndarray, faces: np.ndarray) -> list[View]:
+    """Shaded renders of the target mesh and of the fitted surface (without floating specks), the
+    fitted surface coloured by its distance to the target, and a 3-D view to turn.
+
+    Surfaces of more than :data:`RENDER_FACES` faces (a noisy, barely trained network's) are drawn
+    simplified, which keeps the views to a few seconds."""
+    from matplotlib import colormaps
+
+    target_v, target_f = decimate(shape.vertices, shape.faces, RENDER_FACES)
+    centre, radius = frame_of(shape.vertices)
+    clean_v, clean_f, pieces, dropped = keep_large_components(vertices, faces)
+    facing = orientation(target_v, target_f)
+    target = [render_mesh(target_v, target_f, rotation(*v), centre, radius, colour=TARGET_COLOUR,
+                          facing=facing) for v in RENDER_VIEWS]
+    notes = (f" {pieces} floating piece{'s' if pieces != 1 else ''} ({dropped} faces, each under "
+             f"{SPECK_SHARE:.0%} of the largest piece) are hidden in these views; the metrics and "
+             "reconstruction.ply keep them." if pieces else " No floating pieces were found.")
+    if len(clean_f) == 0:
+        figure = _render_grid([("target mesh", target)])
+        guide = ("<b>How to read:</b> the target mesh, shaded, from three directions. The network's "
+                 "prediction has no surface (empty or full everywhere): the fit failed.")
+        return [View("Surfaces: target and fit", figure, guide)]
+    draw_v, draw_f = decimate(clean_v, clean_f, RENDER_FACES)
+    if len(draw_f) < len(clean_f):
+        notes += f" The surface is drawn simplified to {len(draw_f)} of its {len(clean_f)} faces."
+    distance = np.abs(signed_distance(shape, draw_v)).astype(np.float64) / shape.scale  # original units
+    top = float(np.quantile(distance, 0.99)) or 1e-9
+    colours = colormaps[ERROR_CMAP](np.clip(distance / top, 0, 1))[:, :3]
+    facing = orientation(draw_v, draw_f)
+    pairs = [render_paints(draw_v, draw_f, rotation(*v), centre, radius, [FIT_COLOUR, colours], facing=facing)
+             for v in RENDER_VIEWS]
+    fitted, errors = [plain for plain, _ in pairs], [coloured for _, coloured in pairs]
+    figure = _render_grid([("target mesh", target), ("fitted surface (marching cubes)", fitted),
+                           ("fitted surface: distance to the target", errors)],
+                          (top, "distance to the target surface (original units)"))
+    guide = ("<b>How to read:</b> each column is one direction; top row the target mesh, middle row the "
+             f"surface extracted from the network at {MESH_RESOLUTION}^3 by marching cubes, bottom row "
+             "that surface coloured by its distance to the target (dark: on it; yellow: the 99th "
+             "percentile or more). Good: the middle row has the target's shape and detail (ears, feet, "
+             "thin parts) with no blobs or holes, and the bottom row is dark nearly everywhere."
+             + html.escape(notes))
+    views = [View("Surfaces: target and fit", figure, guide)]
+    payloads = []
+    meshes = (((target_v, target_f), "target mesh", TARGET_COLOUR, len(shape.faces)),
+              ((draw_v, draw_f), "fitted surface", FIT_COLOUR, len(clean_f)))
+    for (v, f), label, colour, total in meshes:
+        small_v, small_f = decimate(v, f)
+        shown = f"{label}, {len(small_f)} faces" + (f" (simplified from {total})" if len(small_f) < total
+                                                    else "")
+        payloads.append({**mesh_payload(small_v, small_f, shown), "colour": list(colour)})
+    viewer = viewer_html(payloads, centre=centre, radius=radius, view=RENDER_VIEWS[0])
+    views.append(View(
+        "Surfaces in 3-D (drag to turn)", None,
+        "<b>How to read:</b> drag either picture to turn both surfaces together, use the mouse wheel to "
+        "zoom and double-click to go back; the fitted surface is simplified for the page and has its "
+        "floating pieces removed. Good: from every side the fit matches the target's shape.",
+        extra=viewer, script=True))
+    return views
 
 
 class ShapeTask(Task):
@@ -240,6 +328,11 @@ class ShapeTask(Task):
             outcome.files["reconstruction.ply"] = lambda path: write_mesh(path, original, faces)
         else:
             outcome.summary += " (no surface: the prediction is empty or full)"
-        outcome.views.append(("Slices", slices_figure(model, shape, surface_level(value_range))))
-        outcome.views.append(("Extracted surface", mesh_figure(vertices, faces)))
+        outcome.views.append(View(
+            "Slices", slices_figure(model, shape, surface_level(value_range)),
+            "<b>How to read:</b> three cuts through the middle of the [-1, 1]^3 box, axes in the normalised "
+            "frame; grey is where the target mesh is solid, the red line where the network puts the "
+            "surface. Good: the red line traces the grey region's edge everywhere, with no red loops in "
+            "the white (spurious pieces) or gaps along the edge."))
+        outcome.views.extend(surface_views(shape, vertices, faces))
         return outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specfit.report import figure_uri, show_image, subplots
+from specfit.report import View, figure_uri, show_error, show_image, subplots
 from specfit.signals.base import Signal
 from specfit.signals.video import frame_psnr, write_video
 from specfit.tasks.base import Outcome, TrainingData
@@ -22,10 +22,7 @@ def frames_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     for column, k in enumerate(picks):
         show_image(axes[0, column], target[:, k], f"frame {k}: target")
         show_image(axes[1, column], recon[:, k], "reconstruction")
-        error = (recon[:, k] - target[:, k]).abs().mean(dim=0).numpy()
-        axes[2, column].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
-        axes[2, column].set_title("|error|")
-        axes[2, column].axis("off")
+        show_error(figure, axes[2, column], (recon[:, k] - target[:, k]).abs().mean(dim=0).numpy())
     figure.tight_layout()
     return figure_uri(figure)
 
@@ -67,5 +64,13 @@ class VideoTask(GridTask):
         outcome.summary += f", worst frame {min(psnrs):.2f} dB"
         fps = float(signal.meta.get("fps", 25.0))
         outcome.files["reconstruction.mp4"] = lambda path: write_video(path, recon, fps)
-        outcome.views.append(("Frames", frames_figure(signal.values, recon)))
-        outcome.views.append(("PSNR per frame", frame_psnr_figure(psnrs)))
+        outcome.views.append(View(
+            "Frames", frames_figure(signal.values, recon),
+            "<b>How to read:</b> columns are the first, middle and last frame; rows the target, the "
+            "reconstruction and the absolute error (mean over channels, each map scaled to its own maximum, "
+            "given by its colour bar). Good: dark error maps without edges, and the same quality in every "
+            "column."))
+        outcome.views.append(View(
+            "PSNR per frame", frame_psnr_figure(psnrs),
+            "<b>How to read:</b> x: frame index; y: PSNR of that frame in dB (higher is better). Good: a "
+            "flat line; dips mark frames with fast motion or cuts the network fits worse."))

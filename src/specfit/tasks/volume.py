@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from specfit.report import figure_uri, subplots
+from specfit.report import View, figure_uri, subplots
 from specfit.signals.volume import volume_slices, write_volume
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask
@@ -21,17 +21,28 @@ def slices_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
     """Central axial, coronal and sagittal slices: target, reconstruction and |error|."""
     rows = [_drawable(volume_slices(target)), _drawable(volume_slices(recon))]
     figure, axes = subplots(3, 3, figsize=(11, 11))
+    errors = [abs(r - t) if t.ndim == 2 else abs(r - t).mean(axis=-1)
+              for (_, t), (_, r) in zip(*rows, strict=True)]
+    top = max(max(float(e.max()) for e in errors), 1e-6)
     for column, ((name, t), (_, r)) in enumerate(zip(*rows, strict=True)):
         for row, (image, title) in enumerate(((t, f"{name}: target"), (r, "reconstruction"))):
             axes[row, column].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
             axes[row, column].set_title(title)
         error = abs(r - t) if t.ndim == 2 else abs(r - t).mean(axis=-1)
-        axes[2, column].imshow(error, cmap="inferno", vmin=0, vmax=max(float(error.max()), 1e-6))
+        shown = axes[2, column].imshow(error, cmap="inferno", vmin=0, vmax=top)
         axes[2, column].set_title("|error|")
     for axis in axes.flat:
         axis.axis("off")
     figure.tight_layout()
+    figure.colorbar(shown, ax=list(axes[2]), fraction=0.03, pad=0.01, label="|error|")
     return figure_uri(figure)
+
+
+SLICES_GUIDE = (
+    "<b>How to read:</b> columns are the three central slices through the volume (one per axis); rows "
+    "the target, the reconstruction and the absolute error (the error maps share one colour scale, "
+    "given by the colour bar, in units of the full intensity range). Good: dark error maps; bright "
+    "outlines mean edges are blurred.")
 
 
 class VolumeTask(GridTask):
@@ -45,4 +56,4 @@ class VolumeTask(GridTask):
         source = (signal.source or "").lower()
         name = "reconstruction.nii.gz" if source.endswith((".nii", ".nii.gz")) else "reconstruction.npy"
         outcome.files[name] = lambda path: write_volume(path, recon, signal)
-        outcome.views.append(("Central slices", slices_figure(signal.values, recon)))
+        outcome.views.append(View("Central slices", slices_figure(signal.values, recon), SLICES_GUIDE))
