@@ -203,7 +203,7 @@ def test_fitting_a_folder_writes_one_run_per_file_and_a_summary(cli, tmp_path) -
     (folder / "notes.txt").write_text("not a signal")
     out = tmp_path / "runs"
     result = cli("fit", folder, "--steps", "10", "--inits", "2", "--grid", "10,30", *SMALL_SIREN,
-                 "--out", out)
+                 "--together", "on", "--out", out)
     assert result.code == 0, result.err
     names = sorted(p.name for p in out.iterdir())
     assert names == ["other-siren", "same0-siren", "same1-siren", "summary.csv"]
@@ -227,12 +227,13 @@ def test_signals_trained_together_match_signals_trained_alone(cli, tmp_path) -> 
     for seed in (0, 1):
         save_png8(folder / f"p{seed}.png", powerlaw_image(20, 2.0, seed=seed))
     options = ["--steps", "15", "--no-fresh", *SMALL_SIREN]
-    assert cli("fit", folder, *options, "--out", tmp_path / "together").code == 0
-    assert cli("fit", folder, *options, "--sequential", "--out", tmp_path / "alone").code == 0
+    assert cli("fit", folder, *options, "--together", "on", "--out", tmp_path / "together").code == 0
+    assert cli("fit", folder, *options, "--out", tmp_path / "alone").code == 0  # on a CPU: one at a time
     for name in ("p0-siren", "p1-siren"):
         together = json.loads((tmp_path / "together" / name / "metrics.json").read_text())
         alone = json.loads((tmp_path / "alone" / name / "metrics.json").read_text())
         assert together["psnr"] == pytest.approx(alone["psnr"], abs=0.05)
+        assert together["notes"] != alone["notes"]  # the first says it was trained with the other
 
 
 # ---- logs and help --------------------------------------------------------------------------------

@@ -485,6 +485,10 @@ def _fit_many(args: argparse.Namespace, sources: list[str]) -> int:
         require_tensorboard()
     parent = Path(args.out) if args.out else Path("runs")
     progress = _ProgressBars(quiet=args.json)
+    from specfit.pipeline import resolve_device
+
+    on_gpu = resolve_device(args.device).type == "cuda"
+    together = args.together == "on" or (args.together == "auto" and on_gpu)
 
     def load(source: str):
         return _load(argparse.Namespace(**{**vars(args), "signal": source}))
@@ -502,8 +506,7 @@ def _fit_many(args: argparse.Namespace, sources: list[str]) -> int:
             print(f"[{index + 1}/{len(sources)}] {source} -> {out}/", file=sys.stderr)
 
     try:
-        results = fit_many(sources, load, settings, parent, overwrite=args.overwrite,
-                           batched=not args.sequential,
+        results = fit_many(sources, load, settings, parent, overwrite=args.overwrite, batched=together,
                            progress=progress, command=_command_line(args), on_done=on_done)
     finally:
         progress.close()
@@ -752,9 +755,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--tensorboard", default=None, metavar="DIR",
                         help="log the training curves for TensorBoard under DIR/RUN_NAME (needs the "
                         "tensorboard extra)")
-    output.add_argument("--sequential", action="store_true",
-                        help="several images of one size: train one after another (default: together, "
-                        "where the model allows it)")
+    output.add_argument("--together", default="auto", choices=("auto", "on", "off"),
+                        help="several images of one size: train them as one stacked computation where the "
+                        "model allows it (auto: on a GPU; on a CPU it is no faster, so one after another)")
     compaction = fit.add_argument_group("compaction (tuner models)")
     compaction.add_argument("--prune-to", type=int, default=None, metavar="M",
                             help="after training, prune the input frequencies down to M")
