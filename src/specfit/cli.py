@@ -306,13 +306,13 @@ class _ProgressBars:
         if event.phase is not self.phase:
             self.close()
             self.phase = event.phase
-            if event.message and event.phase.value in ("train", "compact"):
+            if event.message and event.phase.value in ("select", "train", "compact"):
                 print(event.message, file=sys.stderr)
             if event.phase.value == "evaluate":
                 print("evaluating the trained model (scores, reconstruction, report figures)",
                       file=sys.stderr)
-            if event.phase.value in self.BARS:
-                self.bar = _Bar(True, *self.BARS[event.phase.value], event.total)
+        if self.bar.bar is None and event.phase.value in self.BARS and event.total is not None:
+            self.bar = _Bar(True, *self.BARS[event.phase.value], event.total)  # once its size is known
         if event.record:
             self.bar.postfix(_score_text(event.record))
         else:
