@@ -192,7 +192,8 @@ def resume(
     settings = config.settings
     if steps is not None:
         settings = replace(settings, fit=replace(settings.fit, steps=steps))
-    plan = plan_fit(_signal_again(config), settings)
+    # Planned without FreSh (its choice is in the checkpoint), the run keeps its own settings.
+    plan = replace(plan_fit(_signal_again(config), replace(settings, fresh=False)), settings=settings)
     plan.command = command if command is not None else config.command
     checkpoint = read_checkpoint(folder / CHECKPOINT, plan.device)
     if settings.fit.steps < checkpoint.state.step:

@@ -16,13 +16,12 @@ import torch
 
 from specfit.batched import can_stack, train_stacked
 from specfit.checkpoints import FolderCheckpoints
-from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.formatting import shown
-from specfit.pipeline import FitPlan, choose, finish, plan_fit, prepare, run_plan
+from specfit.pipeline import Choice, FitPlan, choose, finish, plan_fit, prepare, run_plan
 from specfit.render import unit_from_model
 from specfit.run import Run
-from specfit.runs import check_writable_parent, run_lock, staged_file
+from specfit.runs import check_writable_parent, refuse_existing, run_lock, staged_file
 from specfit.settings import FitSettings
 from specfit.training import FitResult
 
@@ -50,8 +49,7 @@ def _folders(plans: list[FitPlan], parent: Path, overwrite: bool) -> list[Path]:
         out, k = base, 2
         while out in outs:
             out, k = base.with_name(f"{base.name}-{k}"), k + 1
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise SpecfitError(f"{out} exists; give --overwrite to replace it, or another --out")
+        refuse_existing(out, overwrite)
         check_writable_parent(out)
         outs.append(out)
     return outs
@@ -102,21 +100,25 @@ def fit_many(
             on_done(index, sources[index], outs[index], run)
 
     for group in _groups(plans, batched):
-        if len(group) > 1 and _train_together([plans[i] for i in group], progress, lambda k, run, g=group:
-                                               save(g[k], run, True)):
-            continue
-        for index in group:
+        choices: list[Choice | None] = [None] * len(group)
+        if len(group) > 1:
+            choices = [choose(plans[i], progress) for i in group]
+            if _train_together([plans[i] for i in group], choices, progress,
+                               lambda k, run, g=group: save(g[k], run, True)):
+                continue
+        for index, choice in zip(group, choices, strict=True):
             with run_lock(outs[index]):
-                run = run_plan(plans[index], progress, FolderCheckpoints(outs[index]))
+                run = run_plan(plans[index], progress, FolderCheckpoints(outs[index]), choice=choice)
             save(index, run, False)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _train_together(plans: list[FitPlan], progress: Progress, save: Callable[[int, Run], None]) -> bool:
-    """Train ``plans`` as one stacked computation and save each run; ``False`` (nothing done)
-    when their models or samples turn out not to stack."""
+def _train_together(
+    plans: list[FitPlan], choices: list[Choice], progress: Progress, save: Callable[[int, Run], None]
+) -> bool:
+    """Train ``plans`` (with their ``choices``) as one stacked computation and save each run;
+    ``False`` (nothing trained) when their models or samples turn out not to stack."""
     entry = plans[0].entry
-    choices = [choose(plan, progress) for plan in plans]
     ready = [prepare(plan, choice) for plan, choice in zip(plans, choices, strict=True)]
     models = [r.model for r in ready]
     samplings = [r.data.sampling for r in ready]

@@ -21,9 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from specfit.errors import SpecfitError
-from specfit.runs import CONFIG, config_text, dumps, staged_directory, staged_file
+from specfit.runs import CHECKPOINT, CONFIG, config_text, dumps, staged_directory, staged_file
 
-CHECKPOINT = "checkpoint.safetensors"
 _META_KEY = "specfit_checkpoint"
 _MODEL, _BEST, _ADAM, _GENERATOR = "model.", "best.", "adam.", "generator"
 

@@ -375,23 +375,17 @@ def expand_sources(items: list[str]) -> list[str | None]:
     return sources
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        hint = ", --resume to continue it" if (out / "checkpoint.safetensors").is_file() else ""
-        raise SpecfitError(f"{out} exists; give --overwrite to replace it{hint}, or another --out")
-
-
 def _fit_one(args: argparse.Namespace) -> int:
     from specfit.checkpoints import FolderCheckpoints
     from specfit.pipeline import plan_fit, run_plan
-    from specfit.runs import check_writable_parent, run_lock
+    from specfit.runs import check_writable_parent, refuse_existing, run_lock
 
     settings = _settings(args)
     plan = plan_fit(_load(args), settings)
     plan.command = _command_line(args)
     task = plan.task
     out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
-    _refuse_existing(out, args.overwrite)
+    refuse_existing(out, args.overwrite)
     check_writable_parent(out)
     if not args.json:
         print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)

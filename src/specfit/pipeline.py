@@ -224,19 +224,22 @@ def prepare(plan: FitPlan, choice: Choice) -> Prepared:
 
 def run_plan(
     plan: FitPlan, progress: Progress = ignore, checkpoints: CheckpointSink | None = None,
-    resume: Checkpoint | None = None,
+    resume: Checkpoint | None = None, choice: Choice | None = None,
 ) -> Run:
     """Carry out a checked :class:`FitPlan` (see :func:`fit_signal`).
 
     ``checkpoints`` receives the run's configuration before training and a
     :class:`~specfit.checkpoints.Checkpoint` every ``settings.fit.checkpoint_every`` steps and when
     interrupted; ``resume`` continues from such a checkpoint (FreSh is not run again: its choice
-    and table come from the checkpoint).
+    and table come from the checkpoint); ``choice`` is one :func:`choose` made already.
     """
     tune_allocator()
     entry, task = plan.entry, plan.task
     knob = entry.knob.name if entry.knob else None
-    choice = Choice.from_facts(resume.fit) if resume is not None else choose(plan, progress)
+    if resume is not None:
+        choice = Choice.from_facts(resume.fit)
+    elif choice is None:
+        choice = choose(plan, progress)
     ready = prepare(plan, choice)
     options, params = ready.options, choice.params
     on_checkpoint = None

@@ -34,6 +34,7 @@ from specfit.models.registry import check_buildable, get_entry
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
+CHECKPOINT = "checkpoint.safetensors"  # the training state (specfit.checkpoints)
 FORMAT_VERSION = 1
 
 
@@ -59,7 +60,7 @@ def _umask() -> int:
 
 
 # What a run folder may hold: the files a fit writes and the renders written into it later.
-RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", "checkpoint.safetensors", "report.html",
+RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", CHECKPOINT, "report.html",
                      "reconstruction.*", "render-*", "baseline-*", "turntable.*", "occupancy.*")
 CONFIG_MAX_BYTES = 1 << 20
 
@@ -105,6 +106,15 @@ def check_replaceable(out_dir: Path) -> None:
         shown = ", ".join(stray[:3]) + (", ..." if len(stray) > 3 else "")
         raise SpecfitError(
             f"{out_dir} holds files a specfit run does not write ({shown}); choose another output folder")
+
+
+def refuse_existing(out_dir: Path, overwrite: bool) -> None:
+    """Raise unless ``out_dir`` is absent or empty, or ``overwrite`` says to replace it; the
+    message points to ``--resume`` when the folder holds a checkpoint."""
+    if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return
+    hint = ", --resume to continue it" if (out_dir / CHECKPOINT).is_file() else ""
+    raise SpecfitError(f"{out_dir} exists; give --overwrite to replace it{hint}, or another --out")
 
 
 def check_writable_parent(out_dir: Path) -> Path:

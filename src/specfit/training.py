@@ -375,11 +375,13 @@ def fit_model(
     started = time.perf_counter()
     generator_state = generator.get_state() if not full_batch else None
 
-    def state_now() -> TrainingState:
-        """The training state after step ``completed`` (copies, safe to keep)."""
+    def state_now(training_goes_on: bool = True) -> TrainingState:
+        """The training state after step ``completed``, safe to keep: copies, except Adam's state
+        once training is over (nothing changes it then)."""
+        adam = optimiser.state_dict()
         return TrainingState(
             step=completed, model={k: v.detach().clone() for k, v in model.state_dict().items()},
-            optimiser=copy.deepcopy(optimiser.state_dict()), scheduler=scheduler.state_dict(),
+            optimiser=copy.deepcopy(adam) if training_goes_on else adam, scheduler=scheduler.state_dict(),
             generator=generator_state, best_score=best.score, best_step=best.step,
             best=None if best.state is None else dict(best.state), history=list(evaluator.history),
             seconds=earlier + time.perf_counter() - started, step_seconds=step_time,
@@ -429,7 +431,7 @@ def fit_model(
         step.notes.append(f"interrupted after step {completed}; keeping the best model so far")
     if best.state is None:
         evaluate(completed)
-    final = None if updating else state_now()  # no consistent state inside a half-applied step
+    final = None if updating else state_now(training_goes_on=False)  # none inside a half-applied step
     if updating:
         step.notes.append("interrupted inside an optimiser step: no checkpoint of this point (the last "
                           "periodic one stays)")

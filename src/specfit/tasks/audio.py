@@ -122,15 +122,14 @@ class AudioTask(GridTask):
     """
 
     @property
-    def psnr_scale(self) -> float:  # [0, 1] values to the waveform's units
-        return float(self.signal.value_scale)
+    def psnr_peak(self) -> float:  # amplitude 1 of the waveform, in the normalised values' units
+        return 1.0 / float(self.signal.value_scale)
 
     def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
-        scale = self.psnr_scale
+        peak = self.psnr_peak
 
         def waveform_psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
-            return psnr(unit_from_model(prediction, value_range) * scale,
-                        unit_from_model(target, value_range) * scale)
+            return psnr(unit_from_model(prediction, value_range), unit_from_model(target, value_range), peak)
 
         return waveform_psnr
 

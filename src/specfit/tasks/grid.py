@@ -82,26 +82,27 @@ class GridTask(Task):
         out = unit_from_model(predict(model, data.sampling.coords).float(), value_range)
         return out.clamp(0, 1).T.reshape(self.signal.values.shape).cpu()
 
-    # PSNR is taken on the values times this (1: the normalised values in [0, 1], peak 1).
-    psnr_scale = 1.0
+    # PSNR's peak in the normalised values' units (1: values in [0, 1] with peak 1).
+    psnr_peak = 1.0
 
     def finish(self, model: nn.Module, value_range: str, data: TrainingData, device: torch.device) -> Outcome:
-        recon = self.reconstruction(model, value_range, data) * self.psnr_scale
-        target = self.signal.values * self.psnr_scale
+        recon = self.reconstruction(model, value_range, data)
+        target = self.signal.values
+        peak = self.psnr_peak
         sampling = data.sampling
         flat_r, flat_t = recon.reshape(self.signal.channels, -1), target.reshape(self.signal.channels, -1)
         train = sampling.train.cpu()
         test = sampling.test.cpu() if sampling.test is not None else None
         metrics = {
-            "psnr": psnr(recon, target),
-            "psnr_train": psnr(flat_r[:, train], flat_t[:, train]),
-            "psnr_test": None if test is None else psnr(flat_r[:, test], flat_t[:, test]),
+            "psnr": psnr(recon, target, peak),
+            "psnr_train": psnr(flat_r[:, train], flat_t[:, train], peak),
+            "psnr_test": None if test is None else psnr(flat_r[:, test], flat_t[:, test], peak),
             "ssim": None,
         }
         held_out = f", held-out {metrics['psnr_test']:.2f}" if test is not None else ""
         outcome = Outcome(metrics, summary=f"PSNR {metrics['psnr']:.2f} dB (training "
                           f"{metrics['psnr_train']:.2f}{held_out})")
-        self.outputs(outcome, model, value_range, data, recon / self.psnr_scale, device)
+        self.outputs(outcome, model, value_range, data, recon, device)
         return outcome
 
     def outputs(
