@@ -410,7 +410,7 @@ def _resume(args: argparse.Namespace) -> int:
     out = Path(args.resume)
     if args.signals or args.config:
         raise SpecfitError("--resume continues a run with its own signal and settings; give only --steps, "
-                           "--device, --tensorboard or --json with it")
+                           "--tensorboard or --json with it")
     progress = _progress(args, out.name)
     with run_lock(out):
         try:
