@@ -21,9 +21,9 @@ from _common import ROOT, require_data, write_result
 from scipy.io import wavfile
 
 import specfit
+from specfit.figures import subplots
+from specfit.kinds.registry import task_for
 from specfit.models.registry import get_entry
-from specfit.report import subplots
-from specfit.tasks import task_for
 
 RATE = 44100
 

@@ -2,7 +2,7 @@
 
 Trains the same ``B`` networks (one per knob value, same seed) twice per repeat, interleaved: one
 after another with the ordinary training loop (eager, as published code does), and together as one
-stacked computation (:mod:`specfit.batched`). Prints medians of steps per second per network and
+stacked computation (:mod:`specfit.training.stacked`). Prints medians of steps per second per network and
 the largest weight difference between the two, and writes ``results/batched_speed.json``.
 
     python benchmarks/batched_speed.py --sizes 64,128 --values 10 --steps 100 --repeats 3
@@ -18,11 +18,11 @@ import time
 import torch
 from _common import write_result
 
-from specfit.batched import train_stacked
 from specfit.models.registry import get_entry, resolve_params
-from specfit.runtime import tune_allocator
 from specfit.signals.sampling import make_sampling
-from specfit.training import FitOptions, fit_model
+from specfit.training.loop import FitOptions, fit_model
+from specfit.training.stacked import train_stacked
+from specfit.util.runtime import tune_allocator
 
 
 def models_for(name: str, values: list[float], width: int, layers: int) -> list[torch.nn.Module]:

@@ -22,9 +22,9 @@ from torch import nn
 
 from specfit.encodings.hashgrid import HashGridEncoding, spatial_hash
 from specfit.models import build_model
-from specfit.runtime import tune_allocator
 from specfit.signals import grid_coordinates
-from specfit.training import adam_optimizer
+from specfit.training.loop import adam_optimizer
+from specfit.util.runtime import tune_allocator
 
 
 class NaiveHashGrid(nn.Module):

@@ -16,10 +16,11 @@ import time
 from _common import require_data, write_result
 
 from specfit.api import fit_settings
-from specfit.runtime import tune_allocator
-from specfit.settings import FitSettings
-from specfit.signals.load import LoadOptions, load_signal
-from specfit.training import FitOptions
+from specfit.config.settings import FitSettings
+from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import load_signal
+from specfit.training.loop import FitOptions
+from specfit.util.runtime import tune_allocator
 
 # (label, file under ../shared/data, load options, model, hyperparameters)
 CASES = [

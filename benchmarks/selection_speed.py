@@ -32,10 +32,10 @@ import torch
 from _common import require_data, write_result
 
 import specfit
-from specfit.cli import DEMO_STEPS
+from specfit.cli.main import DEMO_STEPS
+from specfit.fresh.spectra import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
+from specfit.kinds.registry import task_for
 from specfit.models.registry import get_entry, resolve_params
-from specfit.spectra import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
-from specfit.tasks import task_for
 
 LOOP_CHUNK = 65536  # rows per forward in the loop: only to bound memory on a 12 s clip
 

@@ -18,10 +18,10 @@ import time
 from _common import require_data, write_result
 
 from specfit.api import fit_settings
-from specfit.runtime import tune_allocator
-from specfit.settings import FitSettings
-from specfit.signals.load import load_signal
-from specfit.training import FitOptions
+from specfit.config.settings import FitSettings
+from specfit.kinds.load import load_signal
+from specfit.training.loop import FitOptions
+from specfit.util.runtime import tune_allocator
 
 MAPPINGS = [("none", "relu"), ("basic", "ff-basic"), ("positional", "ff-positional"),
             ("gaussian", "ff-gaussian")]

@@ -3,8 +3,8 @@
 Training: steps per second of a 3 x 256 SIREN on a full batch of n x n pixels, for
   - the plain eager loop that published INR code uses (Adam; zero_grad, forward, MSE, backward,
     step), run in a separate Python process with no tuning, as a user would run it;
-  - the same plain loop in this process after ``specfit.runtime.tune_allocator()``;
-  - ``specfit.training.fit_model`` (compiled loss, fused Adam, tuned allocator).
+  - the same plain loop in this process after ``specfit.util.runtime.tune_allocator()``;
+  - ``specfit.training.loop.fit_model`` (compiled loss, fused Adam, tuned allocator).
 The first steps (compilation, warm-up) are excluded from every rate.
 
 Every timing is repeated ``--repeats`` times, the contenders interleaved, and the median is
@@ -28,9 +28,9 @@ import torch
 from _common import ROOT, write_result
 
 from specfit.models import build_model
-from specfit.runtime import tune_allocator
 from specfit.signals import make_sampling
-from specfit.training import FitOptions, fit_model
+from specfit.training.loop import FitOptions, fit_model
+from specfit.util.runtime import tune_allocator
 
 WARMUP = 3
 

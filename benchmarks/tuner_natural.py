@@ -18,11 +18,11 @@ import time
 from _common import require_data, write_result
 
 from specfit.api import fit_settings
-from specfit.runtime import tune_allocator
-from specfit.settings import FitSettings
-from specfit.signals import load_signal
+from specfit.config.settings import FitSettings
+from specfit.kinds.load import load_signal
 from specfit.signals.image import resize_image
-from specfit.training import FitOptions
+from specfit.training.loop import FitOptions
+from specfit.util.runtime import tune_allocator
 
 MODELS = {
     "tuner": {},

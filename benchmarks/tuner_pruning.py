@@ -17,12 +17,12 @@ from pathlib import Path
 from _common import require_data, write_result
 
 from specfit.api import fit_settings
-from specfit.compaction import CompactionPlan
-from specfit.runtime import tune_allocator
-from specfit.settings import FitSettings
-from specfit.signals import load_signal
+from specfit.config.settings import FitSettings
+from specfit.kinds.load import load_signal
 from specfit.signals.image import resize_image
-from specfit.training import FitOptions
+from specfit.training.compaction import CompactionPlan
+from specfit.training.loop import FitOptions
+from specfit.util.runtime import tune_allocator
 
 
 def main() -> None:

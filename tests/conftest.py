@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import SMALL_SIREN, powerlaw_image, save_png8, smooth_rgb, to_uint8
 
-from specfit.cli import main
+from specfit.cli.main import main
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -35,7 +35,7 @@ class CliResult:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run ``specfit.cli.main`` in-process; returns its exit code and captured stdout/stderr."""
+    """Run ``specfit.cli.main.main`` in-process; returns its exit code and captured stdout/stderr."""
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()

@@ -9,9 +9,9 @@ import json
 import pytest
 
 import specfit
-from specfit.cli import main
-from specfit.formatting import shown
-from specfit.render import scaled_size
+from specfit.cli.main import main
+from specfit.kinds.render import scaled_size
+from specfit.util.formatting import shown
 
 
 def test_version_flag_prints_the_version(capsys) -> None:
@@ -63,7 +63,7 @@ def test_size_factors_follow_each_kinds_size_convention() -> None:
 
 
 def test_headlines_give_sizes_as_render_takes_them(images) -> None:
-    from specfit.tasks import task_for
+    from specfit.kinds.registry import task_for
 
     portrait = task_for(specfit.load_signal(images["portrait_rgb"]))  # 32 wide, 40 high
     assert "32 x 40" in portrait.headline()

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from specfit.compaction import CompactionPlan, compact
 from specfit.errors import SpecfitError
 from specfit.models.sine import Siren
 from specfit.models.tuner import IntegerSineNet
 from specfit.signals import make_sampling
-from specfit.training import FitOptions, fit_model
+from specfit.training.compaction import CompactionPlan, compact
+from specfit.training.loop import FitOptions, fit_model
 
 OPTIONS = FitOptions(steps=15, eval_every=5, compile="off")
 

@@ -7,7 +7,7 @@ import json
 import torch
 from helpers import assert_single_error
 
-from specfit.runs import load_model
+from specfit.runs.folder import load_model
 
 TINY_TUNER = ["--model", "tuner", "--set", "width=16", "--set", "band_limit=8", "--no-fresh",
               "--compile", "off", "--device", "cpu", "--steps", "10", "--eval-every", "5"]

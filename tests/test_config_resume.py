@@ -13,14 +13,14 @@ from helpers import SMALL_SIREN, powerlaw_image, save_png8
 from safetensors.torch import load_file
 
 import specfit
-from specfit.checkpoints import CHECKPOINT, Checkpoint, read_checkpoint, write_checkpoint
-from specfit.config_file import FitRequest, read_fit_config, write_fit_config
+from specfit.config.file import FitRequest, read_fit_config, write_fit_config
+from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Phase
 from specfit.models.registry import get_entry
-from specfit.settings import FitSettings
+from specfit.runs.checkpoints import CHECKPOINT, Checkpoint, read_checkpoint, write_checkpoint
 from specfit.signals.sampling import make_sampling
-from specfit.training import FitOptions, fit_model
+from specfit.training.loop import FitOptions, fit_model
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -254,7 +254,7 @@ def test_tensorboard_logs_the_training_curves(cli, images, tmp_path) -> None:
 
 @pytest.mark.parametrize("command", ["fit", "grid", "bench", "select", "spectrum", "render", "models"])
 def test_every_command_has_help_with_examples(command, capsys) -> None:
-    from specfit.cli import main
+    from specfit.cli.main import main
 
     with pytest.raises(SystemExit):
         main([command, "--help"])
@@ -263,7 +263,7 @@ def test_every_command_has_help_with_examples(command, capsys) -> None:
 
 
 def test_help_lists_choices_and_defaults(capsys) -> None:
-    from specfit.cli import main
+    from specfit.cli.main import main
 
     with pytest.raises(SystemExit):
         main(["fit", "--help"])

@@ -9,7 +9,7 @@ written by ``specfit bench`` and left out):
 - ````` ```py ````` blocks are for reading only: examples that need data specfit does not ship, or
   that take long.
 - ````` ```bash ````` blocks: every ``specfit ...`` line must parse with
-  ``specfit.cli.build_parser()`` (nothing is run) and every ``make TARGET`` must name a target of
+  ``specfit.cli.main.build_parser()`` (nothing is run) and every ``make TARGET`` must name a target of
   the Makefile. ````` ```shell ````` blocks are not checked.
 - ````` ```toml `````, ````` ```yaml ````` and ````` ```json ````` blocks must parse; one that
   describes a fit (a mapping with ``settings``) may use only the fields of a run's ``config.json``.
@@ -144,7 +144,7 @@ def _specfit_lines() -> list:
 
 @pytest.mark.parametrize(("where", "argv"), _specfit_lines())
 def test_specfit_commands_parse(where: str, argv: list[str]) -> None:
-    from specfit.cli import build_parser
+    from specfit.cli.main import build_parser
     from specfit.errors import SpecfitError
 
     try:
@@ -179,9 +179,9 @@ CONFIG_BLOCKS = [b for lang in ("toml", "yaml", "json") for b in all_blocks(lang
 
 @pytest.mark.parametrize("block", CONFIG_BLOCKS, ids=lambda b: b.where)
 def test_configuration_blocks_parse(block: Block) -> None:
-    from specfit.run import RunConfig
-    from specfit.settings import FitSettings
-    from specfit.signals.load import LoadOptions
+    from specfit.config.settings import FitSettings
+    from specfit.kinds.kind import LoadOptions
+    from specfit.runs.run import RunConfig
 
     data = _parse(block)
     if not (isinstance(data, dict) and "settings" in data):
@@ -219,7 +219,7 @@ def _hook():
 
 
 def test_command_reference_covers_every_subcommand() -> None:
-    from specfit.cli import build_parser
+    from specfit.cli.main import build_parser
 
     hook = _hook()
     page = hook.cli_reference()

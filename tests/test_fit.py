@@ -14,8 +14,9 @@ from skimage.metrics import structural_similarity
 
 import specfit
 from specfit.models import build_model
+from specfit.models.evaluate import predict
 from specfit.signals import grid_coordinates, make_sampling
-from specfit.training import FitOptions, predict
+from specfit.training.loop import FitOptions
 
 RUN_FILES = {"config.json", "metrics.json", "history.csv", "checkpoint.safetensors", "model.safetensors",
              "reconstruction.png",
@@ -206,7 +207,7 @@ def test_fit_on_kodak_image(cli, tmp_path, shared_data):
 
 
 def test_train_step_falls_back_to_eager_when_compilation_fails(monkeypatch):
-    from specfit.training import TrainStep
+    from specfit.training.loop import TrainStep
 
     def broken_compile(function):
         def compiled(*args):
@@ -225,7 +226,7 @@ def test_train_step_falls_back_to_eager_when_compilation_fails(monkeypatch):
 
 
 def test_best_state_keeps_a_copy_of_the_best_parameters():
-    from specfit.training import BestState
+    from specfit.training.loop import BestState
 
     model, best = torch.nn.Linear(1, 1), BestState()
     with torch.no_grad():
@@ -238,7 +239,7 @@ def test_best_state_keeps_a_copy_of_the_best_parameters():
 
 
 def test_evaluator_scores_all_training_and_held_out_samples():
-    from specfit.training import Evaluator
+    from specfit.training.loop import Evaluator
 
     sampling = make_sampling((8, 8), "holdout", 0.25, seed=0)
     targets = torch.zeros(64, 1)

@@ -12,10 +12,10 @@ from helpers import assert_single_error, powerlaw_image, save_png8
 
 import specfit
 from specfit.errors import SpecfitError
-from specfit.selection import _unimodal, plan_selection
+from specfit.fresh.search import _unimodal, plan_selection
+from specfit.fresh.spectra import SEGMENT, signal_band, signal_spectrum, wasserstein
+from specfit.kinds.registry import task_for
 from specfit.signals.sampling import fill_held_out, make_sampling, training_view
-from specfit.spectra import SEGMENT, signal_band, signal_spectrum, wasserstein
-from specfit.tasks import task_for
 
 
 def _tones_1d(n: int, cycles: list[int], seed: int = 0) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from helpers import SMALL_SIREN
 
-from specfit.cli import main
+from specfit.cli.main import main
 
 RNG_SEED = 20261130
 Case = tuple[str, str, Callable[[Path], list[str]]]  # (class, id, make(folder) -> argv)

@@ -9,7 +9,7 @@ from torch import nn
 
 from specfit.metrics import gradient_psnr, sobel_gradient_magnitude
 from specfit.signals import make_sampling
-from specfit.training import spatial_gradient_magnitude
+from specfit.training.loop import spatial_gradient_magnitude
 
 
 def _ramp(height: int, width: int, per_pixel: float) -> torch.Tensor:

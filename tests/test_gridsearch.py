@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import SMALL_SIREN
 
-from specfit.executor import Task, read_record, run_tasks
-from specfit.gridsearch import summarize
+from specfit.bench.executor import Task, read_record, run_tasks
+from specfit.bench.grid import summarize
 
 TESTS = Path(__file__).resolve().parent
 
@@ -62,7 +62,7 @@ def test_local_workers_run_tasks_in_other_processes(tmp_path):
 RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
-from specfit.executor import Task, run_tasks
+from specfit.bench.executor import Task, run_tasks
 tasks = [Task(f"k{{i}}", "helpers:logged_task", {{"log": {log!r}, "key": f"k{{i}}", "seconds": 1.0}})
          for i in range(6)]
 run_tasks(tasks, {folder!r})
@@ -89,9 +89,9 @@ def test_a_killed_run_resumes_without_repeating_a_finished_task(tmp_path):
 
 def test_a_small_grid_runs_on_a_local_ray_instance(images, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
-    from specfit.gridsearch import grid_search
-    from specfit.settings import FitSettings
-    from specfit.training import FitOptions
+    from specfit.bench.grid import grid_search
+    from specfit.config.settings import FitSettings
+    from specfit.training.loop import FitOptions
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, device="cpu", inits=3,
@@ -137,9 +137,9 @@ def test_grid_refuses_a_model_without_a_knob_and_a_bad_file(cli, images, tmp_pat
 
 
 def test_batched_and_sequential_grid_training_agree(images, tmp_path):
-    from specfit.gridsearch import train_task
-    from specfit.settings import FitSettings
-    from specfit.training import FitOptions
+    from specfit.bench.grid import train_task
+    from specfit.config.settings import FitSettings
+    from specfit.training.loop import FitOptions
 
     settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, device="cpu",
                            fit=FitOptions(steps=12, eval_every=4, compile="off")).to_json()
@@ -156,10 +156,10 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
 
     import torch
 
-    from specfit.batched import can_stack, train_stacked
     from specfit.models.registry import get_entry, resolve_params
     from specfit.signals.sampling import make_sampling
-    from specfit.training import FitOptions, fit_model
+    from specfit.training.loop import FitOptions, fit_model
+    from specfit.training.stacked import can_stack, train_stacked
 
     sampling = make_sampling((12, 12), "holdout", 0.2, 0)
     targets = torch.rand(144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -187,10 +187,10 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
 
     import torch
 
-    from specfit.batched import train_stacked
     from specfit.models.registry import get_entry, resolve_params
     from specfit.signals.sampling import make_sampling
-    from specfit.training import FitOptions, fit_model
+    from specfit.training.loop import FitOptions, fit_model
+    from specfit.training.stacked import train_stacked
 
     entry = get_entry("siren")
     sampling = make_sampling((12, 12), "holdout", 0.2, 0)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import SMALL_SIREN
 
-import specfit.pipeline
-from specfit.runs import run_lock
+import specfit.fitting.pipeline
+from specfit.runs.folder import run_lock
 
 FAST = [*SMALL_SIREN, "--no-fresh", "--steps", "3", "--eval-every", "1"]
 
@@ -108,7 +108,7 @@ def test_absurd_sizes_are_refused_quickly(cli, images, tmp_path, args, words):
 
 
 def test_training_memory_is_estimated_from_the_samples_per_step(cli, images, tmp_path, monkeypatch):
-    monkeypatch.setattr("specfit.memory.available_bytes", lambda device: 10**6)
+    monkeypatch.setattr("specfit.models.memory.available_bytes", lambda device: 10**6)
     line = one_error_line(cli("fit", images["rough"], *FAST, "--set", "width=64", "--out", tmp_path / "r"))
     assert "4096 samples a step" in line and "more than the 976.6 KiB available" in line
 
@@ -118,7 +118,7 @@ def test_an_allocation_failure_that_still_happens_is_one_error_line(cli, images,
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 4000000000000 bytes.\nmore detail")
 
-    monkeypatch.setattr(specfit.pipeline, "fit_model", fail)
+    monkeypatch.setattr(specfit.fitting.pipeline, "fit_model", fail)
     line = one_error_line(cli("fit", images["noise32"], *FAST, "--json", "--out", tmp_path / "r"))
     assert "out of memory" in line
     assert list(tmp_path.iterdir()) == []
@@ -149,7 +149,7 @@ def test_library_warnings_do_not_precede_the_error_line(cli, images, tmp_path, m
         logging.getLogger("tifffile").warning("a library's log line")
         raise SpecfitError("the file is bad")
 
-    monkeypatch.setattr("specfit.signals.load.load_signal", noisy_load)
+    monkeypatch.setattr("specfit.kinds.load.load_signal", noisy_load)
     line = one_error_line(cli("fit", images["noise32"], *FAST))
     assert line == "error: the file is bad"
 
@@ -174,13 +174,13 @@ def test_a_closed_pipe_and_a_full_disk_are_not_tracebacks(tmp_path):
 
 
 def test_ctrl_c_during_the_final_write_still_writes_the_run(cli, images, tmp_path, monkeypatch):
-    original = specfit.pipeline.write_report
+    original = specfit.fitting.pipeline.write_report
 
     def interrupted_write(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(specfit.pipeline, "write_report", interrupted_write)
+    monkeypatch.setattr(specfit.fitting.pipeline, "write_report", interrupted_write)
     out = tmp_path / "run"
     result = cli("fit", images["noise32"], *FAST, "--out", out)
     assert result.code == 0, result.err

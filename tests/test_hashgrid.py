@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from specfit.encodings.hashgrid import HashGridEncoding, level_resolutions, spatial_hash
+from specfit.fresh.search import InitEvaluator
 from specfit.models import REGISTRY
 from specfit.models.hashgrid import HashGridMLP
 from specfit.models.registry import build_model
-from specfit.selection import InitEvaluator
 from specfit.signals.sampling import grid_coordinates
 
 PRIMES = (1, 2654435761, 805459861)

@@ -29,8 +29,9 @@ from PIL import Image
 from scipy.io import wavfile
 
 from specfit.errors import SpecfitError
+from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import load_signal
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
-from specfit.signals.load import LoadOptions, load_signal
 from specfit.signals.video import write_video
 
 
@@ -253,7 +254,8 @@ def test_fifo_is_refused_without_opening_it(tmp_path, name):
 def test_resampling_beyond_the_limit_is_refused_before_it_allocates(tmp_path):
     import scipy.io.wavfile
 
-    from specfit.signals.load import LoadOptions, load_signal
+    from specfit.kinds.kind import LoadOptions
+    from specfit.kinds.load import load_signal
 
     volume = tmp_path / "cube.npy"
     np.save(volume, np.random.default_rng(0).random((8, 8, 8), dtype=np.float32))

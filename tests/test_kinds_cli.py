@@ -23,7 +23,7 @@ import torch
 from helpers import assert_single_error, tree
 from scipy.io import wavfile
 
-from specfit.cli import main
+from specfit.cli.main import main
 
 av = pytest.importorskip("av")
 nibabel = pytest.importorskip("nibabel")
@@ -54,7 +54,7 @@ class Result:
 
 
 def run_cli(*args: object) -> Result:
-    """``specfit.cli.main`` in-process with stdout/stderr captured (for module-scoped fixtures)."""
+    """``specfit.cli.main.main`` in-process with stdout/stderr captured (for module-scoped fixtures)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])

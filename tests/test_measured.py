@@ -10,12 +10,13 @@ import torch
 
 import specfit
 from specfit.errors import SpecfitError
+from specfit.fresh.search import fresh_select, plan_measured_selection
+from specfit.fresh.spectra import spectra
+from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import load_signal
+from specfit.kinds.registry import task_for
 from specfit.models.registry import get_entry, resolve_params
 from specfit.operators.projection import project, projection_angles
-from specfit.selection import fresh_select, plan_measured_selection
-from specfit.signals.load import LoadOptions, load_signal
-from specfit.spectra import spectra
-from specfit.tasks import task_for
 
 SMALL = {"width": 64, "hidden_layers": 1}
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import specfit
+from specfit.kinds.registry import task_for
 from specfit.operators.rendering import turntable_poses
 from specfit.signals.scene import scene_from_arrays
-from specfit.tasks import task_for
 
 TINY = {"width": 16, "hidden_layers": 1, "features": 8}
 
@@ -49,7 +49,7 @@ def test_fit_renders_held_out_views_and_writes_a_turntable(tmp_path) -> None:
     assert np.load(out / "occupancy.npy").dtype == np.bool_
     config = json.loads((out / "config.json").read_text())
     assert config["signal"]["kind"] == "nerf" and config["out_features"] == 4
-    from specfit.render import render_run
+    from specfit.runs.render import render_run
 
     rendered = render_run(out, size="12x10", device="cpu")
     assert rendered.path.name == "render-12x10.mp4" and rendered.path.exists()
@@ -76,7 +76,7 @@ def test_fresh_on_rendered_views_ranks_too_high_scales_last(shared_data) -> None
     path = shared_data / "nerf" / "lego_train_100x100.npz"
     if not path.exists():
         pytest.skip(f"{path} not present")
-    from specfit.selection import fresh_select, plan_measured_selection
+    from specfit.fresh.search import fresh_select, plan_measured_selection
 
     task = task_for(specfit.load_signal(path, resize=32))
     measured = task.measured_spectrum("unit", torch.device("cpu"), "published", "fit", None)

@@ -24,7 +24,7 @@ from helpers import assert_single_error, save_png8
 from PIL import Image
 
 import specfit
-from specfit.cli import main
+from specfit.cli.main import main
 from specfit.models.registry import ENTRY_POINT_GROUP
 
 SOURCE_ROOT = Path(specfit.__file__).resolve().parents[1]  # the specfit under test, first on the path

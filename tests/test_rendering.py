@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from specfit.errors import SpecfitError
+from specfit.models.radiance import RadianceField
 from specfit.operators.rendering import (
     OccupancyGrid,
-    RadianceField,
     RenderOptions,
     camera_rays,
     composite,

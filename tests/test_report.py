@@ -24,9 +24,9 @@ from helpers import SMALL_SIREN
 from scipy.io import wavfile
 
 import specfit
-from specfit.cli import main
-from specfit.report import (
-    View,
+from specfit.cli.main import main
+from specfit.figures import View
+from specfit.report.html import (
     _inline,
     curve_plot,
     frequency_axis,
@@ -271,9 +271,9 @@ def test_audio_report_spectra_are_in_hertz(audio_report, tone):
     guide = text[text.index("id='spectra-at-initialisation'"):]
     assert "x: frequency (Hz)" in guide[: guide.index("</figcaption>")]
     signal = specfit.load_signal(tone[0])
-    from specfit.pipeline import _report_spectra, plan_fit
-    from specfit.selection import fresh_select
-    from specfit.settings import FitSettings
+    from specfit.config.settings import FitSettings
+    from specfit.fitting.pipeline import _report_spectra, plan_fit
+    from specfit.fresh.search import fresh_select
 
     settings = FitSettings(params={"width": 16, "hidden_layers": 1}, grid=[100.0, 1000.0], inits=2,
                            device="cpu")
@@ -381,7 +381,7 @@ def sphere_shape():
 def test_shape_views_render_surfaces_without_specks_and_embed_a_3d_viewer(sphere_shape):
     """The fitted surface loses its floating speck, the renders are shaded surfaces, and the 3-D view
     holds a script, canvases and valid meshes under 1 MB."""
-    from specfit.report_mesh import decode_payload
+    from specfit.figures.mesh import decode_payload
     from specfit.tasks.shape import surface_views
 
     fit_v = sphere_shape.vertices * 0.98
@@ -411,7 +411,7 @@ def test_shape_views_render_surfaces_without_specks_and_embed_a_3d_viewer(sphere
 
 
 def test_surface_render_is_shaded_and_lit_from_the_upper_left(sphere_shape):
-    from specfit.report_mesh import frame_of, render_mesh, rotation
+    from specfit.figures.mesh import frame_of, render_mesh, rotation
 
     centre, radius = frame_of(sphere_shape.vertices)
     image = render_mesh(sphere_shape.vertices, sphere_shape.faces, rotation(0, 0), centre, radius, size=64)

@@ -11,7 +11,7 @@ from specfit.errors import SpecfitError
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
 from specfit.models.resfields import ResFieldSiren, parse_layers
 from specfit.models.sine import Siren
-from specfit.runs import load_model, write_model
+from specfit.runs.folder import load_model, write_model
 from specfit.signals.sampling import grid_coordinates
 
 SMALL = {"width": 12, "hidden_layers": 3, "omega_0": 20.0}

@@ -25,8 +25,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from scipy.io import wavfile
 
-from specfit.cli import main
-from specfit.runs import load_model
+from specfit.cli.main import main
+from specfit.runs.folder import load_model
 
 FIT = ["--no-fresh", "--steps", "2", "--set", "width=16", "--set", "hidden_layers=1", "--compile", "off",
        "--device", "cpu"]

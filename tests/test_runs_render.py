@@ -13,10 +13,12 @@ from PIL import Image
 
 from specfit.errors import SpecfitError
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
-from specfit.runs import FORMAT_VERSION, dumps, load_model, staged_directory, write_model
+from specfit.models.evaluate import predict
+from specfit.runs.folder import load_model, staged_directory, write_model
+from specfit.runs.format import FORMAT_VERSION
 from specfit.signals import grid_coordinates
 from specfit.signals.image import image_to_array
-from specfit.training import predict
+from specfit.util.files import dumps
 
 RUN_FILES = {"config.json", "metrics.json", "history.csv", "checkpoint.safetensors", "model.safetensors",
              "reconstruction.png",

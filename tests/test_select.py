@@ -9,9 +9,10 @@ from helpers import numpy_spectrum
 from scipy.stats import wasserstein_distance
 
 from specfit.errors import SpecfitError
+from specfit.fresh.search import RACE_ROUNDS, InitEvaluator, fresh_select, plan_selection
+from specfit.kinds.load import load_signal
 from specfit.models import get_entry, resolve_params
-from specfit.selection import RACE_ROUNDS, InitEvaluator, fresh_select, plan_selection
-from specfit.signals import load_signal, make_sampling
+from specfit.signals import make_sampling
 
 SMALL = ["--set", "width=64", "--set", "hidden_layers=1", "--device", "cpu"]
 

@@ -12,7 +12,8 @@ from helpers import read_png, save_png8, save_png16, smooth_rgb, to_uint8
 from PIL import Image
 
 from specfit.errors import SpecfitError
-from specfit.signals import load_signal, make_sampling
+from specfit.kinds.load import load_signal
+from specfit.signals import make_sampling
 from specfit.signals.image import resize_image
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}

@@ -12,7 +12,7 @@ from scipy.special import jv
 
 from specfit.errors import SpecfitError
 from specfit.models.tuner import IntegerSineNet
-from specfit.sine_spectrum import generable_frequencies, measured_spectrum, plot_sine_spectrum
+from specfit.models.tuner_spectrum import generable_frequencies, measured_spectrum, plot_sine_spectrum
 
 
 def _two_input_net(c0: float = 0.5, c1: float = 1.0) -> IntegerSineNet:

@@ -10,7 +10,7 @@ from helpers import numpy_spectrum, powerlaw_image, save_png8, save_png16
 from scipy.stats import wasserstein_distance
 
 from specfit.errors import SpecfitError
-from specfit.spectra import resolve_bins, spectrum_vector, wasserstein
+from specfit.fresh.spectra import resolve_bins, spectrum_vector, wasserstein
 
 
 def test_cli_spectrum_json_has_requested_bins_summing_to_one(cli, tmp_path):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from specfit.bench.suites import PROFILES, SUITES, FitJob, get_suite, variant_name, write_results_page
 from specfit.models.registry import get_entry, resolve_params
 from specfit.signals.measured import is_builtin
-from specfit.suites import PROFILES, SUITES, FitJob, get_suite, variant_name, write_results_page
 
 
 @pytest.mark.parametrize("name", SUITES)

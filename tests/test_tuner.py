@@ -10,9 +10,10 @@ import torch
 from specfit.errors import SpecfitError
 from specfit.models import build_model
 from specfit.models.tuner import IntegerSineNet, bounded_frequencies, in_half_space, uniform_frequencies
-from specfit.runs import WEIGHTS, load_model, write_model
+from specfit.runs.folder import load_model, write_model
+from specfit.runs.format import WEIGHTS
 from specfit.signals import make_sampling
-from specfit.training import FitOptions, fit_model
+from specfit.training.loop import FitOptions, fit_model
 
 
 def test_bounded_frequencies_layout():

@@ -1,12 +1,12 @@
 """MkDocs hooks that generate the reference pages from the code (``hooks:`` in ``mkdocs.yml``).
 
 - ``cli.md``: the line ``<!-- specfit-cli -->`` becomes the ``--help`` text of ``specfit`` and of
-  every subcommand, produced by :func:`specfit.cli.build_parser` at build time, so the page cannot
+  every subcommand, produced by :func:`specfit.cli.main.build_parser` at build time, so the page cannot
   drift from the command line.
 - ``api.md``: the line ``<!-- specfit-api-rest -->`` becomes a ``::: specfit.NAME`` block for
   every name of ``specfit.__all__`` that the page does not document yet, so a new public name
   appears even before someone files it under a heading.
-- Docstrings that use Sphinx roles (``:class:`~specfit.run.Run```) are shown as code, linked when
+- Docstrings that use Sphinx roles (``:class:`~specfit.runs.run.Run```) are shown as code, linked when
   the object is documented.
 """
 
@@ -23,7 +23,7 @@ CLI_MARKER = "<!-- specfit-cli -->"
 API_MARKER = "<!-- specfit-api-rest -->"
 HELP_COLUMNS = 100  # --help is wrapped as in a terminal of this width
 
-# After Markdown: :class:<code>~specfit.run.Run</code>, :func:<code>fit</code> ...
+# After Markdown: :class:<code>~specfit.runs.run.Run</code>, :func:<code>fit</code> ...
 SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc):<code>(~?)([\w.]+)(\(\))?</code>")
 
 
@@ -58,7 +58,7 @@ def _help_block(parser: argparse.ArgumentParser) -> list[str]:
 
 def cli_reference() -> str:
     """Markdown for every command: a table of subcommands, then each one's ``--help``."""
-    from specfit.cli import build_parser
+    from specfit.cli.main import build_parser
 
     with _plain_terminal(HELP_COLUMNS):
         parser = build_parser()

@@ -14,8 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from specfit.errors import SpecfitError
-
-__version__ = "0.1.0"
+from specfit.version import __version__
 
 _LAZY = {
     "load_signal": "specfit.api",
@@ -25,14 +24,14 @@ _LAZY = {
     "resume": "specfit.api",
     "select": "specfit.api",
     "spectrum": "specfit.api",
-    "load_run": "specfit.run",
-    "Run": "specfit.run",
-    "RunConfig": "specfit.run",
-    "Metrics": "specfit.run",
-    "FitSettings": "specfit.settings",
-    "FitOptions": "specfit.training",
-    "CompactionPlan": "specfit.compaction",
-    "Selection": "specfit.selection",
+    "load_run": "specfit.runs.run",
+    "Run": "specfit.runs.run",
+    "RunConfig": "specfit.runs.run",
+    "Metrics": "specfit.runs.run",
+    "FitSettings": "specfit.config.settings",
+    "FitOptions": "specfit.training.loop",
+    "CompactionPlan": "specfit.training.compaction",
+    "Selection": "specfit.fresh.search",
     "Event": "specfit.events",
     "Phase": "specfit.events",
     "ModelEntry": "specfit.models.registry",
@@ -48,13 +47,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from specfit.api import fit, fit_settings, load_signal, rerun, resume, select, spectrum
-    from specfit.compaction import CompactionPlan
+    from specfit.config.settings import FitSettings
     from specfit.events import Event, Phase
+    from specfit.fresh.search import Selection
     from specfit.models.registry import Knob, ModelEntry, register
-    from specfit.run import Metrics, Run, RunConfig, load_run
-    from specfit.selection import Selection
-    from specfit.settings import FitSettings
-    from specfit.training import FitOptions
+    from specfit.runs.run import Metrics, Run, RunConfig, load_run
+    from specfit.training.compaction import CompactionPlan
+    from specfit.training.loop import FitOptions
 
 
 def __getattr__(name: str) -> object:

@@ -1,3 +1,3 @@
-from specfit.cli import main
+from specfit.cli.main import main
 
 raise SystemExit(main())

@@ -12,17 +12,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specfit.checkpoints import CheckpointSink
-from specfit.compaction import CompactionPlan
+from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
-from specfit.events import Progress, ignore
-from specfit.kinds import get_kind
-from specfit.models.registry import ParamValue
-from specfit.run import Run, RunConfig, load_run
-from specfit.selection import Selection
-from specfit.settings import FitSettings
-from specfit.signals.load import LoadOptions
-from specfit.training import FitOptions
+from specfit.events import Event, Phase, Progress, ignore
+from specfit.fitting.pipeline import fit_signal, plan_fit, run_plan
+from specfit.fresh.search import Selection, fresh_select, plan_measured_selection, plan_selection
+from specfit.fresh.spectra import signal_band, signal_spectrum
+from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import load_signal as load_file
+from specfit.kinds.registry import get_kind, task_for
+from specfit.models.registry import ParamValue, get_entry
+from specfit.runs.checkpoints import CHECKPOINT, CheckpointSink, read_checkpoint
+from specfit.runs.folder import read_config
+from specfit.runs.run import Run, RunConfig, load_run
+from specfit.signals.base import Signal
+from specfit.signals.scene import Scene
+from specfit.signals.shape import Shape, shape_from_mesh
+from specfit.training.compaction import CompactionPlan
+from specfit.training.loop import FitOptions
+from specfit.util.runtime import resolve_device
 
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
 _LOAD_FIELDS = {f.name for f in fields(LoadOptions)} - {"kind"}
@@ -52,12 +60,9 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
         if unknown:
             raise SpecfitError(f"unknown loading options {', '.join(unknown)}; known: "
                                f"{', '.join(sorted(_LOAD_FIELDS))}")
-        from specfit.signals.load import load_signal as load_file
 
         return load_file(source, LoadOptions(kind=kind, **options))
     if type(source).__module__.startswith("trimesh"):
-        from specfit.signals.shape import shape_from_mesh
-
         return shape_from_mesh(source, str(options.get("name", "mesh")), bool(options.get("allow_open")))
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
@@ -92,10 +97,6 @@ def _from_array(array: np.ndarray, kind: str | None, options: dict) -> object:
 
 def _as_signal(signal: object) -> object:
     """A loaded signal, or anything :func:`load_signal` accepts."""
-    from specfit.signals.base import Signal
-    from specfit.signals.scene import Scene
-    from specfit.signals.shape import Shape
-
     return signal if isinstance(signal, Signal | Shape | Scene) else load_signal(signal)
 
 
@@ -131,8 +132,8 @@ def fit(
 
     ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``params`` are the
     model's hyperparameters (``specfit models``); ``progress`` receives
-    :class:`~specfit.events.Event` objects. See :class:`~specfit.settings.FitSettings` and
-    :class:`~specfit.training.FitOptions` for the other arguments.
+    :class:`~specfit.events.Event` objects. See :class:`~specfit.config.settings.FitSettings` and
+    :class:`~specfit.training.loop.FitOptions` for the other arguments.
     """
     options = FitOptions(steps=steps, lr=lr, schedule=schedule, batch_size=batch_size,
                          eval_every=eval_every, compile=compile, seed=seed)
@@ -144,9 +145,7 @@ def fit(
 
 
 def fit_settings(signal: object, settings: FitSettings, progress: Progress = ignore) -> Run:
-    """:func:`fit` with the settings as one :class:`~specfit.settings.FitSettings`."""
-    from specfit.pipeline import fit_signal
-
+    """:func:`fit` with the settings as one :class:`~specfit.config.settings.FitSettings`."""
     return fit_signal(_as_signal(signal), settings, progress)
 
 
@@ -181,10 +180,6 @@ def resume(
     step count from the checkpoint on). FreSh is not run again. Writes nothing unless
     ``checkpoints`` is given; save the returned :class:`Run` to replace the folder.
     """
-    from specfit.checkpoints import CHECKPOINT, read_checkpoint
-    from specfit.pipeline import plan_fit, run_plan
-    from specfit.runs import read_config
-
     folder = Path(folder)
     config = RunConfig.from_json(read_config(folder, weights=False))
     if not (folder / CHECKPOINT).is_file():
@@ -228,12 +223,6 @@ def select(
     neighbours), so the choice is the one :func:`fit` makes with the same settings; ``objective``,
     ``spectrum`` and ``search`` are as in :class:`FitSettings`.
     """
-    from specfit.events import Event, Phase
-    from specfit.models.registry import get_entry
-    from specfit.pipeline import resolve_device
-    from specfit.selection import fresh_select, plan_measured_selection, plan_selection
-    from specfit.tasks import task_for
-
     settings = FitSettings(model=model, spectrum=spectrum, objective=objective, search=search, split=split,
                            holdout=holdout, seed=seed, device=device)
     settings.check()
@@ -264,9 +253,6 @@ def spectrum(
     mean of its frames' spectra unless ``video_spectrum="3d"``; CT, MRI and NeRF: the spectrum of
     the measurements); ``band`` is ``"signal"`` or ``"published"`` (default: the signal type's, see
     :class:`FitSettings`)."""
-    from specfit.spectra import signal_band, signal_spectrum
-    from specfit.tasks import task_for
-
     task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
     band = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
     measured = task.measured_spectrum("unit", torch.device("cpu"), band, objective, bins)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +27,9 @@ from specfit.encodings import (
     PositionalEncoding,
 )
 from specfit.errors import SpecfitError
-from specfit.memory import FLOAT_BYTES, ModelSize, check_fits, estimate_model_size
+from specfit.figures import figure_uri
 from specfit.models.hashgrid import HashGridMLP, HashGridParams
+from specfit.models.memory import FLOAT_BYTES, ModelSize, check_fits, estimate_model_size
 from specfit.models.mlp import (
     BasicParams,
     FourierMLP,
@@ -42,6 +42,7 @@ from specfit.models.params import ParamValue, parse_params, specs
 from specfit.models.resfields import ResFieldSiren, ResFieldsParams
 from specfit.models.sine import Finer, FinerParams, Siren, SirenParams
 from specfit.models.tuner import IntegerSineNet, TunerParams
+from specfit.models.tuner_spectrum import sine_spectrum_figure
 from specfit.models.wavelet import Gauss, GaussParams, Wire, WireParams
 
 
@@ -69,8 +70,8 @@ class ModelEntry:
         adam_eps: Adam's epsilon the model was published with.
         selection_overrides: hyperparameters used only while FreSh evaluates spectra (e.g. the
             hash grid's larger table init), never for training.
-        compact: a model-specific step after training, called like
-            :func:`specfit.compaction.compact` (``None``: the model cannot be compacted).
+        compactable: whether the network can be compacted after training (pruned and densified,
+            :mod:`specfit.training.compaction`; TUNER's integer-frequency networks).
         report_views: extra report sections for a trained model, ``(model, in_features) ->
             [(title, data-URI PNG)]``.
     """
@@ -88,7 +89,7 @@ class ModelEntry:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     selection_overrides: dict[str, ParamValue] = field(default_factory=dict)
-    compact: Callable[..., Any] | None = None
+    compactable: bool = False
     report_views: Callable[[nn.Module, int], list[tuple[str, str]]] | None = None
 
     @property
@@ -364,18 +365,10 @@ register(ModelEntry(
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
 
 
-def _tuner_compact(*args: Any, **kwargs: Any) -> Any:
-    from specfit.compaction import compact  # it imports the models
-
-    return compact(*args, **kwargs)
-
-
 def _tuner_views(model: nn.Module, in_features: int) -> list[tuple[str, str]]:
     """The spectrum view of an integer-frequency network (1-D and 2-D inputs)."""
     if not model.hidden or in_features > 2:
         return []
-    from specfit.report import figure_uri
-    from specfit.sine_spectrum import sine_spectrum_figure
 
     return [("Spectrum of the network", figure_uri(sine_spectrum_figure(model, trained=True)))]
 
@@ -386,7 +379,7 @@ def _tuner_entry(name: str, init: str, summary: str, convention: str, reference:
 
     return ModelEntry(name=name, summary=summary, build=build, params=TunerParams(), lr=5e-4,
                       value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,
-                      compact=_tuner_compact,
+                      compactable=True,
                       report_views=_tuner_views)
 
 

@@ -29,9 +29,9 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from specfit.errors import SpecfitError
-from specfit.runs import staged_file
 from specfit.signals.base import Signal
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size
+from specfit.util.files import staged_file
 
 AUDIO_SUFFIXES = (".wav",)
 WRITE_BIT_DEPTHS = (8, 16, 32)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from specfit.errors import SpecfitError
+from specfit.signals import phantoms
 from specfit.signals.base import Signal
 from specfit.signals.image import image_from_array
 from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS, MEASURES
@@ -38,7 +39,6 @@ def is_builtin(name: str) -> bool:
 
 def builtin_signal(name: str, size: int | None = None) -> Signal:
     """The built-in object ``name`` at ``size`` pixels a side (default 256; 64 for 3-D phantoms)."""
-    from specfit.signals import phantoms
 
     match = _BUILTIN.match(name)
     if match is None:

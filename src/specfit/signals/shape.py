@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.runs import staged_file
+from specfit.util.files import staged_file
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb")
 WRITE_SUFFIXES = (".ply", ".obj")

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.runs import staged_file
 from specfit.signals.base import Signal
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size
+from specfit.util.files import staged_file
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 # Containers that take an H.264 stream; the container is chosen from the suffix.

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.runs import staged_file
 from specfit.signals.base import Signal
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size, load_npy
+from specfit.util.files import staged_file
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 MIN_RESIZE = 4

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from specfit.figures import View, audio_player, figure_uri, subplots, wav_data_uri
 from specfit.metrics import psnr, snr
-from specfit.render import unit_from_model
-from specfit.report import View, audio_player, figure_uri, subplots, wav_data_uri
+from specfit.models.evaluate import unit_from_model
 from specfit.signals.audio import write_audio
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask

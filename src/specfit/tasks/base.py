@@ -1,6 +1,6 @@
 """What a signal type contributes to a fit: its samples, its FreSh target, its metrics and outputs.
 
-A :class:`Task` wraps one loaded signal. The pipeline (``specfit.pipeline``) is the same for every
+A :class:`Task` wraps one loaded signal. The pipeline (``specfit.fitting.pipeline``) is the same for every
 type: it asks the task for training data and a spectrum target, runs FreSh and training, then asks
 the task to evaluate the trained model, write its outputs and draw its report views.
 """
@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.measured_spectrum import MeasuredSpectrum
-from specfit.report import View
+from specfit.figures import View
+from specfit.fresh.measured import MeasuredSpectrum
 from specfit.signals.sampling import Sampling
-from specfit.training import Forward
+from specfit.training.loop import Forward
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Outcome:
         metrics: entries merged into ``metrics.json`` (at least ``psnr``, ``psnr_train``,
             ``psnr_test``, ``ssim``, possibly ``None``).
         files: output file name -> writer called with the staged path to write.
-        views: report sections: :class:`specfit.report.View` (a figure or HTML with its reading
+        views: report sections: :class:`specfit.figures.View` (a figure or HTML with its reading
             guide), or ``(title, data-URI PNG)`` pairs.
         summary: one line for the command line.
     """
@@ -64,7 +64,7 @@ class Task(ABC):
 
     Attributes:
         kind: ``"image"``, ``"audio"``, ``"video"``, ``"volume"`` or ``"shape"``.
-        loss: training loss (see :data:`specfit.training.LOSSES`).
+        loss: training loss (see :data:`specfit.training.loop.LOSSES`).
         score_name: the metric tracked during training (``"psnr"`` or ``"iou"``).
         per_frame: FreSh compares mean per-frame spectra (video).
         default_batch_size: samples per step when the user gives none (``None``: full batch).
@@ -159,3 +159,11 @@ class Task(ABC):
     @abstractmethod
     def finish(self, model: nn.Module, value_range: str, data: TrainingData, device: torch.device) -> Outcome:
         """Evaluate the trained ``model``: metrics, output files and report views."""
+
+
+SHAPE_TARGETS = ("occupancy", "sdf")
+
+
+VIDEO_SPECTRA = ("frames", "3d")
+
+

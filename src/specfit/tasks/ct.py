@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from specfit.measured_spectrum import MeasuredSpectrum
+from specfit.figures import View, figure_uri, show_error, subplots
+from specfit.fresh.measured import MeasuredSpectrum
+from specfit.fresh.spectra import signal_band, spectra
 from specfit.metrics import psnr, ssim
 from specfit.operators.projection import circle_mask, filtered_back_projection, project, projection_angles
-from specfit.report import View, figure_uri, show_error, subplots
 from specfit.signals.image import write_image
-from specfit.spectra import signal_band, spectra
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.measured import MeasuredGridTask
-from specfit.training import Forward
+from specfit.training.loop import Forward
 
 
 def ct_figure(truth: np.ndarray, sinogram: np.ndarray, fbp: np.ndarray, recon: np.ndarray,

@@ -8,11 +8,10 @@ import torch
 from torch import nn
 
 from specfit.metrics import psnr
-from specfit.render import model_from_unit, unit_from_model
+from specfit.models.evaluate import model_from_unit, predict, unit_from_model
 from specfit.signals.base import Signal
 from specfit.signals.sampling import make_sampling, training_view
 from specfit.tasks.base import Outcome, Task, TrainingData
-from specfit.training import predict
 
 
 class GridTask(Task):

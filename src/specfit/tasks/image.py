@@ -7,13 +7,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from specfit.figures import View, figure_uri, show_error, show_image, subplots
 from specfit.metrics import gradient_psnr, ssim
-from specfit.render import unit_from_model
-from specfit.report import View, figure_uri, show_error, show_image, subplots
+from specfit.models.evaluate import unit_from_model
 from specfit.signals.image import write_image
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask, write_original_npy
-from specfit.training import spatial_gradient_magnitude
+from specfit.training.loop import spatial_gradient_magnitude
 
 
 def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:

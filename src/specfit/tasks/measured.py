@@ -16,7 +16,7 @@ from torch import nn
 
 from specfit.errors import SpecfitError
 from specfit.metrics import psnr
-from specfit.render import unit_from_model
+from specfit.models.evaluate import unit_from_model
 from specfit.signals.sampling import Sampling, grid_coordinates
 from specfit.tasks.grid import GridTask
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specfit.measured_spectrum import MeasuredSpectrum
+from specfit.figures import View, figure_uri, subplots
+from specfit.fresh.measured import MeasuredSpectrum
+from specfit.fresh.spectra import Band, band_vectors, content_band, resolve_bins
 from specfit.metrics import psnr
 from specfit.operators.kspace import as_real, kspace_mask, sample_kspace, zero_filled
-from specfit.report import View
 from specfit.signals.volume import write_volume
-from specfit.spectra import Band, band_vectors, content_band, resolve_bins
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.measured import MeasuredGridTask
 from specfit.tasks.volume import SLICES_GUIDE, slices_figure
-from specfit.training import Forward
+from specfit.training.loop import Forward
 
 
 class MRITask(MeasuredGridTask):
@@ -124,8 +124,6 @@ class MRITask(MeasuredGridTask):
 
 def mask_figure(mask: torch.Tensor) -> str:
     """The three central slices of the (shifted) k-space mask."""
-    from specfit.report import figure_uri, subplots
-
     shifted = torch.fft.fftshift(mask.float()).numpy()
     centre = [n // 2 for n in shifted.shape]
     figure, axes = subplots(1, 3, figsize=(11, 3.8))

@@ -1,7 +1,7 @@
 """NeRF: a radiance field fitted to camera views through volume rendering (Mildenhall et al. 2020;
 the Fourier-features NeRF experiment of Tancik et al. 2020).
 
-Any registered model becomes a radiance field (:class:`~specfit.operators.rendering.RadianceField`:
+Any registered model becomes a radiance field (:class:`~specfit.models.radiance.RadianceField`:
 three colour channels and a density from four outputs). A training sample is a ray (origin and
 direction, 6 numbers) of a training view and its target the pixel's colour; a step renders a random
 batch of rays (stratified plus hierarchical samples, one network for both passes) and compares the
@@ -20,23 +20,24 @@ import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.measured_spectrum import MeasuredSpectrum
+from specfit.figures import View, figure_uri, subplots
+from specfit.fresh.measured import MeasuredSpectrum
+from specfit.fresh.spectra import signal_band, spectra
 from specfit.metrics import psnr, ssim
+from specfit.models.radiance import RadianceField
 from specfit.operators.rendering import (
     OccupancyGrid,
-    RadianceField,
     RenderOptions,
     camera_rays,
     render_rays,
     render_view,
     turntable_poses,
 )
-from specfit.report import View, figure_uri, subplots
 from specfit.signals.sampling import Sampling
 from specfit.signals.scene import Scene
-from specfit.spectra import signal_band, spectra
+from specfit.signals.video import write_video_frames
 from specfit.tasks.base import Outcome, Task, TrainingData
-from specfit.training import Forward
+from specfit.training.loop import Forward
 
 BATCH_RAYS = 1024  # Tancik et al. 2020
 EVAL_RAYS = 4096  # rays looked at by the periodic evaluation
@@ -236,8 +237,6 @@ class NerfTask(Task):
         poses = turntable_poses(TURNTABLE_FRAMES, radius=self.radius)
 
         def turntable(path: Path) -> None:
-            from specfit.signals.video import write_video_frames
-
             write_video_frames(path, (self.render(model, value_range, pose) for pose in poses), TURNTABLE_FPS)
 
         outcome.files["turntable.mp4"] = turntable

@@ -19,10 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from specfit.metrics import chamfer_distance, iou
-from specfit.render import grid_values
-from specfit.report import View, figure_uri, subplots
-from specfit.report_mesh import (
+from specfit.figures import View, figure_uri, subplots
+from specfit.figures.mesh import (
     FIT_COLOUR,
     SPECK_SHARE,
     TARGET_COLOUR,
@@ -36,6 +34,8 @@ from specfit.report_mesh import (
     rotation,
     viewer_html,
 )
+from specfit.metrics import chamfer_distance, iou
+from specfit.models.evaluate import grid_values, predict
 from specfit.signals.sampling import Sampling
 from specfit.signals.shape import (
     Shape,
@@ -55,7 +55,6 @@ from specfit.signals.shape import (
     write_mesh,
 )
 from specfit.tasks.base import Outcome, Task, TrainingData
-from specfit.training import predict
 
 TRAIN_POINTS = 2**18  # training pool, half uniform and half near the surface
 MONITOR_POINTS = 2**14  # held-out points per set scored during training

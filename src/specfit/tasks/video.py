@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specfit.report import View, figure_uri, show_error, show_image, subplots
+from specfit.figures import View, figure_uri, show_error, show_image, subplots
 from specfit.signals.base import Signal
 from specfit.signals.video import frame_psnr, write_video
 from specfit.tasks.base import Outcome, TrainingData

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from specfit.report import View, figure_uri, subplots
+from specfit.figures import View, figure_uri, subplots
 from specfit.signals.volume import volume_slices, write_volume
 from specfit.tasks.base import Outcome, TrainingData
 from specfit.tasks.grid import GridTask

@@ -1,0 +1,1 @@
+"""Grid searches, executors (local, Ray) and named reproduction suites."""

@@ -1,0 +1,1 @@
+"""The ``specfit`` command line: parses, calls the library, prints."""

@@ -1,0 +1,167 @@
+"""A fit described in a file: TOML, YAML or JSON with the fields of a run's ``config.json``.
+
+The fields read (every one optional)::
+
+    [signal]
+    source = "photo.png"          # a file, a built-in name (shepp-logan, ...); none: the bundled image
+
+    [load]                        # how the signal is loaded (specfit.kinds.load.LoadOptions)
+    resize = 256
+
+    [settings]                    # what is fitted (specfit.config.settings.FitSettings)
+    model = "siren"
+    seed = 0
+    params = { hidden_layers = 3 }
+
+    [settings.fit]                # how it is trained (specfit.training.loop.FitOptions)
+    steps = 2000
+
+A run's ``config.json`` holds these and more (the trained model's resolved ``model`` and
+``params``, versions, hardware): the rest describes the run and is ignored here, so a saved
+run's config fits it again exactly. A relative ``source`` is taken from the current folder, else
+from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from specfit.config.settings import FitSettings
+from specfit.errors import SpecfitError
+from specfit.kinds.kind import LoadOptions
+
+SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+MAX_BYTES = 1 << 20
+# What a saved run's config.json holds besides the fields read here (see specfit.runs.run.RunConfig).
+RUN_RECORD_FIELDS = ("format", "specfit", "model", "params", "in_features", "out_features", "value_range",
+                     "convention", "coordinates", "versions", "created", "command", "hardware")
+READ_FIELDS = ("signal", "load", "settings")
+
+
+@dataclass
+class FitRequest:
+    """A fit read from a file: the signal's source, its loading options and the settings.
+
+    Attributes:
+        source: a path or built-in signal name; ``None`` for the bundled default image.
+        load: loading options (field names of :class:`~specfit.kinds.load.LoadOptions`).
+        settings: the fit's settings (defaults where the file is silent).
+        given: the settings the file gives, by dotted name (``"model"``, ``"fit.steps"``,
+            ``"compaction.densify"``): what a command line merges under its own options.
+    """
+
+    source: str | None = None
+    load: dict = field(default_factory=dict)
+    settings: FitSettings = field(default_factory=FitSettings)
+    given: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"signal": {"source": self.source}, "load": dict(self.load),
+                "settings": self.settings.to_json()}
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    """Nested settings as dotted names; ``params`` stays one mapping."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "params":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _parse(path: Path, text: str) -> object:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as exc:  # each parser has its own error type
+        problem = " ".join(str(exc).split())
+        raise SpecfitError(f"{path} is not valid {suffix[1:].upper()} ({problem})") from None
+
+
+def _source(value: object, path: Path) -> str | None:
+    """``signal.source`` as a path that exists from here where it can (see the module docstring)."""
+    if value is None or value == "skimage.data.camera":
+        return None
+    if not isinstance(value, str) or not value:
+        raise SpecfitError(f"{path}: signal.source must be a file name, got {value!r}")
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute() and not candidate.exists() and (path.parent / candidate).exists():
+        return str(path.parent / candidate)
+    return value
+
+
+def read_fit_config(path: str | Path) -> FitRequest:
+    """Read a fit from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file (see the module docstring).
+
+    Raises :class:`SpecfitError` naming the file and the first problem: unreadable, not the
+    format its suffix says, an unknown field (a typo would otherwise be ignored), an ill-typed or
+    invalid setting.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise SpecfitError(f"{path}: a config file must end in {', '.join(SUFFIXES)}")
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecfitError(f"{path} is larger than {MAX_BYTES} bytes: not a config file")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecfitError(f"cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    data = _parse(path, text)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecfitError(f"{path} must hold a mapping of fields, got {type(data).__name__}")
+    saved_run = "format" in data
+    allowed = READ_FIELDS + (RUN_RECORD_FIELDS if saved_run else ())
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        hint = " (the model and its params go under settings)" if {"model", "params"} & set(unknown) else ""
+        raise SpecfitError(
+            f"{path}: unknown field {unknown[0]!r}{hint}; the fields are {', '.join(READ_FIELDS)}")
+    signal = data.get("signal") or {}
+    if not isinstance(signal, dict):
+        raise SpecfitError(f"{path}: signal must be a mapping with a source")
+    load = data.get("load") or {}
+    if not isinstance(load, dict):
+        raise SpecfitError(f"{path}: load must be a mapping of loading options")
+    known = {f.name for f in fields(LoadOptions)}
+    bad = sorted(set(load) - known)
+    if bad:
+        raise SpecfitError(f"{path}: unknown loading option {bad[0]!r}; known: {', '.join(sorted(known))}")
+    given = data.get("settings") or {}
+    try:
+        settings = FitSettings.from_json(given)
+        settings.check()
+    except SpecfitError as exc:
+        raise SpecfitError(f"{path}: {exc}") from None
+    except TypeError as exc:  # a number where a word belongs, or the reverse
+        raise SpecfitError(f"{path}: a setting has the wrong type ({exc})") from None
+    return FitRequest(source=_source(signal.get("source"), path), load=dict(load), settings=settings,
+                      given=_flatten(given))
+
+
+def write_fit_config(path: str | Path, request: FitRequest) -> None:
+    """Write ``request`` as YAML (``.yaml``/``.yml``) or JSON (``.json``), readable by
+    :func:`read_fit_config`."""
+    import yaml
+
+    path = Path(path)
+    data = request.to_json()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    elif path.suffix.lower() == ".json":
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        raise SpecfitError(f"{path}: write a config as .yaml, .yml or .json")

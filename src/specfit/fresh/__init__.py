@@ -1,0 +1,1 @@
+"""FreSh: spectra, the Wasserstein distance, measured spectra and the search over a knob's grid."""

@@ -1,0 +1,608 @@
+"""FreSh: choose a model's embedding frequency by comparing spectra at initialisation.
+
+For a candidate value ``theta`` of the model's knob, ``R`` untrained models are drawn from the same
+random stream (the generator is re-seeded before every candidate, so candidates differ only by
+``theta``), evaluated on the signal's sampling grid in chunks of samples (on a few whole segments
+of a long 1-D signal, see :mod:`specfit.fresh.spectra`), and scored by the mean Wasserstein distance
+``W`` between their output spectra and the target's. The target is what training sees: held-out
+samples never enter it.
+
+Search (``search="bracket"``, the default): the ``W`` curve over the knob is U-shaped on every
+signal measured, so about five evenly spread values are evaluated first, with 1 initialisation a
+value (all candidates share it, so the curve it traces is smooth in the knob). If that curve
+falls to one minimum and rises after it, the bracket around that minimum is halved until the
+best value's neighbours are known, and only those three race on towards ``R`` initialisations;
+if a value met earlier beats the race's winner on the initialisations they share, the bracket was
+misled by noise and is searched again around that value. Otherwise (a second dip), every value is
+searched (``search="full"`` always does).
+
+Racing (``race=True``): candidates raised to ``R`` get 2 initialisations first, then 4, 6 and
+``R``. Because every candidate draws from the same random stream, initialisation ``r`` of one
+candidate and of another share their random weights, so candidates are compared in pairs: after a
+round from 4 initialisations on, a candidate is dropped when its distance minus the current best's,
+over the shared initialisations, has a mean above ``z = 3`` standard errors of that difference, or
+when its mean distance is within one standard error of the best's (a tie: either choice is as
+good). The race stops when one candidate is left (the ranking is settled) or all left have ``R``
+initialisations; the choice is the best of those left. Every candidate keeps its statistics in the table.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from specfit.errors import SpecfitError
+from specfit.fresh.measured import MeasuredSpectrum
+from specfit.fresh.options import SEARCHES
+from specfit.fresh.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
+from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
+
+RACE_ROUNDS = (2, 4, 6)
+RACE_Z = 3.0
+MIN_PAIRED = 4
+BRACKET_INITS = 1
+COARSE_POINTS = 5
+MIN_BRACKET = 8
+FLAT = 0.1
+EVAL_SEGMENTS = 4
+CHUNK_ACTIVATIONS = 2**22
+MAX_INITS = 1000
+
+
+@dataclass
+class Candidate:
+    """One row of the selection table."""
+
+    value: ParamValue
+    w_mean: float | None
+    w_stderr: float | None
+    inits: int
+
+
+@dataclass
+class Selection:
+    """Result of FreSh selection.
+
+    Attributes:
+        knob: name of the searched hyperparameter.
+        chosen: the value with the smallest mean distance.
+        table: one :class:`Candidate` per grid value, in grid order (a value the search skipped
+            has no mean and 0 initialisations).
+        seconds: wall time of the whole selection.
+        bins: spectrum size used.
+        target_spectrum: the target's normalised spectrum, ``bins`` numbers.
+        mean_spectra: per grid value, the mean spectrum of its evaluated initialisations.
+        notes: remarks for the user (a spectrum shrunk for a small signal, a choice at the grid's
+            edge).
+        band: the spectrum's band (:class:`specfit.fresh.spectra.Band` as JSON).
+        spectrum: ``"signal"`` or ``"published"``.
+        objective: ``"fit"`` or ``"generalize"``.
+    """
+
+    knob: str
+    chosen: ParamValue
+    table: list[Candidate]
+    seconds: float
+    bins: int
+    inits: int
+    target_spectrum: list[float]
+    mean_spectra: dict[str, list[float]]
+    notes: list[str] = field(default_factory=list)
+    band: dict = field(default_factory=dict)
+    spectrum: str = "signal"
+    objective: str = "fit"
+
+    def edge_note(self) -> str | None:
+        """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
+        values = [row.value for row in self.table]
+        if len(values) > 1 and self.chosen in (values[0], values[-1]):
+            side = "smallest" if self.chosen == values[0] else "largest"
+            return (f"FreSh chose the {side} {self.knob} of the grid ({self.chosen}); "
+                    "the best value may lie outside it (widen it with --grid)")
+        return None
+
+    def to_json(self, with_spectra: bool = False) -> dict:
+        data = {
+            "knob": self.knob,
+            "chosen": self.chosen,
+            "table": [asdict(row) for row in self.table],
+            "seconds": self.seconds,
+            "bins": self.bins,
+            "inits": self.inits,
+            "band": self.band,
+            "spectrum": self.spectrum,
+            "objective": self.objective,
+        }
+        if with_spectra:
+            data["target_spectrum"] = self.target_spectrum
+            data["mean_spectra"] = self.mean_spectra
+        return data
+
+
+def chunk_rows(width: int) -> int:
+    """Samples per forward chunk: about 2^22 activations (16384 samples of a 256-wide network).
+
+    Chunks bound memory: a 256-wide layer over a 1024^2 grid would otherwise need 1 GiB per
+    activation. On 2 CPU cores a matrix product costs about 8 ms a call on top of its arithmetic, so
+    chunks of 2048 samples ran 5 times slower than one full-grid forward; 16384 run as fast.
+    """
+    return max(256, CHUNK_ACTIVATIONS // max(width, 1))
+
+
+def _width(model: torch.nn.Module) -> int:
+    """Widest linear layer (lookup tables such as a hash grid's do not count)."""
+    return max((m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)), default=256)
+
+
+class InitEvaluator:
+    """Evaluates ``R`` seeded initialisations of one model configuration on a full grid.
+
+    On CPU the initialisations are evaluated one after another in cache-sized chunks of samples;
+    on CUDA they are evaluated together (``torch.func.vmap`` over stacked parameters), which keeps
+    the GPU busy.
+
+    Args:
+        build: ``build(value) -> nn.Module`` for a knob value, drawing from the global RNG.
+        coords: ``(N, d)`` coordinates of every sample, row-major over ``shape``.
+        shape: ``(C, *spatial)`` of the signal.
+        seed: every candidate's random stream starts from this seed.
+        inits: ``R``.
+        batched: evaluate initialisations together (default: on CUDA only).
+        observe: for a measured signal, ``observe(model) -> (C', *layout)`` replaces the
+            evaluation on ``coords`` (see :class:`~specfit.fresh.measured.MeasuredSpectrum`).
+    """
+
+    def __init__(
+        self,
+        build: Callable[[ParamValue], torch.nn.Module],
+        coords: torch.Tensor,
+        shape: tuple[int, ...],
+        seed: int,
+        inits: int,
+        batched: bool | None = None,
+        observe: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+    ) -> None:
+        self.build = build
+        self.observe = observe
+        self.coords = coords
+        self.shape = shape
+        self.seed = seed
+        self.inits = inits
+        self.batched = coords.is_cuda if batched is None else batched
+
+    def outputs(self, value: ParamValue, start: int, stop: int) -> torch.Tensor:
+        """Outputs of initialisations ``start .. stop - 1`` as ``(stop - start, C, *spatial)``."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            models = [self.build(value) for _ in range(stop)][start:]
+        models = [m.to(self.coords.device) for m in models]
+        if self.observe is not None:
+            with torch.inference_mode():
+                return torch.stack([self.observe(m).float() for m in models])
+        chunk = chunk_rows(_width(models[0]))
+        with torch.inference_mode():
+            if self.batched:
+                out = self._batched(models, chunk * len(models))
+            else:
+                out = torch.stack([self._single(m, chunk) for m in models])
+        return out.transpose(1, 2).reshape(len(models), *self.shape)
+
+    def _single(self, model: torch.nn.Module, chunk: int) -> torch.Tensor:
+        coords = self.coords
+        return torch.cat([model(coords[i : i + chunk]).float() for i in range(0, coords.shape[0], chunk)])
+
+    def _batched(self, models: list[torch.nn.Module], chunk: int) -> torch.Tensor:
+        params, buffers = stack_module_state(models)
+        template = copy.deepcopy(models[0]).to("meta")
+
+        def single(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(template, (p, b), (x,))
+
+        batched = vmap(single, in_dims=(0, 0, None))
+        coords = self.coords
+        pieces = [batched(params, buffers, coords[i : i + chunk]) for i in range(0, coords.shape[0], chunk)]
+        return torch.cat(pieces, dim=1).float()
+
+
+def _clearly_worse(candidate: list[float], best: list[float]) -> bool:
+    """Paired test over shared initialisations: ``candidate`` worse than ``best`` by > z stderrs."""
+    n = min(len(candidate), len(best))
+    if n < MIN_PAIRED:
+        return False
+    d = torch.tensor(candidate[:n], dtype=torch.float64) - torch.tensor(best[:n], dtype=torch.float64)
+    return float(d.mean() - RACE_Z * d.std(unbiased=True) / math.sqrt(n)) > 0.0
+
+
+def _stats(distances: list[float]) -> tuple[float | None, float | None]:
+    if not distances:
+        return None, None
+    t = torch.tensor(distances, dtype=torch.float64)
+    mean = float(t.mean())
+    stderr = float(t.std(unbiased=True) / math.sqrt(len(distances))) if len(distances) > 1 else None
+    return mean, stderr
+
+
+@dataclass
+class SelectionPlan:
+    """Validated inputs of a selection.
+
+    Attributes:
+        band: the spectrum's band (see :mod:`specfit.fresh.spectra`).
+        target: the target's spectrum vector, ``band.bins`` values.
+        samples: indices of the coordinates an untrained model is evaluated on (``None``: all);
+            a segmented band evaluates a few whole segments of a long 1-D signal.
+        output_shape: ``(C, *spatial)`` the outputs on those samples are reshaped to (``()`` for a
+            measured signal).
+        resample: with the signal spectrum, a non-cubic grid's target is resampled to a cube and
+            the models are evaluated on that cube directly (its spatial shape; ``None``: on the
+            signal's own grid).
+    """
+
+    entry: ModelEntry
+    knob: str
+    candidates: list[ParamValue]
+    base: dict[str, ParamValue]
+    band: Band
+    target: torch.Tensor
+    inits: int
+    output_shape: tuple[int, ...]
+    samples: torch.Tensor | None = None
+    resample: tuple[int, ...] | None = None
+    per_frame: bool = False
+    spectrum: str = "signal"
+    objective: str = "fit"
+    search: str = "bracket"
+    notes: tuple[str, ...] = ()
+    measured: MeasuredSpectrum | None = None
+
+    @property
+    def bins(self) -> int:
+        return self.band.bins
+
+    def vectors(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Normalised spectrum vectors ``(R, n)`` of ``R`` untrained outputs (or observations)."""
+        if self.measured is not None:
+            return self.measured.vectors(outputs)
+        return spectra(outputs, self.band, self.per_frame)
+
+
+def _segments(length: int, segment: int) -> torch.Tensor:
+    """Sample indices of :data:`EVAL_SEGMENTS` whole segments spread evenly over ``length``."""
+    count = length // segment
+    starts = torch.linspace(0, count - 1, min(EVAL_SEGMENTS, count)).round().long().unique() * segment
+    return (starts.view(-1, 1) + torch.arange(segment).view(1, -1)).flatten()
+
+
+def plan_selection(
+    values: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+    per_frame: bool = False,
+    spectrum: str = "signal",
+    objective: str = "fit",
+    search: str = "bracket",
+) -> SelectionPlan:
+    """Check everything a selection needs before any work is done.
+
+    ``values`` is what training sees of the signal (see the tasks' ``spectrum_target``).
+    ``per_frame`` compares the mean 2-D spectrum of the frames of a clip ``(C, T, H, W)`` instead
+    of its 3-D spectrum (the published video protocol); a constant output counts as flat.
+
+    Raises:
+        SpecfitError: the model has no knob, a grid value or parameter is invalid, ``inits < 2``,
+            ``bins`` is too large, an unknown spectrum, objective or search, or the target has no
+            spectrum (constant signal).
+    """
+    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
+                                                        values.dim() - 1, values.shape[0])
+    band, notes = signal_band(values, spectrum, objective, bins, per_frame)  # raises for a constant signal
+    target = signal_spectrum(values, band, per_frame)
+    samples, output_shape, resample = None, tuple(values.shape), None
+    if band.segment is not None:
+        samples = _segments(values.shape[1], band.segment)
+        output_shape = (values.shape[0], len(samples))
+    elif spectrum == "signal" and len(spatial := values.shape[2 if per_frame else 1 :]) > 1:
+        side = spectrum_side(tuple(spatial))
+        if any(n != side for n in spatial):  # evaluate on the cube the target is resampled to
+            output_shape = (*values.shape[: values.dim() - len(spatial)], *(side,) * len(spatial))
+            resample = output_shape[1:]
+    return SelectionPlan(entry, knob, candidates, base, band, target, inits, output_shape, samples,
+                         resample, per_frame, spectrum, objective, search, tuple(notes))
+
+
+def _checked_candidates(
+    model: str, params: dict[str, ParamValue] | None, grid: Sequence[float] | None, inits: int, search: str,
+    in_features: int, out_features: int,
+) -> tuple[ModelEntry, str, list[ParamValue], dict[str, ParamValue]]:
+    """The model's entry, knob, resolved candidate values and base parameters, all checked."""
+    entry = get_entry(model)
+    if entry.knob is None:
+        raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
+    if not 2 <= inits <= MAX_INITS:
+        raise SpecfitError(f"--inits must be 2 to {MAX_INITS} (2 for a standard error), got {inits}")
+    if search not in SEARCHES:
+        raise SpecfitError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}")
+    knob = entry.knob.name
+    candidates = list(entry.knob.grid if grid is None else grid)
+    if not candidates:
+        raise SpecfitError("the FreSh grid is empty")
+    base = resolve_params(entry, params)
+    candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
+    for value in candidates:
+        check_buildable(entry, in_features, out_features, {**base, **entry.selection_overrides, knob: value})
+    return entry, knob, candidates, base
+
+
+def plan_measured_selection(
+    measured: MeasuredSpectrum,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    spectrum: str = "signal",
+    objective: str = "fit",
+    search: str = "bracket",
+) -> SelectionPlan:
+    """:func:`plan_selection` for a signal seen only through measurements: the target and the
+    candidates' spectra are those of the measurements (see :mod:`specfit.fresh.measured`)."""
+    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
+                                                        measured.in_features, measured.out_features)
+    return SelectionPlan(entry, knob, candidates, base, measured.band, measured.target, inits, (),
+                         spectrum=spectrum, objective=objective, search=search, notes=tuple(measured.notes),
+                         measured=measured)
+
+
+def evaluation_points(coords: torch.Tensor, plan: SelectionPlan) -> torch.Tensor:
+    """The coordinates ``(M, d)`` an untrained model is evaluated on: all of ``coords`` (the
+    signal's grid, row-major), a few segments of them, or a grid of ``plan.resample`` spanning the
+    same range on every axis."""
+    if plan.samples is not None:
+        return coords[plan.samples.to(coords.device)]
+    if plan.resample is None:
+        return coords
+    low, high = coords.amin(dim=0), coords.amax(dim=0)
+    axes = [torch.linspace(float(a), float(b), n, device=coords.device)
+            for a, b, n in zip(low, high, plan.resample, strict=True)]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=-1).to(coords.dtype)
+
+
+def _coarse(count: int) -> list[int]:
+    """Positions of about :data:`COARSE_POINTS` evenly spread values, both ends included."""
+    steps = torch.linspace(0, count - 1, min(COARSE_POINTS, count)).round().long().unique()
+    return [int(i) for i in steps]
+
+
+def _unimodal(means: list[float]) -> bool:
+    """Whether ``means`` falls to its minimum and rises after it: no second dip deeper than
+    :data:`FLAT` of the curve's range (a plateau's noise is not a dip)."""
+    low = min(range(len(means)), key=means.__getitem__)
+    slack = FLAT * (max(means) - min(means))
+    falling = all(a >= b - slack for a, b in pairwise(means[: low + 1]))
+    rising = all(a <= b + slack for a, b in pairwise(means[low:]))
+    return falling and rising
+
+
+class _Search:
+    """Distances per candidate, filled in on demand from one :class:`InitEvaluator`."""
+
+    def __init__(self, plan: SelectionPlan, evaluator: InitEvaluator, target: torch.Tensor,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.plan, self.evaluator, self.target, self.progress = plan, evaluator, target, progress
+        n = len(plan.candidates)
+        self.distances: list[list[float]] = [[] for _ in range(n)]
+        self.spectra_sum = [torch.zeros(plan.bins, dtype=torch.float64, device=target.device)
+                            for _ in range(n)]
+        self.done = 0
+        self.total = n * plan.inits
+
+    def extend(self, k: int, stop: int) -> None:
+        """Give candidate ``k`` initialisations up to ``stop``."""
+        start = len(self.distances[k])
+        if start >= stop:
+            return
+        outputs = self.evaluator.outputs(self.plan.candidates[k], start, stop)
+        vectors = self.plan.vectors(outputs)
+        self.distances[k] += wasserstein(self.target, vectors).tolist()
+        self.spectra_sum[k] += vectors.sum(dim=0)
+        self.done += stop - start
+        if self.progress is not None:
+            self.progress(self.done, max(self.done, self.total))
+
+    def mean(self, k: int) -> float:
+        return sum(self.distances[k]) / len(self.distances[k])
+
+    def _tied(self, k: int, best: int) -> bool:
+        """``k``'s mean W is within one standard error of the best's: either choice is as good."""
+        if len(self.distances[best]) < MIN_PAIRED:
+            return False
+        _, stderr = _stats(self.distances[best])
+        return self.mean(k) - self.mean(best) <= (stderr or 0.0)
+
+    def race(self, alive: list[int], race: bool) -> list[int]:
+        """Raise ``alive`` towards ``R`` initialisations in rounds, dropping clearly worse
+        candidates; stops as soon as one is left. Returns the candidates still in the race."""
+        inits = self.plan.inits
+        rounds = [r for r in RACE_ROUNDS if r < inits] + [inits] if race else [inits]
+        for stop in rounds:
+            for k in alive:
+                self.extend(k, stop)
+            if stop < inits:
+                best = min(alive, key=self.mean)
+                alive = [k for k in alive if k == best or not (
+                    _clearly_worse(self.distances[k], self.distances[best]) or self._tied(k, best))]
+                if len(alive) == 1:
+                    break
+                self.total = self.done + len(alive) * (inits - stop)
+        return alive
+
+    def bracket(self, race: bool) -> list[int] | None:
+        """Coarse-to-fine search of a U-shaped curve: the candidates left in the final race, or
+        ``None`` (having evaluated only a coarse subset) when the coarse curve is not U-shaped, for
+        the caller to search every value."""
+        order = sorted(range(len(self.plan.candidates)), key=lambda k: self.plan.candidates[k])
+        first = BRACKET_INITS
+        coarse = _coarse(len(order))
+        self.total = len(coarse) * first + 6 * first + 3 * self.plan.inits
+        for position in coarse:
+            self.extend(order[position], first)
+        if not _unimodal([self.mean(order[p]) for p in coarse]):
+            return None
+        low = min(coarse, key=lambda p: self.mean(order[p]))
+        raced: set[int] = set()
+        while True:
+            finalists = [order[p] for p in self._narrow(order, low, first)]
+            self.total = self.done + sum(self.plan.inits - len(self.distances[k]) for k in finalists)
+            alive = self.race(finalists, race)
+            raced.update(finalists)
+            winner = min(alive, key=self.mean)
+            # A value met earlier with fewer initialisations that beats the winner on the ones they
+            # share: the bracket was misled by noise; search again around it.
+            better = [p for p in range(len(order)) if order[p] not in raced and self.distances[order[p]]
+                      and self._ahead(order[p], winner)]
+            if not better:
+                return alive
+            low = min(better, key=lambda p: self.mean(order[p]))
+
+    def _ahead(self, k: int, winner: int) -> bool:
+        """``k``'s mean W is below the winner's over the initialisations both have."""
+        n = min(len(self.distances[k]), len(self.distances[winner]))
+        return sum(self.distances[k][:n]) < sum(self.distances[winner][:n])
+
+    def _narrow(self, order: list[int], low: int, first: int) -> list[int]:
+        """Halve the bracket around grid position ``low`` (between its evaluated neighbours) until
+        the best value's neighbours are evaluated; returns the positions of the best and them."""
+        known = [p for p in range(len(order)) if self.distances[order[p]]]
+        left = max((p for p in known if p < low), default=low)
+        right = min((p for p in known if p > low), default=low)
+        while right - left > 2:
+            for probe in ((left + low) // 2, (low + right + 1) // 2):
+                if left < probe < right:
+                    self.extend(order[probe], first)
+            inner = [p for p in range(left, right + 1) if self.distances[order[p]]]
+            low = min(inner, key=lambda p: self.mean(order[p]))
+            left = max((p for p in inner if p < low), default=low)
+            right = min((p for p in inner if p > low), default=low)
+        for p in range(left, right + 1):
+            self.extend(order[p], first)
+        return list(range(left, right + 1))
+
+
+def fresh_select(
+    values: torch.Tensor,
+    coords: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue] | None = None,
+    grid: Sequence[float] | None = None,
+    inits: int = 10,
+    bins: int | None = None,
+    seed: int = 0,
+    race: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    per_frame: bool = False,
+    plan: SelectionPlan | None = None,
+) -> Selection:
+    """Run FreSh selection for ``model`` on a signal.
+
+    Args:
+        values: target ``(C, *spatial)`` as training sees it; any value range (spectra ignore
+            scale and mean). Unused with a measured plan (:func:`plan_measured_selection`).
+        coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use
+            (with a measured plan, only its device counts).
+        model: registry name; its knob is searched.
+        params: fixed hyperparameters (the knob's value in them is ignored).
+        grid: candidate knob values (default: the registry's grid).
+        inits: initialisations ``R`` per candidate.
+        bins: spectrum size (default 64, fewer for a narrow band or a small signal).
+        seed: seed of every candidate's random stream.
+        race: drop clearly worse candidates early (see module docstring).
+        progress: called as ``progress(done, total)`` after each evaluated batch.
+        per_frame: compare mean per-frame spectra of a clip (see :func:`plan_selection`).
+        plan: the checked plan of :func:`plan_selection`, when the caller made it already
+            (``params``, ``grid``, ``inits``, ``bins`` and ``per_frame`` are then taken from it).
+
+    Raises:
+        SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
+    """
+    started = time.perf_counter()
+    plan = plan or plan_selection(values, model, params, grid, inits, bins, per_frame)
+    entry, knob, candidates, base = plan.entry, plan.knob, plan.candidates, plan.base
+    target = plan.target.to(coords.device)
+    if plan.measured is not None:
+        in_features, out_features = plan.measured.in_features, plan.measured.out_features
+    else:
+        in_features, out_features = coords.shape[1], values.shape[0]
+
+    def build(value: ParamValue) -> torch.nn.Module:
+        spectral = {**base, **entry.selection_overrides, knob: value}
+        return entry.build(in_features, out_features, **resolve_params(entry, spectral))
+
+    evaluator = _evaluator(build, coords, plan, seed)
+    search = _Search(plan, evaluator, target, progress)
+    numeric = all(isinstance(v, int | float) for v in candidates)
+    bracketed = plan.search == "bracket" and numeric and len(candidates) >= MIN_BRACKET
+    alive = search.bracket(race) if bracketed else None
+    if alive is None:
+        search.total = search.done + sum(plan.inits - len(d) for d in search.distances)
+        alive = search.race(list(range(len(candidates))), race)
+    distances = search.distances
+    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=True)]
+    chosen = candidates[min(alive, key=search.mean)]
+    selection = Selection(
+        knob=knob,
+        chosen=chosen,
+        table=table,
+        seconds=time.perf_counter() - started,
+        bins=plan.bins,
+        inits=plan.inits,
+        target_spectrum=target.tolist(),
+        mean_spectra={
+            str(v): (s / len(d)).tolist()
+            for v, s, d in zip(candidates, search.spectra_sum, distances, strict=True) if d
+        },
+        notes=list(plan.notes),
+        band=plan.band.to_json(),
+        spectrum=plan.spectrum,
+        objective=plan.objective,
+    )
+    if selection.edge_note():
+        selection.notes.append(selection.edge_note())
+    return selection
+
+
+def _evaluator(build: Callable[[ParamValue], torch.nn.Module], coords: torch.Tensor, plan: SelectionPlan,
+               seed: int) -> InitEvaluator:
+    if plan.measured is not None:
+        return InitEvaluator(build, coords, (), seed, plan.inits, observe=plan.measured.observe)
+    return InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+
+
+def init_spectrum(
+    coords: torch.Tensor,
+    model: str,
+    params: dict[str, ParamValue],
+    plan: SelectionPlan,
+    seed: int = 0,
+) -> list[float]:
+    """Mean spectrum (in ``plan``'s band) of one configuration's untrained outputs, for reports."""
+    entry = get_entry(model)
+    resolved = resolve_params(entry, {**params, **entry.selection_overrides})
+    measured = plan.measured
+    in_features = coords.shape[1] if measured is None else measured.in_features
+    out_features = plan.output_shape[0] if measured is None else measured.out_features
+
+    def build(_: ParamValue) -> torch.nn.Module:
+        return entry.build(in_features, out_features, **resolved)
+
+    outputs = _evaluator(build, coords, plan, seed).outputs(None, 0, plan.inits)
+    return plan.vectors(outputs).mean(dim=0).tolist()

@@ -1,0 +1,519 @@
+"""A self-contained HTML report of one run: results, the signal type's views, FreSh, training and
+provenance.
+
+Figures are drawn with matplotlib (Agg) and inlined as base64 PNG, sounds as base64 WAV and the 3-D
+view of a shape as a small script with its mesh inlined, so ``report.html`` is one file that opens
+anywhere, offline. Every figure carries a one-line reading guide: what its axes are and what a good
+fit looks like.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from specfit.figures import View, figure_uri, subplots
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;
+line-height:1.4}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+h3{font-size:1em;margin:1.2em 0 .3em}
+table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left;
+vertical-align:top}th{font-weight:600;white-space:nowrap}
+img{max-width:100%}figure{margin:.6em 0 0}.note{color:#666;font-size:.9em;margin:.3em 0}
+.guide{color:#444;font-size:.92em;margin:.35em 0 0;padding:.3em .6em;background:#f6f7f9;
+border-left:3px solid #9ab}.guide b{color:#333}
+.lead{color:#555;margin:.2em 0 1em}nav{font-size:.9em;color:#555}nav a{color:#2a5d9f;margin-right:.9em}
+code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.88em}
+.cmd{background:#f4f4f4;padding:.4em .6em;display:block;white-space:pre-wrap;overflow-wrap:anywhere}
+details summary{cursor:pointer;color:#2a5d9f;margin:.5em 0}
+audio{width:420px;max-width:100%;vertical-align:middle}.players th,.players td{vertical-align:middle}
+.kv{columns:2 16em;column-gap:2em;font-size:.95em}.kv div{break-inside:avoid}.kv .k{color:#555}
+"""
+
+# A view a task or a model contributes: a figure (data-URI PNG) or HTML, with its reading guide.
+
+
+# Reading guides for views given as plain ``(title, data-URI PNG)`` pairs (e.g. by a model's registry
+# entry), by title.
+_GUIDES = {
+    "Spectrum of the network": (
+        "left: amplitude of each integer frequency k of the trained network's output (log scale) against "
+        "||k|| in cycles per period; crosses mark the most the network can generate there, the dashed line "
+        "its band limit; for images the right panel maps log amplitude over (k_1, k_0) with the input "
+        "frequencies circled. Good: the energy sits where the signal has detail, with no stray peaks "
+        "beyond the band limit."),
+}
+_GENERIC_GUIDE = ("A view contributed by the model: compare the panels as their titles say; axes are "
+                  "labelled on the figure.")
+
+
+# --- sound ---------------------------------------------------------------------------------------
+
+
+# --- FreSh ----------------------------------------------------------------------------------------
+
+# What one unit of a spectrum's radius is, per signal type: the diamond (L1) radius of the DFT index.
+_CYCLES = {
+    "image": "frequency (cycles per image, |k_y| + |k_x|)",
+    "video": "frequency (cycles per clip, |k_t| + |k_y| + |k_x|)",
+    "volume": "frequency (cycles per volume, |k_0| + |k_1| + |k_2|)",
+    "shape": "frequency (cycles per [-1, 1]^3 box, |k_x| + |k_y| + |k_z|)",
+    "ct": "frequency along each projection (cycles per image width)",
+    "mri": "k-space radius (cycles per volume, |k_0| + |k_1| + |k_2|)",
+    "nerf": "frequency (cycles per view, |k_y| + |k_x|)",
+}
+
+
+def frequency_axis(kind: str, band: dict | None, per_frame: bool = False, sample_rate: float | None = None,
+                   length: int | None = None) -> dict | None:
+    """How the FreSh spectrum's bins map to frequencies: ``{"label", "scale", "unit"}`` with bin ``k``
+    (1-based) ending at ``k * scale`` in ``unit``; ``None`` when the band's edge is unknown.
+
+    ``band`` is :meth:`specfit.fresh.spectra.Band.to_json`'s mapping: its ``edge`` is in cycles over the
+    whole signal (over the segments' signal for a segmented 1-D band), ``bins`` bins up to it. Audio
+    (``sample_rate`` and the clip's ``length`` in samples) is in Hz; other types in cycles over the
+    signal (image, frame, volume ...).
+    """
+    if not band or not band.get("edge") or not band.get("bins"):
+        return None
+    per_bin = float(band["edge"]) / int(band["bins"])  # cycles over the whole signal per bin
+    if kind == "audio":
+        if not sample_rate or not length:
+            return None
+        return {"label": "frequency (Hz)", "scale": per_bin * float(sample_rate) / int(length), "unit": "Hz"}
+    label = _CYCLES.get(kind, "frequency (cycles over the signal, L1 radius)")
+    if kind == "video" and per_frame:
+        label = "frequency (cycles per frame, |k_y| + |k_x|)"
+    return {"label": label, "scale": per_bin, "unit": "cycles"}
+
+
+def _spectrum_x(spectra: dict) -> tuple[np.ndarray, str]:
+    """The spectra plot's x values (the bins' upper edges) and label: physical units when known."""
+    bins = np.arange(1, len(spectra["target"]) + 1, dtype=np.float64)
+    axis = spectra.get("frequency_axis")
+    if axis and axis.get("scale"):
+        return bins * float(axis["scale"]), str(axis["label"])
+    return bins, "spectrum bin (L1 frequency radius)"
+
+
+def spectra_figure(spectra: dict) -> str:
+    """:func:`spectra_plot` as a data-URI PNG."""
+    return figure_uri(spectra_plot(spectra))
+
+
+def spectra_plot(spectra: dict) -> Figure:
+    """Target spectrum against the untrained model's mean spectrum at the chosen and default values,
+    against frequency in physical units when the spectra say how (``frequency_axis``), else bins."""
+    figure, axis = subplots(figsize=(7.5, 4))
+    x, label = _spectrum_x(spectra)
+    knob = spectra["knob"]
+    axis.semilogy(x, spectra["target"], "k-", lw=2, label="target")
+    axis.semilogy(x, spectra["chosen"], "-", color="C0",
+                  label=f"untrained model, {knob}={spectra['chosen_value']} (chosen)")
+    axis.semilogy(x, spectra["default"], "--", color="C1",
+                  label=f"untrained model, {knob}={spectra['default_value']} (default)")
+    axis.set_xlabel(label)
+    axis.set_ylabel("share of spectral magnitude per bin")
+    axis.set_xlim(0, x[-1] * 1.01)
+    axis.legend(fontsize=9)
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def curve_figure(spectra: dict) -> str:
+    """:func:`curve_plot` as a data-URI PNG."""
+    return figure_uri(curve_plot(spectra))
+
+
+def curve_plot(spectra: dict) -> Figure:
+    """Mean Wasserstein distance versus knob value, with standard errors.
+
+    Values evaluated with every initialisation are filled blue points and the chosen one an orange
+    star; candidates dropped early by the race (fewer initialisations) are hollow grey markers, one
+    legend entry per initialisation count; values the search never evaluated (0 initialisations) are
+    grey ticks on the bottom axis.
+    """
+    table = spectra["table"]
+    evaluated = [row for row in table if row["w_mean"] is not None and row["inits"]]
+    skipped = [row for row in table if row["w_mean"] is None or not row["inits"]]
+    chosen, default = spectra["chosen_value"], spectra["default_value"]
+    full = spectra.get("inits") or max((row["inits"] for row in evaluated), default=0)
+    numeric = all(_numeric(row["value"]) for row in table)
+    index = {str(row["value"]): i for i, row in enumerate(table)}
+
+    def x(value: object) -> float:
+        return float(value) if numeric else float(index.get(str(value), -1))
+
+    def points(rows: list[dict]) -> tuple[list[float], list[float], list[float]]:
+        return ([x(r["value"]) for r in rows], [r["w_mean"] for r in rows],
+                [r["w_stderr"] or 0.0 for r in rows])
+
+    figure, axis = subplots(figsize=(7.0, 4.2))
+    if evaluated:  # the curve's shape, through every evaluated value
+        xs, ys, _ = points(evaluated)
+        axis.plot(xs, ys, "-", color="0.75", lw=1, zorder=1)
+    is_chosen = [row for row in evaluated if row["value"] == chosen]
+    kept = [row for row in evaluated if row["inits"] >= full and row["value"] != chosen]
+    if kept:
+        axis.errorbar(*points(kept), fmt="o", ms=6, capsize=3, color="C0", zorder=3,
+                      label=f"evaluated with all {full} initialisations")
+    if is_chosen:
+        xs, ys, es = points(is_chosen)
+        axis.errorbar(xs, ys, yerr=es, fmt="*", ms=13, capsize=3, color="C1", mec="k", mew=0.6, zorder=5,
+                      label=f"chosen {chosen} ({is_chosen[0]['inits']} initialisations)")
+    markers = "sD^v<>ph"
+    dropped = sorted({row["inits"] for row in evaluated if row["inits"] < full and row["value"] != chosen},
+                     reverse=True)
+    for number, count in enumerate(dropped):
+        rows = [row for row in evaluated if row["inits"] == count and row["value"] != chosen]
+        axis.errorbar(*points(rows), fmt=markers[number % len(markers)], ms=6, capsize=2, mfc="white",
+                      mec="0.4", color="0.55", ecolor="0.65", zorder=2,
+                      label=f"dropped after {count} initialisation{'s' if count != 1 else ''}")
+    if skipped:
+        axis.plot([x(r["value"]) for r in skipped], [0.04] * len(skipped), "|", color="0.45", ms=12, mew=1.5,
+                  clip_on=False, transform=axis.get_xaxis_transform(), zorder=4,
+                  label=f"not evaluated ({len(skipped)} value{'s' if len(skipped) != 1 else ''} "
+                        "the search skipped)")
+    if (numeric and _numeric(default)) or str(default) in index:
+        axis.axvline(x(default), color="C2", ls="--", lw=1.2, label=f"default {default}")
+    values = [row["value"] for row in table]
+    positive = [v for v in values if _numeric(v) and v > 0]
+    if numeric and len(positive) == len(values) and max(positive) / min(positive) > 50:
+        axis.set_xscale("log")  # log-spaced grids, e.g. a hash grid's N_max or audio's omega_0
+    if not numeric:
+        axis.set_xticks(range(len(table)), [str(v) for v in values], rotation=45)
+    axis.set_xlabel(f"{spectra['knob']} (candidate values)")
+    axis.set_ylabel("mean W, target vs untrained spectra")
+    axis.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def history_figure(history: list[dict]) -> str:
+    """The training score (PSNR, or IoU for shapes) on all, training and held-out samples versus step."""
+    figure, axis = subplots(figsize=(7.5, 4))
+    steps = [h["step"] for h in history]
+    name = "iou" if "iou" in history[0] else "psnr"
+    for key, label in ((name, "all"), (f"{name}_train", "training"), (f"{name}_test", "held-out")):
+        points = [h.get(key) for h in history]
+        if any(p is not None for p in points):
+            axis.plot(steps, [math.nan if p is None else p for p in points], "o-" if len(steps) < 30 else "-",
+                      ms=3, label=label)
+    axis.set_xlabel("optimiser step")
+    axis.set_ylabel("IoU" if name == "iou" else "PSNR (dB)")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend()
+    axis.grid(alpha=0.3)
+    return figure_uri(figure)
+
+
+def _spectra_guide(spectra: dict) -> str:
+    axis = spectra.get("frequency_axis")
+    what = (f"x: {axis['label']}, each point the upper edge of a bin" if axis else
+            "x: spectrum bin (the DFT's L1 frequency radius; the physical scale was not recorded)")
+    return (f"<b>How to read:</b> {html.escape(what)}; y: the share of the spectrum's magnitude in that bin "
+            "(log scale; each curve sums to 1). Black is the signal, the others untrained models at two "
+            f"{html.escape(spectra['knob'])} values. Good: the chosen curve follows the black one across "
+            "the band; a curve far below it at high frequencies starts too smooth, far above too noisy.")
+
+
+def _curve_guide(spectra: dict) -> str:
+    knob = html.escape(spectra["knob"])
+    return (f"<b>How to read:</b> x: candidate {knob} values; y: mean Wasserstein distance between the "
+            "signal's spectrum and untrained models' spectra (lower is closer), bars one standard error. "
+            "The star is the chosen value, filled blue points were evaluated with every initialisation, "
+            "hollow grey ones were set aside early by the search or the race (clearly worse, or tied, "
+            "after the initialisations the legend gives), so their means are rougher; grey ticks at the "
+            "bottom are values never evaluated. Good: a clear dip at the chosen value, inside the grid "
+            "rather than at its edge.")
+
+
+def _history_guide(history: list[dict]) -> str:
+    if "iou" in history[0]:
+        return ("<b>How to read:</b> x: optimiser step; y: intersection over union of the predicted and true "
+                "inside on the training points and on held-out points (1 is perfect). Good: rising and "
+                "levelling off near 1, held-out close to training.")
+    return ("<b>How to read:</b> x: optimiser step; y: PSNR in dB (higher is better; +3 dB halves the "
+            "squared error) on all, training and held-out samples. Good: still rising or level at the end; "
+            "held-out far below training means the model fits the samples but not between them.")
+
+
+def _fresh_table(spectra: dict) -> str:
+    """The FreSh candidates as a collapsible table, with each one's fate in the search."""
+    full = spectra.get("inits")
+    rows = []
+    for row in spectra["table"]:
+        if row["w_mean"] is None or not row["inits"]:
+            fate = "not evaluated (skipped by the search)"
+        elif row["value"] == spectra["chosen_value"]:
+            fate = "chosen"
+        elif full and row["inits"] < full:
+            fate = f"dropped after {row['inits']}"
+        else:
+            fate = "raced to the end"
+        mean = "-" if row["w_mean"] is None else f"{row['w_mean']:.4g}"
+        stderr = "-" if row["w_stderr"] is None else f"{row['w_stderr']:.2g}"
+        rows.append(f"<tr><td>{_fmt(row['value'])}</td><td>{mean}</td><td>{stderr}</td><td>{row['inits']}"
+                    f"</td><td>{html.escape(fate)}</td></tr>")
+    head = (f"<tr><th>{html.escape(spectra['knob'])}</th><th>mean W</th><th>std. error</th>"
+            "<th>initialisations</th><th>outcome</th></tr>")
+    return ("<details><summary>FreSh's table: every candidate</summary><table>" + head + "".join(rows)
+            + "</table></details>")
+
+
+# --- results and provenance --------------------------------------------------------------------------
+
+def _num(value: object) -> str:
+    """A number for a table: 4 significant digits for floats."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fmt(value: object) -> str:
+    return html.escape(_num(value))
+
+
+def _inline(value: object) -> str:
+    """A setting's value, compact: mappings as ``key = value`` pairs, lists comma-separated."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) if value else "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_inline(v) for v in value) if value else "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    """A two-column table of ``(label, HTML value)``."""
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+# Settings of FitSettings with their labels (others are shown under their own names).
+_SETTING_LABELS = {
+    "model": "model", "params": "hyperparameters set by the user", "fresh": "FreSh on",
+    "grid": "FreSh grid", "inits": "FreSh initialisations per value", "bins": "spectrum bins",
+    "spectrum": "spectrum band", "objective": "FreSh objective", "search": "FreSh search",
+    "split": "split", "holdout": "held-out fraction", "seed": "seed", "device": "device asked for",
+    "shape_target": "shape target", "video_spectrum": "video spectrum", "compaction": "compaction",
+}
+_FIT_LABELS = {
+    "steps": "steps", "lr": "learning rate", "schedule": "learning-rate schedule", "batch_size": "batch size",
+    "eval_every": "evaluate every (steps)", "compile": "torch.compile",
+}
+
+
+def provenance_rows(config: dict, metrics: dict) -> list[tuple[str, str]]:
+    """``(label, HTML value)`` rows of how the run was made: command line, date, seed, model and
+    every hyperparameter, the user's settings, the signal and how it was loaded, versions and
+    hardware. Entries an older run lacks are left out, or said to be unrecorded."""
+    rows: list[tuple[str, str]] = []
+    if "command" in config:
+        command = config["command"]
+        rows.append(("command line", f"<code class='cmd'>{html.escape(str(command))}</code>" if command
+                     else "fitted from Python (no command line)"))
+    else:
+        rows.append(("command line", "not recorded (a run from an older specfit)"))
+    if config.get("created"):
+        rows.append(("date", html.escape(str(config["created"]).replace("T", " "))))
+    settings = config.get("settings") or {}
+    if "seed" in settings:
+        seed, fit_seed = settings["seed"], (settings.get("fit") or {}).get("seed")
+        extra = f" (training options' seed {fit_seed})" if fit_seed not in (None, seed) else ""
+        rows.append(("seed", html.escape(f"{seed}{extra}")))
+    model = config.get("model") or metrics.get("model")
+    if model:
+        rows.append(("model", html.escape(str(model))))
+    if config.get("params"):
+        rows.append(("hyperparameters (all, as trained)", html.escape(_inline(config["params"]))))
+    details = {name: config[name] for name in ("in_features", "out_features", "value_range", "convention",
+                                               "coordinates") if config.get(name) not in (None, "")}
+    if details:
+        rows.append(("model inputs and outputs", html.escape(_inline(details))))
+    if settings:
+        def shown(key: str, value: object) -> str:  # None: what the signal type or model uses
+            if value is None:
+                return "none" if key == "compaction" else "default"
+            return "none" if value in ({}, []) else _inline(value)
+
+        user = [(_SETTING_LABELS.get(k, k.replace("_", " ")), shown(k, v)) for k, v in settings.items()
+                if k != "fit"]
+        user += [(_FIT_LABELS.get(k, k.replace("_", " ")), shown(k, v))
+                 for k, v in (settings.get("fit") or {}).items() if k != "seed"]
+        cells = "".join(f"<div><span class='k'>{html.escape(k)}:</span> {html.escape(v)}</div>"
+                        for k, v in user)
+        rows.append(("settings", f"<div class='kv'>{cells}</div>"))
+    signal = config.get("signal") or {}
+    if signal:
+        shown = {k: v for k, v in signal.items() if k != "meta" and v is not None}
+        shown.update({k: v for k, v in (signal.get("meta") or {}).items() if not isinstance(v, dict | list)})
+        rows.append(("signal", html.escape(_inline(shown))))
+    load = {k: v for k, v in (config.get("load") or {}).items() if v not in (None, False)}
+    if load:
+        rows.append(("loaded with", html.escape(_inline(load))))
+    versions = config.get("versions") or {}
+    if versions:
+        rows.append(("versions", html.escape(", ".join(f"{k} {v}" for k, v in versions.items()))))
+    hardware = config.get("hardware")
+    if isinstance(hardware, dict) and hardware:
+        labels = {"device": "device", "cpu": "CPU", "cores": "cores", "threads": "threads"}
+        parts = [f"{label}: {_inline(hardware[key])}" for key, label in labels.items()
+                 if hardware.get(key) not in (None, "")]
+        parts.append(f"GPU: {_inline(hardware['gpu'])}" if hardware.get("gpu") else "GPU: none")
+        parts += [f"{k}: {_inline(v)}" for k, v in hardware.items() if k not in (*labels, "gpu")]
+        rows.append(("hardware", "<br>".join(html.escape(p) for p in parts)))
+    elif metrics.get("device"):
+        rows.append(("hardware", html.escape(f"device {metrics['device']} (no details recorded)")))
+    training = []
+    if metrics.get("steps_per_second"):
+        training.append(f"{metrics['steps_per_second']:.3g} steps/s")
+    if "compiled" in metrics:
+        training.append("compiled" if metrics["compiled"] else "not compiled")
+    if metrics.get("interrupted"):
+        training.append("interrupted by the user (the best model so far was kept)")
+    if training:
+        rows.append(("training run", html.escape(", ".join(training))))
+    return rows
+
+
+_MODES = {"fresh": "chosen by FreSh", "set": "set by the user", "default": "the model's default"}
+
+# Metrics shown in the report's table when present, with their labels.
+_METRIC_ROWS = (
+    ("ssim", "SSIM"),
+    ("psnr_grad", "gradient PSNR (dB, all pixels)"),
+    ("psnr_frames_min", "worst frame PSNR (dB)"),
+    ("iou_uniform", "IoU, uniform points"),
+    ("iou_boundary", "IoU, boundary points"),
+    ("chamfer", "Chamfer distance (original units)"),
+    ("psnr_fbp", "filtered back-projection PSNR (dB)"),
+    ("psnr_zero_filled", "zero-filled inverse DFT PSNR (dB)"),
+)
+
+
+def _triple(metrics: dict, keys: tuple[str, str, str]) -> str:
+    return " / ".join(_num(metrics[k]) if metrics.get(k) is not None else "-" for k in keys)
+
+
+def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
+    """``(label, text)`` rows of what the fit reached."""
+    knob = metrics.get("knob")
+    rows = [
+        ("signal", str((config.get("signal") or {}).get("kind", "image"))),
+        ("model", str(metrics["model"])),
+        ("knob", f"{knob} = {metrics['value']} ({_MODES.get(metrics['mode'], metrics['mode'])}; "
+                 f"default {metrics.get('default_value')})" if knob else "none"),
+    ]
+    if metrics.get("selection"):
+        rows.append(("FreSh time (s)", _num(metrics["selection"]["seconds"])))
+    if metrics.get("psnr") is not None:
+        rows.append(("PSNR all / training / held-out (dB)",
+                     _triple(metrics, ("psnr", "psnr_train", "psnr_test"))))
+    if metrics.get("snr") is not None:
+        rows.append(("waveform SNR all / training / held-out (dB)",
+                     _triple(metrics, ("snr", "snr_train", "snr_test"))))
+    rows += [(label, _num(metrics[key])) for key, label in _METRIC_ROWS if metrics.get(key) is not None]
+    compaction = metrics.get("compaction")
+    if compaction:
+        before, after = compaction["before"], compaction["after"]
+        rows += [
+            ("compaction: input frequencies", f"{before['inputs']} -> {after['inputs']}"),
+            ("compaction: parameters (trainable + frozen frequencies)",
+             f"{before['with_frequencies']} -> {after['with_frequencies']}"),
+            ("compaction: PSNR training / held-out (dB)",
+             f"{_num(before['psnr_train'])} / {_num(before['psnr_test'])} -> "
+             f"{_num(after['psnr_train'])} / {_num(after['psnr_test'])}"),
+        ]
+    split = metrics.get("split") or {}
+    if split.get("split") and "train_samples" in split:
+        rows.append(("samples: training / held-out",
+                     f"{split['train_samples']} / {split.get('test_samples', 0)} (split {split['split']})"))
+    rows += [
+        ("steps (best at)", f"{metrics['steps']} ({metrics['best_step']})"),
+        ("training time (s)", _num(metrics["train_seconds"])),
+        ("parameters", str(metrics["params"])),
+        ("device", str(metrics["device"])),
+    ]
+    return rows
+
+
+def _as_view(view: View | tuple[str, str]) -> View:
+    if isinstance(view, View):
+        return view
+    title, uri = view
+    return View(title, uri, "<b>How to read:</b> " + html.escape(_GUIDES.get(title, _GENERIC_GUIDE)))
+
+
+def _anchor(title: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+
+
+def _section(view: View) -> list[str]:
+    parts = [f"<h2 id='{_anchor(view.title)}'>{html.escape(view.title)}</h2>"]
+    if view.image is not None:
+        parts.append(f"<figure><img src='{view.image}' alt='{html.escape(view.title)}'>"
+                     f"<figcaption class='guide'>{view.guide}</figcaption></figure>")
+    if view.extra:
+        parts.append(view.extra)
+    if view.image is None:
+        parts.append(f"<p class='guide'>{view.guide}</p>")
+    return parts
+
+
+def write_report(
+    path: Path, metrics: dict, config: dict, spectra: dict | None,
+    views: list[View | tuple[str, str]],
+) -> None:
+    """Write ``report.html``: a table of results, then ``views`` from the signal's task (a
+    :class:`View`, or a ``(title, data-URI PNG)`` pair), the FreSh spectra and curve, the training
+    curve and the run's provenance. Every figure has a reading guide under it."""
+    sections = [_as_view(view) for view in views]
+    if spectra is not None:
+        sections += [
+            View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra)),
+            View("FreSh: distance versus knob", curve_figure(spectra), _curve_guide(spectra),
+                 extra=_fresh_table(spectra)),
+        ]
+    if metrics.get("history"):
+        history = metrics["history"]
+        sections.append(View("Training", history_figure(history), _history_guide(history)))
+    signal = config.get("signal") or {}
+    title = f"specfit: {signal.get('name', 'signal')} with {metrics['model']}"
+    links = [("results", "Results"), *((_anchor(v.title), v.title) for v in sections),
+             ("provenance", "Provenance")]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if metrics.get("summary"):
+        parts.append(f"<p class='lead'>{html.escape(metrics['summary'])}</p>")
+    parts.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in links) + "</nav>")
+    parts += ["<h2 id='results'>Results</h2>",
+              _table([(k, html.escape(v)) for k, v in result_rows(metrics, config)])]
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in metrics.get("notes") or []]
+    for section in sections:
+        parts += _section(section)
+    parts += ["<h2 id='provenance'>Provenance: how this run was made</h2>",
+              _table(provenance_rows(config, metrics))]
+    parts.append("</body></html>")
+    Path(path).write_text("\n".join(parts))
+
+

@@ -1,0 +1,165 @@
+"""Training state saved mid-run, so that an interrupted fit can continue exactly where it stopped.
+
+A checkpoint is one file, ``checkpoint.safetensors``: the tensors (the model's current and best
+parameters, Adam's moments, the mini-batch generator's state) under prefixed names, and everything
+else (the step, Adam's hyperparameters, the schedule's position, the best score, the evaluation
+history, what the fit chose before training) as JSON in the file's metadata. It is written to a
+temporary name and renamed, so a run killed while writing keeps its previous checkpoint. Nothing
+is unpickled when it is read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from specfit.errors import SpecfitError
+from specfit.runs.folder import staged_directory
+from specfit.runs.format import CHECKPOINT, CONFIG, HISTORY, config_text, write_history
+from specfit.training.state import TrainingState
+from specfit.util.files import dumps, staged_file
+
+_META_KEY = "specfit_checkpoint"
+_MODEL, _BEST, _ADAM, _GENERATOR = "model.", "best.", "adam.", "generator"
+
+
+@dataclass
+class Checkpoint:
+    """A :class:`TrainingState` and what the fit decided before training began.
+
+    Attributes:
+        state: the training state.
+        fit: JSON-ready facts of the fit (the resolved parameters trained, FreSh's mode and table,
+            the report's spectra) that continuing must not recompute.
+    """
+
+    state: TrainingState
+    fit: dict = field(default_factory=dict)
+
+
+def _cpu(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + name: value.detach().contiguous().cpu() for name, value in tensors.items()}
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (a temporary name, then a rename)."""
+    state = checkpoint.state
+    tensors = {**_cpu(state.model, _MODEL), **_cpu(state.best or {}, _BEST)}
+    adam_state: dict[str, dict] = {}
+    for index, values in state.optimiser["state"].items():
+        scalars = {}
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{_ADAM}{index}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars[key] = value
+        adam_state[str(index)] = scalars
+    if state.generator is not None:
+        tensors[_GENERATOR] = state.generator.contiguous().cpu()
+    meta = {
+        "step": state.step, "best_score": state.best_score, "best_step": state.best_step,
+        "has_best": state.best is not None, "history": state.history, "seconds": state.seconds,
+        "step_seconds": state.step_seconds, "adam_groups": state.optimiser["param_groups"],
+        "adam_state": adam_state, "scheduler": state.scheduler, "fit": checkpoint.fit,
+    }
+    with staged_file(path) as temporary:
+        save_file(tensors, str(temporary), metadata={_META_KEY: dumps(meta)})
+
+
+def _number(value: object) -> float:
+    """A float written by :func:`specfit.util.files.dumps` (non-finite values as strings or null)."""
+    if value is None:
+        return math.nan
+    return float(value)  # "inf" and "-inf" parse
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :func:`write_checkpoint`; tensors are moved to ``device``.
+
+    Raises :class:`SpecfitError` for a missing, unreadable or malformed file.
+    """
+    if not path.is_file():
+        raise SpecfitError(f"{path.parent} has no checkpoint ({path.name}); it cannot be continued")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})[_META_KEY])
+            tensors = {name: handle.get_tensor(name).to(device) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        raise SpecfitError(f"{path} is not a readable checkpoint ({' '.join(str(exc).split())})") from None
+
+    def prefixed(prefix: str) -> dict[str, torch.Tensor]:
+        return {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+
+    try:
+        adam = prefixed(_ADAM)
+        optimiser_state = {}
+        for index, scalars in meta["adam_state"].items():
+            values = dict(scalars)
+            for name, value in adam.items():
+                owner, _, key = name.partition(".")
+                if owner == index:
+                    values[key] = value
+            optimiser_state[int(index)] = values
+        groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
+                  for group in meta["adam_groups"]]
+        state = TrainingState(
+            step=int(meta["step"]), model=prefixed(_MODEL),
+            optimiser={"state": optimiser_state, "param_groups": groups}, scheduler=dict(meta["scheduler"]),
+            generator=tensors[_GENERATOR].cpu() if _GENERATOR in tensors else None,
+            best_score=_number(meta["best_score"]), best_step=int(meta["best_step"]),
+            best=prefixed(_BEST) if meta["has_best"] else None, history=list(meta["history"]),
+            seconds=float(meta["seconds"]), step_seconds=float(meta["step_seconds"]),
+        )
+        return Checkpoint(state=state, fit=dict(meta["fit"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise SpecfitError(f"{path} is not a checkpoint of this specfit ({problem})") from None
+
+
+class CheckpointSink(Protocol):
+    """Where a fit's checkpoints go (see :func:`specfit.fitting.pipeline.run_plan`)."""
+
+    def begin(self, config: dict) -> None:
+        """Called once before training with the run's configuration (``config.json``'s fields)."""
+
+    def __call__(self, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint`` (the latest replaces the earlier ones)."""
+
+
+class FolderCheckpoints:
+    """Checkpoints written into the run folder while the fit trains.
+
+    The first checkpoint writes the run's ``config.json`` beside it (a new fit replaces whatever
+    the folder held: the caller has checked that it may); later ones rewrite
+    ``checkpoint.safetensors`` and ``history.csv``. A fit that fails before its first checkpoint
+    leaves nothing. ``specfit fit --resume FOLDER`` continues from them; the finished run replaces
+    the folder whole.
+    """
+
+    def __init__(self, folder: Path, continuing: bool = False) -> None:
+        self.folder, self.continuing = Path(folder), continuing
+        self.config: dict | None = None
+
+    def begin(self, config: dict) -> None:
+        self.config = config
+
+    def __call__(self, checkpoint: Checkpoint) -> None:
+
+        if self.config is not None:  # the first checkpoint: the folder gets the run's config
+            config, self.config = self.config, None
+            if not self.continuing:
+                with staged_directory(self.folder) as stage:
+                    (stage / CONFIG).write_text(config_text(config))
+            else:
+                with staged_file(self.folder / CONFIG) as temporary:
+                    temporary.write_text(config_text(config))
+        write_checkpoint(self.folder / CHECKPOINT, checkpoint)
+        with staged_file(self.folder / HISTORY) as temporary:
+            write_history(temporary, checkpoint.state.history)

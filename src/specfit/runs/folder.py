@@ -1,0 +1,296 @@
+"""Run directories: a model saved as safetensors plus a JSON config, written atomically.
+
+A run directory holds ``config.json`` (everything needed to rebuild the model: registry name,
+resolved hyperparameters, convention, value range, coordinate convention, signal description),
+``model.safetensors``, ``metrics.json``, the reconstruction and ``report.html``. Nothing is ever
+unpickled: loading reads JSON and tensors only.
+
+Writes are staged in a hidden sibling folder and renamed into place at the end, so an interrupted
+or failed write never leaves a half-written run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from specfit.errors import SpecfitError
+from specfit.models.registry import check_buildable, get_entry
+from specfit.runs.format import (
+    CHECKPOINT,
+    CONFIG,
+    CONFIG_MAX_BYTES,
+    FORMAT_VERSION,
+    RUN_FILE_PATTERNS,
+    WEIGHTS,
+    config_text,
+)
+from specfit.runs.schema import check_weights, validate_config
+from specfit.util.files import current_umask
+
+
+def _stray_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a specfit run does not write (folders are always stray)."""
+    return sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in folder.iterdir()
+        if entry.is_dir() or not any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_FILE_PATTERNS)
+    )
+
+
+def _names_this_format(config_path: Path) -> bool:
+    """Whether ``config_path`` is a specfit run config of this format (small, JSON, marked)."""
+    try:
+        if not config_path.is_file() or config_path.stat().st_size > CONFIG_MAX_BYTES:
+            return False
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT_VERSION and (
+        isinstance(config.get("specfit"), str) and isinstance(config.get("model"), str))
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Raise unless ``out_dir`` is absent, empty, or provably a specfit run.
+
+    A run is recognised by its ``config.json`` (which names the format and the specfit version)
+    and by holding nothing that a run does not write; anything else is refused, so that a
+    mistyped output folder never deletes a user's files.
+    """
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise SpecfitError(f"{out_dir} exists and is not a directory")
+    if not any(out_dir.iterdir()):
+        return
+    if not _names_this_format(out_dir / CONFIG):
+        raise SpecfitError(f"{out_dir} exists and is not a specfit run; choose another output folder")
+    stray = _stray_entries(out_dir)
+    if stray:
+        shown = ", ".join(stray[:3]) + (", ..." if len(stray) > 3 else "")
+        raise SpecfitError(
+            f"{out_dir} holds files a specfit run does not write ({shown}); choose another output folder")
+
+
+def refuse_existing(out_dir: Path, overwrite: bool) -> None:
+    """Raise unless ``out_dir`` is absent or empty, or ``overwrite`` says to replace it; the
+    message points to ``--resume`` when the folder holds a checkpoint."""
+    if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return
+    hint = ", --resume to continue it" if (out_dir / CHECKPOINT).is_file() else ""
+    raise SpecfitError(f"{out_dir} exists; give --overwrite to replace it{hint}, or another --out")
+
+
+def check_writable_parent(out_dir: Path) -> Path:
+    """Fail early, before any work, if ``out_dir`` cannot be written; returns it resolved.
+
+    An existing folder is only ever replaced when :func:`check_replaceable` accepts it.
+    """
+    out_dir = Path(out_dir).resolve()
+    check_replaceable(out_dir)
+    probe = out_dir.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({probe} is not a directory)")
+    try:
+        Path(tempfile.mkdtemp(prefix=".specfit-probe-", dir=probe)).rmdir()
+    except OSError as exc:
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+    return out_dir
+
+
+_HELD: dict[Path, int] = {}  # output folders whose lock this process holds -> the holding thread
+
+
+def _lock_path(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.lock")
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the exclusive right to write ``out_dir`` (a lock file beside it) for the block.
+
+    A second writer is refused at once with the first one's process id. The operating system
+    releases the lock when its holder dies, however it dies; the file itself is removed on exit.
+    """
+    out_dir = Path(out_dir).resolve()
+    path = _lock_path(out_dir)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    if _HELD.get(out_dir) == threading.get_ident():  # this thread holds it (a fit, then its save)
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+    while True:
+        try:
+            handle = path.open("a+")
+        except OSError as exc:
+            raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise SpecfitError(
+                f"another specfit process (pid {holder}) is writing {out_dir}; "
+                "wait for it to finish or choose another output folder") from None
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:  # else the previous holder removed the file between our open and lock: retry
+            break
+        handle.close()
+    _HELD[out_dir] = threading.get_ident()
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        _HELD.pop(out_dir, None)
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove staging folders that an earlier writer of ``out_dir`` left when it was killed.
+
+    Only called while holding :func:`run_lock`, so no live writer owns them.
+    """
+    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
+        for leftover in out_dir.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def staged_directory(out_dir: Path) -> Iterator[Path]:
+    """Yield a staging folder; on success it replaces ``out_dir`` whole, on failure it vanishes.
+
+    The caller should hold :func:`run_lock` for ``out_dir``; leftovers of killed writers are
+    removed first, and ``out_dir`` is checked again with :func:`check_replaceable` before it is
+    replaced.
+    """
+    out_dir = Path(out_dir).resolve()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(out_dir)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+        stage.chmod(0o777 & ~current_umask())
+    except OSError as exc:
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
+    try:
+        yield stage
+        check_replaceable(out_dir)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            out_dir.replace(old)
+            stage.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror or exc})") from exc
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def write_model(folder: Path, model: nn.Module, config: dict) -> None:
+    """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``folder``."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS), metadata={"specfit_format": str(FORMAT_VERSION)})
+    (folder / WEIGHTS).chmod(0o666 & ~current_umask())  # safetensors creates it private
+    (folder / CONFIG).write_text(config_text(config))
+
+
+
+
+def read_config(run_dir: Path, needs: tuple[str, ...] = (), weights: bool = True) -> dict:
+    """The config of a run directory, checked by :func:`specfit.runs.schema.validate_config`.
+
+    ``needs`` names fields required besides the model's (e.g. ``RENDER_FIELDS``); ``weights=False``
+    accepts a folder without ``model.safetensors`` (a fit still training, with its checkpoint).
+    ``config.json`` is read up to :data:`CONFIG_MAX_BYTES`; anything wrong is a one-line
+    :class:`SpecfitError`.
+    """
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SpecfitError(f"{run_dir} is not a run directory")
+    path = run_dir / CONFIG
+    if not path.is_file() or (weights and not (run_dir / WEIGHTS).is_file()):
+        needed = f"{CONFIG} and {WEIGHTS}" if weights else CONFIG
+        raise SpecfitError(f"{run_dir} is not a run directory (needs {needed})")
+    try:
+        with path.open("rb") as handle:  # what the file holds, up to one byte past the cap
+            data = handle.read(min(os.fstat(handle.fileno()).st_size, CONFIG_MAX_BYTES) + 1)
+    except OSError as exc:
+        raise SpecfitError(f"cannot read {path} ({exc.strerror or exc})") from exc
+    if len(data) > CONFIG_MAX_BYTES:
+        raise SpecfitError(f"{path} is larger than {CONFIG_MAX_BYTES} bytes: not a run's config")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecfitError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except ValueError as exc:
+        raise SpecfitError(f"{path} is not valid JSON ({' '.join(str(exc).split())})") from exc
+    except RecursionError as exc:
+        raise SpecfitError(f"{path} nests its JSON too deeply to be a run's config") from exc
+    return validate_config(config, path, needs)
+
+
+def load_model(
+    run_dir: Path, device: torch.device | str = "cpu", config: dict | None = None
+) -> tuple[nn.Module, dict]:
+    """Rebuild the saved model exactly from its config and weights; returns ``(model, config)``.
+
+    ``config`` is the run's config as :func:`read_config` returned it (read here when ``None``).
+    The model must pass :func:`~specfit.models.registry.check_buildable` (it fits in memory), and
+    the weights, read with the safetensors API only (nothing is unpickled), must match it tensor
+    for tensor, by name and shape (:func:`specfit.runs.schema.check_weights`) before any is loaded.
+    """
+
+    config = read_config(run_dir) if config is None else config
+    entry = get_entry(config["model"])
+    check_buildable(entry, config["in_features"], config["out_features"], config["params"])
+    model = entry.build(config["in_features"], config["out_features"], **config["params"])
+    path = Path(run_dir) / WEIGHTS
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            names = weights.keys()  # a list: the file object is not iterable
+            shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+            check_weights(model, shapes, path)
+            state = {name: weights.get_tensor(name) for name in shapes}
+    except (SafetensorError, OSError) as exc:
+        raise SpecfitError(f"{path} is not readable ({' '.join(str(exc).split())})") from exc
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), config
+
+
+
+
+
+

@@ -1,0 +1,1 @@
+"""Training: the loop, its state, stacked training of many networks, compaction, logs."""

@@ -1,0 +1,1 @@
+"""Small leaf utilities: files written whole, number formatting, interrupts, process settings."""

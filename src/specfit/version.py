@@ -1,0 +1,3 @@
+"""specfit's version."""
+
+__version__ = "0.1.0"
