@@ -2,8 +2,9 @@
 
 Trains the same ``B`` networks (one per knob value, same seed) twice per repeat, interleaved: one
 after another with the ordinary training loop (eager, as published code does), and together as one
-stacked computation (:mod:`specfit.training.stacked`). Prints medians of steps per second per network and
-the largest weight difference between the two, and writes ``results/batched_speed.json``.
+stacked computation (the :class:`specfit.training.stacked.StackedModels` strategy). Prints medians
+of steps per second per network and the largest weight difference between the two, and writes
+``results/batched_speed.json``.
 
     python benchmarks/batched_speed.py --sizes 64,128 --values 10 --steps 100 --repeats 3
 """
@@ -20,8 +21,8 @@ from _common import write_result
 
 from specfit.models.registry import get_entry, resolve_params
 from specfit.signals.sampling import make_sampling
-from specfit.training.loop import FitOptions, fit_model
-from specfit.training.stacked import train_stacked
+from specfit.training.loop import FitOptions, Trainer, fit_model
+from specfit.training.stacked import StackedModels
 from specfit.util.runtime import tune_allocator
 
 
@@ -68,8 +69,8 @@ def main() -> None:
                           entry.adam_eps)
             sequential.append(args.steps * len(values) / (time.perf_counter() - started))
             started = time.perf_counter()
-            train_stacked(together, targets, sampling, options, entry.lr, to_unit, entry.adam_betas,
-                          entry.adam_eps)
+            Trainer(StackedModels(together, targets, sampling, to_unit), options, entry.lr, entry.adam_betas,
+                    entry.adam_eps).fit()
             batched.append(args.steps * len(values) / (time.perf_counter() - started))
             diffs.append(max(float((a - b).abs().max()) for x, y in zip(alone, together, strict=True)
                              for a, b in zip(x.state_dict().values(), y.state_dict().values(), strict=True)))

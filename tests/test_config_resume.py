@@ -17,10 +17,12 @@ from specfit.config.file import FitRequest, read_fit_config, write_fit_config
 from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Phase
-from specfit.models.registry import get_entry
+from specfit.fitting.batch import fit_many
+from specfit.models.registry import get_entry, resolve_params
 from specfit.runs.checkpoints import CHECKPOINT, Checkpoint, read_checkpoint, write_checkpoint
 from specfit.signals.sampling import make_sampling
-from specfit.training.loop import FitOptions, fit_model
+from specfit.training.loop import Callbacks, FitOptions, Trainer, fit_model
+from specfit.training.stacked import StackedModels
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -136,6 +138,90 @@ def test_resume_after_interruption_equals_uninterrupted_training_bit_for_bit(tmp
         for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
             assert torch.equal(a, b)
         assert resumed.history == whole.history and resumed.best_step == whole.best_step
+
+
+def test_stacked_training_resumes_bit_for_bit_like_single_training(tmp_path) -> None:
+    """Networks trained together, interrupted and continued from a checkpoint (each network's own
+    file), end as if never interrupted; each network's state is that of a network trained alone."""
+    sampling = make_sampling((12, 12), "holdout", 0.2, seed=0)
+    targets = torch.rand(2, 144, 1, generator=torch.Generator().manual_seed(0)) * 2 - 1  # a signal each
+    entry = get_entry("siren")
+    options = FitOptions(steps=60, schedule="cosine", eval_every=10, compile="off", checkpoint_every=20)
+
+    def models():
+        out = []
+        for omega_0 in (10.0, 40.0):
+            torch.manual_seed(1)
+            out.append(entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1,
+                                                                   "omega_0": omega_0})))
+        return out
+
+    def train(resume=None, stop_at=None, saved=None):
+        def stop(step: int) -> None:
+            if step == stop_at:
+                raise KeyboardInterrupt
+
+        callbacks = Callbacks(on_step=stop, on_checkpoint=None if saved is None else saved.append)
+        strategy = StackedModels(models(), targets, sampling, lambda v: (v + 1) / 2)
+        return Trainer(strategy, options, entry.lr, callbacks=callbacks).fit(resume)
+
+    whole = train()
+    saved = []
+    cut = train(stop_at=47, saved=saved)
+    assert all(r.interrupted and r.steps == 47 for r in cut)
+    assert [[state.step for state in states] for states in saved] == [[20, 20], [40, 40], [47, 47]]
+    alone = models()[0].state_dict()
+    assert {k: v.shape for k, v in saved[1][0].model.items()} == {k: v.shape for k, v in alone.items()}
+    for states in (saved[1], saved[2]):  # from a periodic checkpoint and from the interruption
+        loaded = []
+        for k, state in enumerate(states):
+            write_checkpoint(tmp_path / f"{k}-{CHECKPOINT}", Checkpoint(state, {"mode": "set"}))
+            loaded.append(read_checkpoint(tmp_path / f"{k}-{CHECKPOINT}").state)
+        resumed = train(resume=loaded)
+        for one, two in zip(whole, resumed, strict=True):
+            for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values(), strict=True):
+                assert torch.equal(a, b)
+            assert two.history == one.history and two.best_step == one.best_step and two.steps == 60
+    # one network of the stack continues alone from its own state (to within batched rounding)
+    single = fit_model(models()[1], targets[1], sampling, options, entry.lr, lambda v: (v + 1) / 2,
+                       resume=saved[1][1])
+    for a, b in zip(single.model.state_dict().values(), whole[1].model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(SpecfitError, match="holds 1 networks"):
+        train(resume=saved[1][:1])
+
+
+def test_signals_trained_together_continue_together_from_their_folders(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, size, seed in (("same0", 20, 0), ("same1", 20, 1), ("other", 16, 2)):
+        save_png8(folder / f"{name}.png", powerlaw_image(size, 2.0, seed=seed))
+    sources = [str(folder / f"{name}.png") for name in ("same0", "same1", "other")]
+    settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, fresh=False, device="cpu",
+                           fit=FitOptions(steps=20, eval_every=5, compile="off", checkpoint_every=5))
+    fit_many(sources, specfit.load_signal, settings, tmp_path / "whole")
+
+    def interrupt(event) -> None:
+        if event.phase is Phase.TRAIN and event.done == 12 and not event.record:
+            raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        fit_many(sources, specfit.load_signal, settings, cut, progress=interrupt)
+    assert sorted(p.name for p in cut.iterdir()) == ["same0-siren", "same1-siren"]  # "other" never began
+    assert all(read_checkpoint(run / CHECKPOINT).state.step == 12 for run in cut.iterdir())
+    with pytest.raises(SpecfitError, match="--resume"):
+        fit_many(sources, specfit.load_signal, settings, cut)
+    outcomes = fit_many(sources, specfit.load_signal, settings, cut, resume=True)
+    assert [o.batched for o in outcomes] == [True, True, False]
+    for outcome in outcomes:
+        name = outcome.out.name
+        assert outcome.run.metrics.steps == 20 and not outcome.run.metrics.interrupted
+        assert _same_weights(tmp_path / "whole" / name, cut / name), name
+        one, two = (json.loads((parent / name / "metrics.json").read_text())
+                    for parent in (tmp_path / "whole", cut))
+        for key in ("history", "best_step", "psnr"):
+            assert one[key] == two[key], (name, key)
 
 
 def test_fit_resume_continues_an_interrupted_run_to_the_same_weights(images, tmp_path, cli) -> None:

@@ -217,7 +217,8 @@ def test_train_step_falls_back_to_eager_when_compilation_fails(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     model = torch.nn.Linear(2, 1)
-    step = TrainStep(model, torch.nn.functional.mse_loss, FitOptions(steps=5, compile="on"), compile_ok=True)
+    options = FitOptions(steps=5, compile="on")
+    step = TrainStep(lambda x, y: torch.nn.functional.mse_loss(model(x), y), options, compile_ok=True)
     assert step.compiled
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
     value = step(torch.ones(4, 2), torch.zeros(4, 1), optimiser)
@@ -232,10 +233,9 @@ def test_best_state_keeps_a_copy_of_the_best_parameters():
     with torch.no_grad():
         for step, (weight, score) in enumerate([(1.0, 10.0), (2.0, 30.0), (3.0, 20.0)], start=1):
             model.weight.fill_(weight)
-            best.offer(model, score, step)
+            best.offer(model.state_dict(), score, step)
     assert (best.step, best.score) == (2, 30.0)
-    best.restore(model)
-    assert model.weight.item() == 2.0
+    assert best.state["weight"].item() == 2.0 and model.weight.item() == 3.0
 
 
 def test_evaluator_scores_all_training_and_held_out_samples():
@@ -244,7 +244,11 @@ def test_evaluator_scores_all_training_and_held_out_samples():
     sampling = make_sampling((8, 8), "holdout", 0.25, seed=0)
     targets = torch.zeros(64, 1)
     model = torch.nn.Linear(2, 1)
-    evaluator = Evaluator(model, targets, sampling, 0, lambda p, t: float(p.shape[0]), "count")
-    record = evaluator(7, 0.5)
+    evaluator = Evaluator(targets, sampling, 0, lambda p, t: float(p.shape[0]), "count")
+    (record,) = evaluator(7, torch.tensor([0.5]), [model(evaluator.coords)])
     assert record == {"step": 7, "loss": 0.5, "count": 64.0, "count_train": 48.0, "count_test": 16.0}
-    assert evaluator.history == [record]
+    signals = torch.stack([torch.zeros(64, 1), torch.ones(64, 1)])  # one signal per network
+    errors = Evaluator(signals, sampling, 0, lambda p, t: float((p - t).abs().sum()), "error")
+    records = errors(3, torch.tensor([0.25, 0.5]), [torch.zeros(64, 1), torch.zeros(64, 1)])
+    assert [(r["loss"], r["error"], r["error_test"]) for r in records] == [(0.25, 0.0, 0.0),
+                                                                            (0.5, 64.0, 16.0)]

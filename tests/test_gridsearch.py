@@ -157,9 +157,10 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
     import torch
 
     from specfit.models.registry import get_entry, resolve_params
+    from specfit.models.resfields import ResFieldSiren
     from specfit.signals.sampling import make_sampling
-    from specfit.training.loop import FitOptions, fit_model
-    from specfit.training.stacked import can_stack, train_stacked
+    from specfit.training.loop import FitOptions, Trainer, fit_model
+    from specfit.training.stacked import StackedModels, can_stack
 
     sampling = make_sampling((12, 12), "holdout", 0.2, 0)
     targets = torch.rand(144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -174,12 +175,13 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
                                                                      knob: value})))
         alone = [copy.deepcopy(m) for m in models]
         assert can_stack(models, options, "mse")
-        train_stacked(models, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2)
+        Trainer(StackedModels(models, targets, sampling, lambda v: (v + 1) / 2), options, entry.lr).fit()
         for together, single in zip(models, alone, strict=True):
             fit_model(single, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
             for a, b in zip(together.state_dict().values(), single.state_dict().values(), strict=True):
                 assert torch.allclose(a, b, atol=1e-5), name
     assert not can_stack([get_entry("tuner").build(2, 3, **get_entry("tuner").defaults)], options, "mse")
+    assert not can_stack([ResFieldSiren(3, 1, width=16, n_frames=2)], options, "mse")  # per-sample layers
 
 
 def test_one_configuration_on_many_signals_trains_as_each_alone():
@@ -189,8 +191,8 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
 
     from specfit.models.registry import get_entry, resolve_params
     from specfit.signals.sampling import make_sampling
-    from specfit.training.loop import FitOptions, fit_model
-    from specfit.training.stacked import train_stacked
+    from specfit.training.loop import FitOptions, Trainer, fit_model
+    from specfit.training.stacked import StackedModels
 
     entry = get_entry("siren")
     sampling = make_sampling((12, 12), "holdout", 0.2, 0)
@@ -199,7 +201,7 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
     torch.manual_seed(0)
     model = entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1}))
     together = [copy.deepcopy(model) for _ in range(3)]
-    train_stacked(together, signals, sampling, options, entry.lr, lambda v: (v + 1) / 2)
+    Trainer(StackedModels(together, signals, sampling, lambda v: (v + 1) / 2), options, entry.lr).fit()
     for net, target in zip(together, signals, strict=True):
         alone = copy.deepcopy(model)
         fit_model(alone, target, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)

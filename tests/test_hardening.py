@@ -118,7 +118,7 @@ def test_an_allocation_failure_that_still_happens_is_one_error_line(cli, images,
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 4000000000000 bytes.\nmore detail")
 
-    monkeypatch.setattr(specfit.fitting.pipeline, "fit_model", fail)
+    monkeypatch.setattr(specfit.fitting.pipeline.Trainer, "fit", fail)
     line = one_error_line(cli("fit", images["noise32"], *FAST, "--json", "--out", tmp_path / "r"))
     assert "out of memory" in line
     assert list(tmp_path.iterdir()) == []

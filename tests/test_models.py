@@ -280,6 +280,32 @@ def test_the_shared_layer_stack_applies_scales_activations_and_readout():
         "first.weight", "first.bias", "hidden.0.weight", "hidden.0.bias"]
 
 
+def test_a_family_changes_one_hidden_layer_through_the_pre_activation_hook():
+    """``hidden_pre_activation`` changes one layer's pre-activation, for the sample it is given,
+    and nothing else of the layer loop."""
+    from specfit.models.body import ActivationMLP
+
+    class Tanh(ActivationMLP):
+        def activation(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(z)
+
+    class ShiftedSecond(Tanh):
+        def hidden_pre_activation(self, index: int, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+            z = super().hidden_pre_activation(index, x, coords)
+            return z + coords[:, :1] if index == 2 else z
+
+    torch.manual_seed(0)
+    plain = Tanh(2, 1, width=8, hidden_layers=3)
+    shifted = ShiftedSecond(2, 1, width=8, hidden_layers=3)
+    shifted.load_state_dict(plain.state_dict())
+    x = torch.rand(5, 2)
+    h = torch.tanh(plain.first(x))
+    for index, layer in enumerate(plain.hidden, start=1):
+        h = torch.tanh(layer(h) + (x[:, :1] if index == 2 else 0.0))
+    assert torch.equal(shifted(x), plain.last(h))
+    assert not torch.allclose(shifted(x), plain(x))
+
+
 def test_relu_head_has_the_asked_layers_and_init():
     from specfit.models.body import relu_mlp
 

@@ -32,7 +32,8 @@ from specfit.kinds.load import load_signal
 from specfit.kinds.registry import task_for
 from specfit.models.evaluate import unit_from_model
 from specfit.models.registry import get_entry, resolve_params
-from specfit.training.stacked import can_stack, train_stacked
+from specfit.training.loop import Trainer
+from specfit.training.stacked import StackedModels, can_stack
 
 # The objectives compared, per kind of score: (name, metric key).
 OBJECTIVES = {"psnr": (("train", "psnr_train"), ("held-out", "psnr_test"), ("all", "psnr")),
@@ -86,12 +87,12 @@ def train_task(
     out = {}
     if batched and len(models) > 1 and can_stack(models, fit.fit, plan.task.loss_for(entry.value_range)):
         data = plan.task.training_data(fit.split, fit.holdout, fit.seed, entry.value_range, plan.device)
-        seconds = train_stacked(models, data.targets, data.sampling, fit.fit, entry.lr,
-                                lambda v: unit_from_model(v, entry.value_range), entry.adam_betas,
-                                entry.adam_eps).seconds
-        for value, model in zip(chosen, models, strict=True):
-            metrics = plan.task.finish(model, entry.value_range, data, plan.device).metrics
-            out[str(value)] = {"value": value, "seconds": seconds / len(models), "batched": True,
+        strategy = StackedModels(models, data.targets, data.sampling,
+                                 lambda v: unit_from_model(v, entry.value_range))
+        results = Trainer(strategy, fit.fit, entry.lr, entry.adam_betas, entry.adam_eps).fit()
+        for value, result in zip(chosen, results, strict=True):
+            metrics = plan.task.finish(result.model, entry.value_range, data, plan.device).metrics
+            out[str(value)] = {"value": value, "seconds": result.train_seconds, "batched": True,
                                **{key: metrics.get(key) for key in SCORE_KEYS}}
         return out
     for value in chosen:

@@ -2,27 +2,32 @@
 
 Every signal is loaded and checked before any work, FreSh chooses each one's knob, and images of
 the same size whose models can be stacked (:func:`specfit.training.stacked.can_stack`) are then trained
-together as one computation; the others one after another, each as ``specfit fit`` would.
+together as one computation; the others one after another, each as ``specfit fit`` would. Every run
+folder gets its checkpoints as it trains, also when trained together with others, and
+``resume=True`` continues the runs from them.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from specfit.config.settings import FitSettings
+from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.fitting.pipeline import Choice, FitPlan, choose, finish, plan_fit, prepare, run_plan
 from specfit.models.evaluate import unit_from_model
-from specfit.runs.checkpoints import FolderCheckpoints
+from specfit.runs.checkpoints import Checkpoint, FolderCheckpoints, read_checkpoint
 from specfit.runs.folder import check_writable_parent, refuse_existing, run_lock
+from specfit.runs.format import CHECKPOINT
 from specfit.runs.run import Run
-from specfit.training.loop import FitResult
-from specfit.training.stacked import can_stack, train_stacked
+from specfit.training.loop import Callbacks, Trainer
+from specfit.training.stacked import StackedModels, can_stack
 from specfit.util.files import staged_file
 from specfit.util.formatting import shown
 
@@ -41,33 +46,46 @@ class FitOutcome:
     batched: bool
 
 
-def _folders(plans: list[FitPlan], parent: Path, overwrite: bool) -> list[Path]:
+def _folders(plans: list[FitPlan], parent: Path, overwrite: bool, resume: bool) -> list[Path]:
     """One run folder per signal, ``PARENT/NAME-MODEL`` (numbered when two signals share a name);
-    existing folders are refused unless ``overwrite``."""
+    existing folders are refused unless ``overwrite``, or ``resume`` and they hold a checkpoint."""
     outs: list[Path] = []
     for plan in plans:
         base = parent / f"{plan.task.name}-{plan.entry.name}"
         out, k = base, 2
         while out in outs:
             out, k = base.with_name(f"{base.name}-{k}"), k + 1
-        refuse_existing(out, overwrite)
+        if not (resume and (out / CHECKPOINT).is_file()):
+            refuse_existing(out, overwrite)
         check_writable_parent(out)
         outs.append(out)
     return outs
 
 
-def _groups(plans: list[FitPlan], batched: bool) -> list[list[int]]:
-    """Indices of plans trained together: images of one size and split (full batches), when
-    ``batched``; every other plan alone."""
+def _groups(plans: list[FitPlan], batched: bool, resumed: list[Checkpoint | None]) -> list[list[int]]:
+    """Indices of plans trained together: images of one size and split (full batches) that
+    continue from the same step (or start), when ``batched``; every other plan alone."""
     if not batched:
         return [[i] for i in range(len(plans))]
     keys: dict[tuple, list[int]] = {}
-    for i, plan in enumerate(plans):
+    for i, (plan, checkpoint) in enumerate(zip(plans, resumed, strict=True)):
         task = plan.task
         alone = task.kind != "image" or plan.settings.fit.batch_size is not None or plan.settings.compaction
-        key = ("alone", i) if alone else (tuple(task.signal.values.shape), plan.settings.split)
+        step = None if checkpoint is None else checkpoint.state.step
+        key = ("alone", i) if alone else (tuple(task.signal.values.shape), plan.settings.split, step)
         keys.setdefault(key, []).append(i)
     return list(keys.values())
+
+
+def _checkpoint(plan: FitPlan, out: Path, resume: bool) -> Checkpoint | None:
+    """The checkpoint a run continues from: its folder's, when ``resume`` and it has one."""
+    if not (resume and (out / CHECKPOINT).is_file()):
+        return None
+    checkpoint = read_checkpoint(out / CHECKPOINT, plan.device)
+    if plan.settings.fit.steps < checkpoint.state.step:
+        raise SpecfitError(f"{out} has trained {checkpoint.state.step} steps already; --steps must be at "
+                           "least that")
+    return checkpoint
 
 
 def fit_many(
@@ -80,17 +98,24 @@ def fit_many(
     progress: Progress = ignore,
     command: str | None = None,
     on_done: Callable[[int, str, Path, Run], None] | None = None,
+    resume: bool = False,
 ) -> list[FitOutcome]:
     """Fit every source with ``settings``; write each run to its folder under ``parent``.
 
     ``load`` turns a source into a loaded signal. Every signal is loaded and planned before any
     training, so a bad file stops the command before any work. ``on_done(index, source, out, run)``
     is called as each run is written. Returns one :class:`FitOutcome` per source, in order.
+
+    ``resume`` continues every run whose folder holds a checkpoint (written periodically, when
+    interrupted, and with the finished run) to ``settings.fit.steps``, with the choice FreSh made
+    then; runs trained together continue together and end with the weights an uninterrupted
+    command would have given (bit for bit on the CPU). Runs without a checkpoint start afresh.
     """
     plans = [plan_fit(load(source), settings) for source in sources]
     for plan in plans:
         plan.command = command
-    outs = _folders(plans, parent, overwrite)
+    outs = _folders(plans, parent, overwrite, resume)
+    resumed = [_checkpoint(plan, out, resume) for plan, out in zip(plans, outs, strict=True)]
     outcomes: list[FitOutcome | None] = [None] * len(plans)
 
     def save(index: int, run: Run, together: bool) -> None:
@@ -100,25 +125,31 @@ def fit_many(
         if on_done is not None:
             on_done(index, sources[index], outs[index], run)
 
-    for group in _groups(plans, batched):
+    for group in _groups(plans, batched, resumed):
         choices: list[Choice | None] = [None] * len(group)
         if len(group) > 1:
-            choices = [choose(plans[i], progress) for i in group]
-            if _train_together([plans[i] for i in group], choices, progress,
+            choices = [choose(plans[i], progress) if resumed[i] is None else Choice.from_facts(resumed[i].fit)
+                       for i in group]
+            if _train_together([plans[i] for i in group], choices, [outs[i] for i in group],
+                               [resumed[i] for i in group], progress,
                                lambda k, run, g=group: save(g[k], run, True)):
                 continue
         for index, choice in zip(group, choices, strict=True):
+            continuing = resumed[index] is not None
             with run_lock(outs[index]):
-                run = run_plan(plans[index], progress, FolderCheckpoints(outs[index]), choice=choice)
+                run = run_plan(plans[index], progress, FolderCheckpoints(outs[index], continuing),
+                               resume=resumed[index], choice=choice)
             save(index, run, False)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _train_together(
-    plans: list[FitPlan], choices: list[Choice], progress: Progress, save: Callable[[int, Run], None]
+    plans: list[FitPlan], choices: list[Choice], outs: list[Path], resumed: list[Checkpoint | None],
+    progress: Progress, save: Callable[[int, Run], None],
 ) -> bool:
-    """Train ``plans`` (with their ``choices``) as one stacked computation and save each run;
-    ``False`` (nothing trained) when their models or samples turn out not to stack."""
+    """Train ``plans`` (with their ``choices``) as one stacked computation, from their ``resumed``
+    checkpoints when they have them, with each run's checkpoints in its folder of ``outs``, and
+    save each run; ``False`` (nothing trained) when their models or samples turn out not to stack."""
     entry = plans[0].entry
     ready = [prepare(plan, choice) for plan, choice in zip(plans, choices, strict=True)]
     models = [r.model for r in ready]
@@ -128,24 +159,36 @@ def _train_together(
     if not same_samples or not can_stack(models, ready[0].options, loss):
         return False
     steps = ready[0].options.steps
+    states = None if resumed[0] is None else [checkpoint.state for checkpoint in resumed]
     knob = entry.knob.name if entry.knob else None
     values = ", ".join(shown(c.params.get(knob)) for c in choices) if knob else ""
-    progress(Event(Phase.TRAIN, 0, steps, message=f"training {len(plans)} {entry.name} networks together"
-                   + (f" ({knob} = {values})" if knob else "") + f" for {steps} steps"))
+    start = f"for {steps} steps" if states is None else f"continuing from step {states[0].step} to {steps}"
+    progress(Event(Phase.TRAIN, 0 if states is None else states[0].step, steps,
+                   message=f"training {len(plans)} {entry.name} networks together"
+                   + (f" ({knob} = {values})" if knob else "") + f" {start}"))
+    sinks = [FolderCheckpoints(out, continuing=states is not None) for out in outs]
+    for sink, prepared in zip(sinks, ready, strict=True):
+        sink.begin(prepared.config.to_json())
+
+    def on_checkpoint(states: list) -> None:
+        for sink, state, choice in zip(sinks, states, choices, strict=True):
+            sink(Checkpoint(state, choice.facts()))
+
     targets = torch.stack([r.data.targets for r in ready])
-    stacked = train_stacked(models, targets, samplings[0], ready[0].options, entry.lr,
-                            lambda v: unit_from_model(v, entry.value_range), entry.adam_betas, entry.adam_eps,
-                            on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)))
-    notes = [f"trained together with {len(plans) - 1} other signals of the same size (one stacked network)"]
-    if stacked.interrupted:
-        notes.append(f"interrupted after step {stacked.steps}; keeping the best model so far")
-    for k, (plan, choice, prepared) in enumerate(zip(plans, choices, ready, strict=True)):
-        result = FitResult(model=prepared.model, history=stacked.histories[k], steps=stacked.steps,
-                           best_step=stacked.best_steps[k], train_seconds=stacked.seconds / len(plans),
-                           step_seconds=stacked.seconds / len(plans), interrupted=stacked.interrupted,
-                           compiled=False, notes=list(notes))
-        save(k, finish(plan, choice, prepared, result, progress))
-    if stacked.interrupted:
+    strategy = StackedModels(models, targets, samplings[0], lambda v: unit_from_model(v, entry.value_range))
+    callbacks = Callbacks(on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
+                          on_checkpoint=on_checkpoint)
+    together = f"trained together with {len(plans) - 1} other signals of the same size (one stacked network)"
+    with ExitStack() as locks:
+        for out in outs:
+            locks.enter_context(run_lock(out))
+        results = Trainer(strategy, ready[0].options, entry.lr, entry.adam_betas, entry.adam_eps,
+                          callbacks).fit(states)
+        for k, (plan, choice, result) in enumerate(zip(plans, choices, results, strict=True)):
+            final = None if result.state is None else Checkpoint(result.state, choice.facts())
+            result = replace(result, notes=[together, *result.notes])
+            save(k, finish(plan, choice, ready[k], result, progress, final=final))
+    if results[0].interrupted:
         raise KeyboardInterrupt
     return True
 

@@ -34,7 +34,7 @@ from specfit.runs.run import Metrics, Run, RunConfig, hardware
 from specfit.tasks import Task
 from specfit.tasks.base import TrainingData
 from specfit.training.compaction import CompactionPlan, CompactionResult, compact
-from specfit.training.loop import FitOptions, FitResult, fit_model
+from specfit.training.loop import Callbacks, FitOptions, FitResult, SingleModel, Trainer
 from specfit.util.formatting import shown
 from specfit.util.interrupts import deferred_interrupts
 from specfit.util.runtime import resolve_device, tune_allocator
@@ -235,7 +235,7 @@ def run_plan(
     on_checkpoint = None
     if checkpoints is not None:
         checkpoints.begin(ready.config.to_json())
-        on_checkpoint = lambda state: checkpoints(Checkpoint(state, choice.facts()))  # noqa: E731
+        on_checkpoint = lambda states: checkpoints(Checkpoint(states[0], choice.facts()))  # noqa: E731
     steps = options.steps
     start = f"continuing from step {resume.state.step} to {steps}" if resume else f"for {steps} steps"
     progress(Event(Phase.TRAIN, resume.state.step if resume else 0, steps,
@@ -245,15 +245,17 @@ def run_plan(
         return unit_from_model(values, entry.value_range)
 
     data = ready.data
-    result: FitResult = fit_model(
-        ready.model, data.targets, data.sampling, options, entry.lr, to_unit,
-        entry.compile and task.compile_ok, adam_betas=entry.adam_betas, adam_eps=entry.adam_eps,
-        on_eval=lambda record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),
+    strategy = SingleModel(ready.model, data.targets, data.sampling, to_unit,
+                           loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
+                           score_name=task.score_name, forward=data.forward,
+                           compile_ok=entry.compile and task.compile_ok)
+    callbacks = Callbacks(
         on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
-        loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
-        score_name=task.score_name, forward=data.forward,
-        resume=None if resume is None else resume.state, on_checkpoint=on_checkpoint,
+        on_eval=lambda _, record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),
+        on_checkpoint=on_checkpoint,
     )
+    trainer = Trainer(strategy, options, entry.lr, entry.adam_betas, entry.adam_eps, callbacks)
+    (result,) = trainer.fit(None if resume is None else [resume.state])
     final = Checkpoint(result.state, choice.facts()) if result.state is not None else None
     compaction = None
     if plan.settings.compaction is not None:

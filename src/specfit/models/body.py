@@ -4,7 +4,9 @@
 width)`` and ``last: Linear(width, C)``, each hidden layer followed by the family's activation.
 A family (SIREN, FINER, WIRE, Gauss) only says what its activation is, how it scales the inputs
 of each layer, and how its output is read; the parameter names (``first``, ``hidden.i``,
-``last``) are the same for all, so saved runs of every family load the same way.
+``last``) are the same for all, so saved runs of every family load the same way. A family whose
+hidden layers depend on the sample (ResFields' per-frame weights) changes
+:meth:`ActivationMLP.hidden_pre_activation`, not the layer loop.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ class ActivationMLP(nn.Module):
 
     Subclasses define :meth:`activation` (and :meth:`first_activation` when the first layer
     differs), and may set ``input_scale`` (``s_0``) and ``hidden_scale`` (``s``) and override
-    :meth:`readout`. ``dtype`` is that of the hidden and output layers (complex for WIRE); the
-    first layer is always real. Maps ``(N, in_features)`` to ``(N, out_features)``.
+    :meth:`readout` and :meth:`hidden_pre_activation` (``layer(s h)`` above). ``dtype`` is that of
+    the hidden and output layers (complex for WIRE); the first layer is always real. Maps
+    ``(N, in_features)`` to ``(N, out_features)``.
     """
 
     input_scale: float = 1.0
@@ -46,10 +49,17 @@ class ActivationMLP(nn.Module):
     def _scaled(self, h: torch.Tensor, scale: float) -> torch.Tensor:
         return h if scale == 1.0 else h * scale
 
+    def hidden_pre_activation(self, index: int, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """The pre-activation ``z`` ``(N, width)`` of hidden layer ``index`` (counted from 1:
+        ``self.hidden[index - 1]``) for its scaled input ``x`` ``(N, width)``; ``coords``
+        ``(N, in_features)`` are the network's inputs, for layers that depend on the sample.
+        Here ``layer(x)``."""
+        return self.hidden[index - 1](x)
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         h = self.first_activation(self.first(self._scaled(coords, self.input_scale)))
-        for layer in self.hidden:
-            h = self.activation(layer(self._scaled(h, self.hidden_scale)))
+        for index in range(1, len(self.hidden) + 1):
+            h = self.activation(self.hidden_pre_activation(index, self._scaled(h, self.hidden_scale), coords))
         return self.readout(self.last(self._scaled(h, self.hidden_scale)))
 
 

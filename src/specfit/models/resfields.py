@@ -113,16 +113,18 @@ class ResFieldSiren(Siren):
         weights = self.coeff[key][frames]  # (N, rank)
         return torch.bmm(weights.unsqueeze(1), projected).squeeze(1)
 
+    def hidden_pre_activation(self, index: int, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """``(W_i + dW_i(t)) x + b_i`` for layers in ``resfield_layers`` (``t = coords[:, 0]``),
+        else the SIREN's ``W_i x + b_i``."""
+        z = super().hidden_pre_activation(index, x, coords)
+        key = str(index)
+        if key not in self.coeff:
+            return z
+        return z + self._residual(key, x, self.frame_index(coords[:, 0]))
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(..., in_features)`` to ``(..., out_features)``: the SIREN's layer loop on flattened
+        samples, with the residuals of :meth:`hidden_pre_activation`."""
         lead = coords.shape[:-1]
-        coords = coords.reshape(-1, coords.shape[-1])
-        frames = self.frame_index(coords[:, 0])
-        h = self.first_activation(self.first(self._scaled(coords, self.input_scale)))
-        for index, layer in enumerate(self.hidden, start=1):
-            x = self._scaled(h, self.hidden_scale)
-            z = layer(x)
-            if str(index) in self.coeff:
-                z = z + self._residual(str(index), x, frames)
-            h = self.activation(z)
-        out = self.last(self._scaled(h, self.hidden_scale))
+        out = super().forward(coords.reshape(-1, coords.shape[-1]))
         return out.reshape(*lead, out.shape[-1])

@@ -26,7 +26,7 @@ Compaction support (the TUNER paper's pruning and add-prune): a non-persistent `
 adds ``sum_j column_penalty[j] * ||W_eff[:, j]||_1`` to :meth:`~IntegerSineNet.regularization`;
 :meth:`~IntegerSineNet.prune_inputs` removes input frequencies and :meth:`~IntegerSineNet.densify`
 adds new ones at ``2 k_j``. Both replace parameters by new, differently shaped ones: rebuild any
-optimiser afterwards (``specfit.training.loop.fit_model`` builds its own on every call).
+optimiser afterwards (every :class:`specfit.training.loop.Trainer` builds its own).
 """
 
 from __future__ import annotations

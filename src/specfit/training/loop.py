@@ -1,8 +1,16 @@
-"""The training loop: Adam, optional schedule, full batch or random mini-batches, periodic evaluation.
+"""The training loop, written once: a :class:`Trainer`, its :class:`Callbacks` and its strategies.
 
-Targets and predictions are ``(N, C)`` in the model's value range; ``to_unit`` maps them to [0, 1]
-for PSNR. The loop keeps the best model by training-sample PSNR at evaluation points and restores
-it at the end, also when interrupted with Ctrl-C (``KeyboardInterrupt``).
+The :class:`Trainer` runs Adam (with an optional learning-rate schedule) on full batches or random
+mini-batches, evaluates periodically, keeps each network's best parameters by its training score
+and restores them at the end, stops cleanly when interrupted (Ctrl-C, or ``KeyboardInterrupt``
+raised by a callback), and hands out checkpoints (:class:`~specfit.training.state.TrainingState`,
+one per network) from which :meth:`Trainer.fit` continues bit for bit on the CPU. What it trains
+is a :class:`Strategy`: :class:`SingleModel` (one network of any family, on its samples or through
+measurements) or :class:`~specfit.training.stacked.StackedModels` (many networks of one family as
+one stacked computation). :func:`fit_model` trains one model in one call.
+
+Targets and predictions are ``(N, C)`` in the model's value range (``(B, N, C)`` for ``B`` stacked
+networks with a signal each); ``to_unit`` maps them to [0, 1] for PSNR.
 
 Speed: on request (``compile="auto"`` decides by the amount of work) the loss is compiled with
 ``torch.compile``; Adam uses its fused kernel where available. If compilation fails (no C++
@@ -14,8 +22,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +42,9 @@ COMPILE_MODES = ("auto", "on", "off")
 LOSSES = ("mse", "l1", "bce", "bce_prob")
 EVAL_LIMIT = 2**18  # periodic evaluation looks at a fixed random subset of larger signals
 AUTO_COMPILE_MIN_STEPS = 300
+
+Losses = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Score = Callable[[torch.Tensor, torch.Tensor], float]
 
 
 @dataclass
@@ -81,7 +93,12 @@ class FitOptions:
 
 @dataclass
 class FitResult:
-    """What training produced; ``model`` holds the best parameters."""
+    """What training produced for one network; ``model`` holds its best parameters.
+
+    ``train_seconds`` and ``step_seconds`` (time inside optimiser steps) are this network's share
+    when several were trained together; ``state`` is its final training state (``None`` when an
+    interrupt cut an optimiser step short).
+    """
 
     model: nn.Module
     history: list[dict]
@@ -172,9 +189,9 @@ def _evaluation_samples(
     return indices, train, test
 
 
-def _psnr_score(
-    to_unit: Callable[[torch.Tensor], torch.Tensor]
-) -> Callable[[torch.Tensor, torch.Tensor], float]:
+def psnr_score(to_unit: Callable[[torch.Tensor], torch.Tensor]) -> Score:
+    """``score(prediction, target)``: PSNR in dB after mapping both to [0, 1] by ``to_unit``."""
+
     def score(prediction: torch.Tensor, target: torch.Tensor) -> float:
         return psnr(to_unit(prediction), to_unit(target))
 
@@ -185,35 +202,31 @@ class TrainStep:
     """One forward and backward pass, compiled or eager by the compile policy.
 
     ``compile="on"`` compiles, ``"auto"`` compiles runs of at least :data:`AUTO_COMPILE_MIN_STEPS`
-    steps, ``"off"`` never; models that do not support it (``compile_ok=False``) train eagerly
+    steps, ``"off"`` never; strategies that do not support it (``compile_ok=False``) train eagerly
     with a note. If compilation fails, the step falls back to eager mode for good, with a note.
-    The loss is ``data_loss(model(x), y)`` (``forward.apply(model, x)`` for a measured signal) plus
-    ``model.regularization()`` when the model has it.
+    ``losses(x, y)`` is a strategy's: one loss per network (a scalar for one network); each
+    network's gradients are those of its own loss.
     """
 
-    def __init__(self, model: nn.Module, data_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 options: FitOptions, compile_ok: bool, forward: Forward | None = None) -> None:
-        regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
-
-        def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            value = data_loss(model(x) if forward is None else forward.apply(model, x), y)
-            return value if regularization is None else value + regularization()
-
+    def __init__(self, losses: Losses, options: FitOptions, compile_ok: bool) -> None:
         self.notes: list[str] = []
         long_run = options.steps >= AUTO_COMPILE_MIN_STEPS
         want = options.compile == "on" or (options.compile == "auto" and long_run)
         self.compiled = bool(compile_ok and want)
         if options.compile == "on" and not compile_ok:
             self.notes.append("this model does not support torch.compile; trained eagerly")
-        self.eager = loss_of
-        self.loss = torch.compile(loss_of) if self.compiled else loss_of
+        self.eager = losses
+        self.loss = torch.compile(losses) if self.compiled else losses
+
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value = self.loss(x, y)
+        value.backward(torch.ones_like(value))
+        return value
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, optimiser: torch.optim.Optimizer) -> torch.Tensor:
-        """The loss of ``(x, y)`` with its gradients accumulated; returns the loss."""
+        """The losses of ``(x, y)`` with their gradients accumulated; returns the losses."""
         try:
-            value = self.loss(x, y)
-            value.backward()
-            return value
+            return self._backward(x, y)
         except (KeyboardInterrupt, SpecfitError):
             raise
         except Exception as exc:
@@ -222,52 +235,341 @@ class TrainStep:
             self.notes.append(f"torch.compile failed ({type(exc).__name__}); trained eagerly")
             self.compiled, self.loss = False, self.eager
             optimiser.zero_grad(set_to_none=True)
-            value = self.loss(x, y)
-            value.backward()
-            return value
+            return self._backward(x, y)
 
 
 class BestState:
-    """The parameters at the best score offered so far (a copy), and the step they are from."""
+    """One network's parameters at the best score offered so far (a copy), and their step."""
 
     def __init__(self) -> None:
-        self.score, self.step, self.state = -math.inf, 0, None
+        self.score, self.step = -math.inf, 0
+        self.state: dict[str, torch.Tensor] | None = None
 
-    def offer(self, model: nn.Module, score: float, step: int) -> None:
+    def offer(self, parameters: Mapping[str, torch.Tensor], score: float, step: int) -> None:
+        """Keep a copy of ``parameters`` (name -> tensor) if ``score`` beats the best so far."""
         if score > self.score:
             self.score, self.step = score, step
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def restore(self, model: nn.Module) -> None:
-        if self.state is not None:
-            model.load_state_dict(self.state)
+            self.state = {k: v.detach().clone() for k, v in parameters.items()}
 
 
 class Evaluator:
-    """Scores a model on all, training and held-out samples (a fixed subset of large signals,
-    see :func:`_evaluation_samples`) and keeps the history of records."""
+    """Scores networks on all, training and held-out samples (a fixed subset of large signals, see
+    :func:`_evaluation_samples`): ``coords`` are where the networks are evaluated, ``targets``
+    their values there, ``(n, C)`` shared by all networks or ``(B, n, C)``, one signal each."""
 
-    def __init__(self, model: nn.Module, targets: torch.Tensor, sampling: Sampling, seed: int,
-                 score: Callable[[torch.Tensor, torch.Tensor], float], score_name: str,
-                 forward: Forward | None = None) -> None:
-        limit = EVAL_LIMIT if forward is None else forward.eval_limit
+    def __init__(self, targets: torch.Tensor, sampling: Sampling, seed: int, score: Score, score_name: str,
+                 limit: int = EVAL_LIMIT) -> None:
         indices, self.train, self.test = _evaluation_samples(sampling, seed, limit)
-        self.coords, self.targets = sampling.coords[indices], targets[indices]
-        self.model, self.score, self.name, self.forward = model, score, score_name, forward
-        self.history: list[dict] = []
+        self.coords, self.targets = sampling.coords[indices], targets[..., indices, :]
+        self.score, self.name = score, score_name
 
-    def __call__(self, step: int, loss: float) -> dict:
-        """Evaluate now; returns the record ``{step, loss, NAME, NAME_train, NAME_test}``."""
-        pred, name, targets = predict(self.model, self.coords, forward=self.forward), self.name, self.targets
-        record = {
-            "step": step,
-            "loss": loss,
-            name: self.score(pred, targets),
-            f"{name}_train": self.score(pred[self.train], targets[self.train]),
-            f"{name}_test": None if self.test is None else self.score(pred[self.test], targets[self.test]),
-        }
-        self.history.append(record)
-        return record
+    def __call__(self, step: int, losses: torch.Tensor, predictions: Sequence[torch.Tensor]) -> list[dict]:
+        """One record ``{step, loss, NAME, NAME_train, NAME_test}`` per network, from its ``(n, C)``
+        prediction at :attr:`coords` and its training loss ``losses[b]``."""
+        records = []
+        for index, prediction in enumerate(predictions):
+            targets = self.targets if self.targets.dim() == 2 else self.targets[index]
+            records.append({
+                "step": step,
+                "loss": float(losses[index]),
+                self.name: self.score(prediction, targets),
+                f"{self.name}_train": self.score(prediction[self.train], targets[self.train]),
+                f"{self.name}_test": None if self.test is None else self.score(prediction[self.test],
+                                                                                targets[self.test]),
+            })
+        return records
+
+
+class Strategy(Protocol):
+    """What a :class:`Trainer` trains and how: :class:`SingleModel`, or
+    :class:`~specfit.training.stacked.StackedModels`.
+
+    Attributes:
+        module: holds every trained parameter (Adam trains ``module.parameters()``).
+        count: how many networks it trains (``B``).
+        targets: ``(N, C)`` values of all samples, or ``(B, N, C)``, one signal per network.
+        sampling: coordinates ``(N, d)`` and split, shared by all networks.
+        score, score_name: ``score(prediction, target) -> float`` (higher is better) on raw
+            outputs, and its name in history records; the best parameters are those with the best
+            training score.
+        forward: for a signal seen through measurements (see :class:`Forward`), else ``None``.
+        compile_ok: whether :meth:`losses` may be compiled.
+    """
+
+    module: nn.Module
+    count: int
+    targets: torch.Tensor
+    sampling: Sampling
+    score: Score
+    score_name: str
+    forward: Forward | None
+    compile_ok: bool
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each network's loss on coordinates ``x`` ``(n, d)`` and targets ``y`` (``(n, C)`` or
+        ``(B, n, C)``): a scalar for one network, ``(B,)`` for ``B``."""
+        ...
+
+    def after_step(self) -> None:
+        """Called after every optimiser step (e.g. to enforce a model's constraints)."""
+        ...
+
+    def predict(self, coords: torch.Tensor) -> Sequence[torch.Tensor]:
+        """Each network's ``(n, C)`` output at ``coords`` ``(n, d)``, without gradients."""
+        ...
+
+    def parameters(self, index: int) -> dict[str, torch.Tensor]:
+        """Network ``index``'s parameters now (name -> tensor, as its own ``state_dict``)."""
+        ...
+
+    def network_states(self, adam: dict, copy_adam: bool) -> list[tuple[dict[str, torch.Tensor], dict]]:
+        """Each network's parameters (copies) and its share of Adam's ``state_dict`` ``adam`` (a copy
+        when ``copy_adam``), as one network trained alone would hold them."""
+        ...
+
+    def joined_states(self, states: Sequence[TrainingState]) -> tuple[dict[str, torch.Tensor], dict]:
+        """The ``state_dict`` of :attr:`module` and of Adam made of the networks' ``states``."""
+        ...
+
+    def finish(self, best: Sequence[dict[str, torch.Tensor] | None]) -> list[nn.Module]:
+        """The trained networks, each with its ``best`` parameters (its current ones if ``None``)."""
+        ...
+
+
+class SingleModel:
+    """One network of any family: the :class:`Strategy` of :func:`fit_model` (see its arguments).
+
+    The loss is ``loss(model(x), y)`` (``forward.apply(model, x)`` for a measured signal) plus
+    ``model.regularization()`` when the model has it; ``model.project()``, when it exists, runs
+    after every optimiser step to enforce constraints.
+    """
+
+    count = 1
+
+    def __init__(self, model: nn.Module, targets: torch.Tensor, sampling: Sampling,
+                 to_unit: Callable[[torch.Tensor], torch.Tensor], loss: str = "mse",
+                 score: Score | None = None, score_name: str = "psnr", forward: Forward | None = None,
+                 compile_ok: bool = True) -> None:
+        self.module, self.targets, self.sampling, self.forward = model, targets, sampling, forward
+        self.score, self.score_name = score or psnr_score(to_unit), score_name
+        self.compile_ok = compile_ok
+        self.project = getattr(model, "project", None)
+        data_loss = _loss_function(loss)
+        regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
+
+        def losses(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            value = data_loss(model(x) if forward is None else forward.apply(model, x), y)
+            return value if regularization is None else value + regularization()
+
+        self.losses = losses
+
+    def after_step(self) -> None:
+        if self.project is not None:
+            self.project()
+
+    def predict(self, coords: torch.Tensor) -> list[torch.Tensor]:
+        return [predict(self.module, coords, forward=self.forward)]
+
+    def parameters(self, index: int) -> dict[str, torch.Tensor]:
+        return dict(self.module.state_dict())
+
+    def network_states(self, adam: dict, copy_adam: bool) -> list[tuple[dict[str, torch.Tensor], dict]]:
+        model = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        return [(model, copy.deepcopy(adam) if copy_adam else adam)]
+
+    def joined_states(self, states: Sequence[TrainingState]) -> tuple[dict[str, torch.Tensor], dict]:
+        return states[0].model, states[0].optimiser
+
+    def finish(self, best: Sequence[dict[str, torch.Tensor] | None]) -> list[nn.Module]:
+        if best[0] is not None:
+            self.module.load_state_dict(best[0])
+        return [self.module]
+
+
+@dataclass
+class Callbacks:
+    """What a :class:`Trainer` reports while it trains; each hook is optional. A hook that raises
+    ``KeyboardInterrupt`` stops training as Ctrl-C does (the best parameters so far are kept).
+
+    Attributes:
+        on_step: called with the step number after every optimiser step.
+        on_eval: called with a network's index and its history record at each evaluation.
+        on_checkpoint: receives the training state of every network (a list, in network order)
+            every ``options.checkpoint_every`` steps and when training is interrupted.
+    """
+
+    on_step: Callable[[int], None] | None = None
+    on_eval: Callable[[int, dict], None] | None = None
+    on_checkpoint: Callable[[list[TrainingState]], None] | None = None
+
+
+class Trainer:
+    """Trains a :class:`Strategy`'s networks by ``options`` (once: build one Trainer per run).
+
+    Every network gets the same schedule, mini-batches (drawn from ``options.seed``) and
+    evaluation steps (every ``options.eval_every`` steps and the last), and ends with its own best
+    parameters by training score (evaluated at the last completed step if no evaluation happened).
+    ``lr`` is the model's default learning rate (``options.lr`` overrides it); ``adam_betas`` and
+    ``adam_eps`` are Adam's.
+    """
+
+    def __init__(self, strategy: Strategy, options: FitOptions, lr: float,
+                 adam_betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8,
+                 callbacks: Callbacks | None = None) -> None:
+        options.check()
+        self.strategy, self.options, self.callbacks = strategy, options, callbacks or Callbacks()
+        sampling = strategy.sampling
+        self.coords_train = sampling.coords[sampling.train]
+        self.targets_train = strategy.targets[..., sampling.train, :]
+        n_train = self.coords_train.shape[0]
+        self.full_batch = options.batch_size is None or options.batch_size >= n_train
+        self.generator = torch.Generator(device=self.coords_train.device).manual_seed(options.seed)
+        self.optimiser = adam_optimizer(strategy.module, options.lr or lr, adam_betas, adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser,
+                                                           _lr_lambda(options.schedule, options.steps))
+        self.train_step = TrainStep(strategy.losses, options, strategy.compile_ok)
+        limit = EVAL_LIMIT if strategy.forward is None else strategy.forward.eval_limit
+        self.evaluator = Evaluator(strategy.targets, sampling, options.seed, strategy.score,
+                                   strategy.score_name, limit)
+        self.best = [BestState() for _ in range(strategy.count)]
+        self.histories: list[list[dict]] = [[] for _ in range(strategy.count)]
+        self.completed, self.step_seconds, self.earlier_seconds, self.updating = 0, 0.0, 0.0, False
+        self.last_losses = torch.full((strategy.count,), math.nan)
+        self.generator_state: torch.Tensor | None = None
+        self.started = time.perf_counter()
+
+    def fit(self, resume: Sequence[TrainingState] | None = None) -> list[FitResult]:
+        """Train to ``options.steps``; one :class:`FitResult` per network, in order.
+
+        ``resume``: the states of an earlier run with the same strategy and options (from a
+        checkpoint): training continues from their step and ends with the weights an
+        uninterrupted run would have (bit for bit on the CPU), also when ``options.steps`` is
+        larger than the earlier run's.
+        """
+        options, callbacks, strategy = self.options, self.callbacks, self.strategy
+        notes = self.train_step.notes
+        if resume is not None:
+            self._restore(resume)
+        self.started = time.perf_counter()
+        self.generator_state = None if self.full_batch else self.generator.get_state()
+        interrupted, self.updating = False, False
+        try:
+            for number in range(self.completed + 1, options.steps + 1):
+                value = self._step(number)
+                if callbacks.on_step is not None:
+                    callbacks.on_step(number)
+                if number % options.eval_every == 0 or number == options.steps:
+                    self.last_losses = value.detach().reshape(-1)
+                    self._evaluate(number)
+                every, on_checkpoint = options.checkpoint_every, callbacks.on_checkpoint
+                if on_checkpoint is not None and every and number % every == 0 and number < options.steps:
+                    on_checkpoint(self._states())
+        except KeyboardInterrupt:
+            interrupted = True
+            notes.append(f"interrupted after step {self.completed}; keeping the best model so far")
+        if any(best.state is None for best in self.best):
+            self._evaluate(self.completed)
+        final = None if self.updating else self._states(training_goes_on=False)  # none inside a half step
+        if self.updating:
+            notes.append("interrupted inside an optimiser step: no checkpoint of this point (the last "
+                         "periodic one stays)")
+        if callbacks.on_checkpoint is not None and interrupted and final is not None:
+            with deferred_interrupts():
+                callbacks.on_checkpoint(final)
+        models = strategy.finish([best.state for best in self.best])
+        count, seconds, compiled = strategy.count, self._seconds(), self.train_step.compiled
+        return [
+            FitResult(model=model, history=self.histories[index], steps=self.completed,
+                      best_step=self.best[index].step, train_seconds=seconds / count,
+                      step_seconds=self.step_seconds / count, interrupted=interrupted, compiled=compiled,
+                      notes=list(notes), state=None if final is None else final[index])
+            for index, model in enumerate(models)
+        ]
+
+    def _step(self, number: int) -> torch.Tensor:
+        """Optimiser step ``number``; returns the losses it was taken on. ``updating`` is true while
+        an interrupt would leave the step half applied."""
+        tick = time.perf_counter()
+        x, y = self._batch(number)
+        value = self.train_step(x, y, self.optimiser)
+        self.updating = True
+        self.optimiser.step()
+        self.strategy.after_step()
+        self.optimiser.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.completed = number
+        if not self.full_batch:
+            self.generator_state = self.generator.get_state()
+        self.updating = False
+        self.step_seconds += time.perf_counter() - tick
+        return value
+
+    def _seconds(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+    def _batch(self, number: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``number``'s coordinates ``(n, d)`` and targets (``(n, C)`` or ``(B, n, C)``)."""
+        if self.full_batch:
+            return self.coords_train, self.targets_train
+        forward = self.strategy.forward
+        pool = forward.pool(number) if forward is not None and forward.pool is not None else None
+        size = self.coords_train.shape[0] if pool is None else len(pool)
+        idx = torch.randint(0, size, (self.options.batch_size,), generator=self.generator,
+                            device=self.coords_train.device)
+        if pool is not None:
+            idx = pool.to(idx.device)[idx]
+        return self.coords_train[idx], self.targets_train[..., idx, :]
+
+    def _evaluate(self, at: int) -> None:
+        """Score every network now, record it and offer its parameters as the best."""
+        strategy, on_eval = self.strategy, self.callbacks.on_eval
+        records = self.evaluator(at, self.last_losses, strategy.predict(self.evaluator.coords))
+        for index, record in enumerate(records):
+            self.histories[index].append(record)
+            self.best[index].offer(strategy.parameters(index), record[f"{strategy.score_name}_train"], at)
+            if on_eval is not None:
+                on_eval(index, record)
+
+    def _states(self, training_goes_on: bool = True) -> list[TrainingState]:
+        """Each network's training state after step ``completed``, safe to keep: copies, except
+        Adam's state once training is over (nothing changes it then)."""
+        count, seconds = self.strategy.count, self._seconds()
+        parts = self.strategy.network_states(self.optimiser.state_dict(), copy_adam=training_goes_on)
+        return [
+            TrainingState(
+                step=self.completed, model=model, optimiser=adam, scheduler=self.scheduler.state_dict(),
+                generator=self.generator_state, best_score=best.score, best_step=best.step,
+                best=None if best.state is None else dict(best.state), history=list(history),
+                seconds=seconds / count, step_seconds=self.step_seconds / count,
+            )
+            for (model, adam), best, history in zip(parts, self.best, self.histories, strict=True)
+        ]
+
+    def _restore(self, states: Sequence[TrainingState]) -> None:
+        """Put training back where ``states`` (one per network) left it."""
+        count = self.strategy.count
+        if len(states) != count:
+            raise SpecfitError(f"the checkpoint holds {len(states)} networks; this training has {count}")
+        if len({state.step for state in states}) != 1:
+            raise SpecfitError("the checkpoints of networks trained together are from different steps")
+        try:
+            model, adam = self.strategy.joined_states(states)
+            self.strategy.module.load_state_dict(model, strict=True)
+            self.optimiser.load_state_dict(adam)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            problem = " ".join(str(exc).split())[:200]
+            raise SpecfitError(f"the checkpoint does not match this model ({problem})") from None
+        first = states[0]
+        self.scheduler.load_state_dict(first.scheduler)
+        if first.generator is not None:
+            self.generator.set_state(first.generator)
+        for best, history, state in zip(self.best, self.histories, states, strict=True):
+            best.score, best.step = state.best_score, state.best_step
+            best.state = None if state.best is None else dict(state.best)
+            history[:] = state.history
+        self.completed = first.step
+        self.step_seconds = sum(state.step_seconds for state in states)
+        self.earlier_seconds = sum(state.seconds for state in states)
 
 
 def fit_model(
@@ -283,13 +585,14 @@ def fit_model(
     on_eval: Callable[[dict], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     loss: str = "mse",
-    score: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    score: Score | None = None,
     score_name: str = "psnr",
     forward: Forward | None = None,
     resume: TrainingState | None = None,
     on_checkpoint: Callable[[TrainingState], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]``.
+    """Train ``model`` to map ``sampling.coords[train]`` to ``targets[train]``: a :class:`Trainer`
+    with the :class:`SingleModel` strategy, in one call.
 
     A model may define ``regularization() -> scalar tensor`` (added to the loss every step) and
     ``project()`` (called after every optimiser step to enforce constraints).
@@ -322,119 +625,12 @@ def fit_model(
     Signals with more than :data:`EVAL_LIMIT` samples are evaluated on a fixed random subset of
     that many samples.
     """
-    options.check()
-    coords_train, targets_train = sampling.coords[sampling.train], targets[sampling.train]
-    n_train = coords_train.shape[0]
-    full_batch = options.batch_size is None or options.batch_size >= n_train
-    generator = torch.Generator(device=coords_train.device).manual_seed(options.seed)
-    optimiser = adam_optimizer(model, options.lr or lr, adam_betas, adam_eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
-    step = TrainStep(model, _loss_function(loss), options, compile_ok, forward)
-    evaluator = Evaluator(model, targets, sampling, options.seed, score or _psnr_score(to_unit), score_name,
-                          forward)
-    best = BestState()
-    project = getattr(model, "project", None)  # models with constraints enforce them after each step
-    interrupted, completed, last_loss, step_time, earlier = False, 0, math.nan, 0.0, 0.0
-    updating = False
-    if resume is not None:
-        completed, step_time, earlier = resume.step, resume.step_seconds, resume.seconds
-        _restore(resume, model, optimiser, scheduler, generator, best, evaluator)
-    started = time.perf_counter()
-    generator_state = generator.get_state() if not full_batch else None
-
-    def state_now(training_goes_on: bool = True) -> TrainingState:
-        """The training state after step ``completed``, safe to keep: copies, except Adam's state
-        once training is over (nothing changes it then)."""
-        adam = optimiser.state_dict()
-        return TrainingState(
-            step=completed, model={k: v.detach().clone() for k, v in model.state_dict().items()},
-            optimiser=copy.deepcopy(adam) if training_goes_on else adam, scheduler=scheduler.state_dict(),
-            generator=generator_state, best_score=best.score, best_step=best.step,
-            best=None if best.state is None else dict(best.state), history=list(evaluator.history),
-            seconds=earlier + time.perf_counter() - started, step_seconds=step_time,
-        )
-
-    def evaluate(at: int) -> None:
-        record = evaluator(at, last_loss)
-        best.offer(model, record[f"{score_name}_train"], at)
-        if on_eval is not None:
-            on_eval(record)
-
-    try:
-        for number in range(completed + 1, options.steps + 1):
-            tick = time.perf_counter()
-            if full_batch:
-                x, y = coords_train, targets_train
-            else:
-                pool = forward.pool(number) if forward is not None and forward.pool is not None else None
-                size = n_train if pool is None else len(pool)
-                idx = torch.randint(0, size, (options.batch_size,), generator=generator,
-                                    device=coords_train.device)
-                if pool is not None:
-                    idx = pool.to(idx.device)[idx]
-                x, y = coords_train[idx], targets_train[idx]
-            value = step(x, y, optimiser)
-            updating = True  # an interrupt from here to the step's end leaves a half-applied step
-            optimiser.step()
-            if project is not None:
-                project()
-            optimiser.zero_grad(set_to_none=True)
-            scheduler.step()
-            completed = number
-            if not full_batch:
-                generator_state = generator.get_state()
-            updating = False
-            step_time += time.perf_counter() - tick
-            if on_step is not None:
-                on_step(number)
-            if number % options.eval_every == 0 or number == options.steps:
-                last_loss = float(value.detach())
-                evaluate(number)
-            every = options.checkpoint_every
-            if on_checkpoint is not None and every and number % every == 0 and number < options.steps:
-                on_checkpoint(state_now())
-    except KeyboardInterrupt:
-        interrupted = True
-        step.notes.append(f"interrupted after step {completed}; keeping the best model so far")
-    if best.state is None:
-        evaluate(completed)
-    final = None if updating else state_now(training_goes_on=False)  # none inside a half-applied step
-    if updating:
-        step.notes.append("interrupted inside an optimiser step: no checkpoint of this point (the last "
-                          "periodic one stays)")
-    if on_checkpoint is not None and interrupted and final is not None:
-        with deferred_interrupts():
-            on_checkpoint(final)
-    best.restore(model)
-    return FitResult(
-        model=model,
-        history=evaluator.history,
-        steps=completed,
-        best_step=best.step,
-        train_seconds=earlier + time.perf_counter() - started,
-        step_seconds=step_time,
-        interrupted=interrupted,
-        compiled=step.compiled,
-        notes=step.notes,
-        state=final,
+    strategy = SingleModel(model, targets, sampling, to_unit, loss, score, score_name, forward, compile_ok)
+    callbacks = Callbacks(
+        on_step=on_step,
+        on_eval=None if on_eval is None else lambda _, record: on_eval(record),
+        on_checkpoint=None if on_checkpoint is None else lambda states: on_checkpoint(states[0]),
     )
-
-
-def _restore(
-    state: TrainingState, model: nn.Module, optimiser: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, best: BestState,
-    evaluator: Evaluator,
-) -> None:
-    """Put training back where ``state`` left it (see :class:`~specfit.training.state.TrainingState`)."""
-    try:
-        model.load_state_dict(state.model, strict=True)
-        optimiser.load_state_dict(state.optimiser)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise SpecfitError(f"the checkpoint does not match this model ({' '.join(str(exc).split())[:200]})") \
-            from None
-    scheduler.load_state_dict(state.scheduler)
-    if state.generator is not None:
-        generator.set_state(state.generator)
-    best.score, best.step = state.best_score, state.best_step
-    best.state = None if state.best is None else dict(state.best)
-    evaluator.history = list(state.history)
+    trainer = Trainer(strategy, options, lr, adam_betas, adam_eps, callbacks)
+    (result,) = trainer.fit(None if resume is None else [resume])
+    return result

@@ -2,43 +2,51 @@
 configuration on many signals of the same size.
 
 :class:`StackedMLP` holds ``B`` :class:`~specfit.models.body.ActivationMLP` networks of the same
-family and shape as stacked weights ``(B, ...)``; what differs between them as plain numbers
-(``omega_0``, the activation scale...) becomes a ``(B, 1, 1)`` tensor, so the family's own
-activation code runs on all of them at once. Every layer is one batched matrix product instead of
-``B``, and one Adam step updates all of them: Adam works element by element, and the loss is the
-sum of the networks' own losses, so each network follows exactly the trajectory it would follow
-alone (up to the rounding of batched products). :func:`train_stacked` mirrors
-:func:`specfit.training.loop.fit_model` for full-batch MSE training, keeping each network's best state
-by its training score, and writes the trained weights back into the original modules.
+family and shape as stacked weights ``(B, ...)`` under the networks' own parameter names
+(``first.weight`` is ``(B, width, d)``); what differs between them as plain numbers (``omega_0``,
+the activation scale...) becomes a ``(B, 1, 1)`` tensor, so the family's own activation code runs
+on all of them at once. Every layer is one batched matrix product instead of ``B``, and one Adam
+step updates all of them: Adam works element by element, and each network's gradient is that of its
+own loss, so each network follows exactly the trajectory it would follow alone (up to the rounding
+of batched products).
 
-Families with constraints or regularisation (TUNER), per-sample structure (ResFields) or custom
+:class:`StackedModels` is the :class:`~specfit.training.loop.Trainer`'s strategy for them
+(full-batch MSE, the same events, best states, interrupts and checkpoints as one model): its
+checkpoints are one :class:`~specfit.training.state.TrainingState` per network, each as that
+network trained alone would hold it, and the trained weights are written back into the original
+modules.
+
+Families with constraints or regularisation (TUNER), per-sample layers (ResFields) or custom
 kernels (the hash grid) are trained one after another instead (:func:`can_stack`).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from specfit.metrics import psnr
 from specfit.models.body import ActivationMLP
-from specfit.models.resfields import ResFieldSiren
 from specfit.signals.sampling import Sampling
-from specfit.training.loop import FitOptions, _evaluation_samples, _lr_lambda, adam_optimizer
+from specfit.training.loop import FitOptions, psnr_score
+from specfit.training.state import TrainingState
+
+_LAYERS = ("first", "hidden", "last")
 
 
 def can_stack(models: Sequence[nn.Module], options: FitOptions, loss: str) -> bool:
-    """Whether :func:`train_stacked` can train ``models`` together (else train them one by one)."""
+    """Whether :class:`StackedModels` can train ``models`` together (else train them one by one)."""
     first = models[0]
-    if not isinstance(first, ActivationMLP) or isinstance(first, ResFieldSiren) or loss != "mse":
+    family = type(first)
+    if not isinstance(first, ActivationMLP) or loss != "mse" or options.batch_size is not None:
         return False
-    if options.batch_size is not None or any(type(m) is not type(first) for m in models):
+    if family.forward is not ActivationMLP.forward or (
+            family.hidden_pre_activation is not ActivationMLP.hidden_pre_activation):
+        return False  # layers that depend on the sample
+    if any(type(m) is not family for m in models) or any(name.split(".")[0] not in _LAYERS
+                                                       for name in first.state_dict()):
         return False
     shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
     return all(s == shapes[0] for s in shapes) and not any(
@@ -63,26 +71,34 @@ def _numbers(models: Sequence[ActivationMLP]) -> SimpleNamespace:
     return type(f"Stacked{family.__name__}", (SimpleNamespace,), methods)(**values)
 
 
+class StackedLinear(nn.Module):
+    """``B`` linear layers of one shape: ``(B, n, in)`` -> ``(B, n, out)``; ``weight`` is
+    ``(B, out, in)`` and ``bias`` ``(B, out)``, layer ``b`` being ``layers[b]``'s."""
+
+    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]).clone())
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
 class StackedMLP(nn.Module):
-    """``B`` networks of one :class:`ActivationMLP` family: ``(N, d)`` -> ``(B, N, C)``."""
+    """``B`` networks of one :class:`ActivationMLP` family: ``(N, d)`` -> ``(B, N, C)``; its
+    ``state_dict`` holds each network's parameters under their own names, stacked on a first axis."""
 
     def __init__(self, models: Sequence[ActivationMLP]) -> None:
         super().__init__()
         self.numbers = _numbers(models)
-
-        def stack(get: Callable[[ActivationMLP], torch.Tensor]) -> nn.Parameter:
-            return nn.Parameter(torch.stack([get(m).detach() for m in models]).clone())
-
-        self.first_w, self.first_b = stack(lambda m: m.first.weight), stack(lambda m: m.first.bias)
-        self.hidden_w = nn.ParameterList(
-            stack(lambda m, i=i: m.hidden[i].weight) for i in range(len(models[0].hidden)))
-        self.hidden_b = nn.ParameterList(
-            stack(lambda m, i=i: m.hidden[i].bias) for i in range(len(models[0].hidden)))
-        self.last_w, self.last_b = stack(lambda m: m.last.weight), stack(lambda m: m.last.bias)
+        self.first = StackedLinear([m.first for m in models])
+        self.hidden = nn.ModuleList(StackedLinear([m.hidden[i] for m in models])
+                                    for i in range(len(models[0].hidden)))
+        self.last = StackedLinear([m.last for m in models])
 
     def to(self, *args: object, **kwargs: object) -> StackedMLP:  # the numbers move too
         super().to(*args, **kwargs)
-        device = self.first_w.device
+        device = self.first.weight.device
         for name, value in vars(self.numbers).items():
             if isinstance(value, torch.Tensor):
                 setattr(self.numbers, name, value.to(device))
@@ -90,106 +106,84 @@ class StackedMLP(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         n = self.numbers
-        x = coords.unsqueeze(0) * n.input_scale.to(coords.dtype)
-        h = n.first_activation(torch.baddbmm(self.first_b.unsqueeze(1), x, self.first_w.transpose(1, 2)))
-        for weight, bias in zip(self.hidden_w, self.hidden_b, strict=True):
-            h = n.activation(torch.baddbmm(bias.unsqueeze(1), h * n.hidden_scale, weight.transpose(1, 2)))
-        out = torch.baddbmm(self.last_b.unsqueeze(1), h * n.hidden_scale, self.last_w.transpose(1, 2))
-        return n.readout(out)
-
-    def write_back(
-        self, models: Sequence[ActivationMLP], state: dict[str, torch.Tensor] | None = None
-    ) -> None:
-        """Copy network ``b``'s weights (from ``state``, default the current ones) into ``models[b]``."""
-        state = dict(self.state_dict()) if state is None else state
-        with torch.no_grad():
-            for b, model in enumerate(models):
-                model.first.weight.copy_(state["first_w"][b])
-                model.first.bias.copy_(state["first_b"][b])
-                for i, layer in enumerate(model.hidden):
-                    layer.weight.copy_(state[f"hidden_w.{i}"][b])
-                    layer.bias.copy_(state[f"hidden_b.{i}"][b])
-                model.last.weight.copy_(state["last_w"][b])
-                model.last.bias.copy_(state["last_b"][b])
+        h = n.first_activation(self.first(coords.unsqueeze(0) * n.input_scale.to(coords.dtype)))
+        for layer in self.hidden:
+            h = n.activation(layer(h * n.hidden_scale))
+        return n.readout(self.last(h * n.hidden_scale))
 
 
-@dataclass
-class StackedResult:
-    """What :func:`train_stacked` did: each network's best step and evaluation history, the
-    seconds spent, the steps completed and whether Ctrl-C stopped it early."""
+class StackedModels:
+    """Many :func:`can_stack` networks trained as one :class:`StackedMLP` by full-batch MSE: a
+    :class:`~specfit.training.loop.Strategy` whose every network gets PSNR (after ``to_unit``) on
+    all, training and held-out samples, keeps its best state by training PSNR, and is written back
+    into ``models`` when training ends.
 
-    best_steps: list[int]
-    histories: list[list[dict]]
-    seconds: float
-    steps: int
-    interrupted: bool
-
-
-def train_stacked(
-    models: Sequence[ActivationMLP],
-    targets: torch.Tensor,
-    sampling: Sampling,
-    options: FitOptions,
-    lr: float,
-    to_unit: Callable[[torch.Tensor], torch.Tensor],
-    adam_betas: tuple[float, float] = (0.9, 0.999),
-    adam_eps: float = 1e-8,
-    on_step: Callable[[int], None] | None = None,
-) -> StackedResult:
-    """Train ``models`` (on ``targets``' device) together by full-batch MSE, as
-    :func:`~specfit.training.loop.fit_model` would train each; each ends with its best parameters by
-    training PSNR at the evaluation steps, also when Ctrl-C stops training early.
-
-    ``targets`` is ``(N, C)``, one signal for every network (a knob grid), or ``(B, N, C)``, one
-    signal per network (one configuration on a folder of signals of the same size). Each
-    network's history holds ``step``, ``loss`` and PSNR on all, training and held-out samples.
+    ``targets`` (on the device the networks train on) is ``(N, C)``, one signal for every network
+    (a knob grid), or ``(B, N, C)``, one signal per network (one configuration on a folder of
+    signals of the same size).
     """
-    started = time.perf_counter()
-    stacked = StackedMLP(models).to(targets.device)
-    optimiser = adam_optimizer(stacked, options.lr or lr, adam_betas, adam_eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(options.schedule, options.steps))
-    per_signal = targets.dim() == 3
-    samples = (slice(None),) if per_signal else ()
-    x, y = sampling.coords[sampling.train], targets[(*samples, sampling.train)]
-    indices, eval_train, eval_test = _evaluation_samples(sampling, options.seed)
-    eval_x = sampling.coords[indices]
-    eval_y = targets[(*samples, indices)]
-    count = len(models)
-    best_score, best_step = [-math.inf] * count, [0] * count
-    histories: list[list[dict]] = [[] for _ in range(count)]
-    best_state = {k: v.detach().clone() for k, v in stacked.state_dict().items()}
 
-    def evaluate(step: int, losses: torch.Tensor) -> None:
+    score_name = "psnr"
+    forward = None
+    compile_ok = False
+
+    def __init__(self, models: Sequence[ActivationMLP], targets: torch.Tensor, sampling: Sampling,
+                 to_unit: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.models = list(models)
+        self.count = len(self.models)
+        self.module = StackedMLP(self.models).to(targets.device)
+        self.targets, self.sampling, self.score = targets, sampling, psnr_score(to_unit)
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (self.module(x) - y).square().mean(dim=(1, 2))
+
+    def after_step(self) -> None:
+        """Nothing: stacked families have no constraints."""
+
+    def predict(self, coords: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
-            prediction = stacked(eval_x)
-        for b in range(count):
-            pred, goal = to_unit(prediction[b]), to_unit(eval_y[b] if per_signal else eval_y)
-            score = psnr(pred[eval_train], goal[eval_train])
-            histories[b].append({
-                "step": step, "loss": float(losses[b]), "psnr": psnr(pred, goal), "psnr_train": score,
-                "psnr_test": None if eval_test is None else psnr(pred[eval_test], goal[eval_test])})
-            if score > best_score[b]:
-                best_score[b], best_step[b] = score, step
-                with torch.no_grad():
-                    for key, value in stacked.state_dict().items():
-                        best_state[key][b] = value[b]
+            return list(self.module(coords))
 
-    completed, interrupted = 0, False
-    try:
-        for step in range(1, options.steps + 1):
-            losses = (stacked(x) - y).square().mean(dim=(1, 2))
-            losses.sum().backward()
-            optimiser.step()
-            optimiser.zero_grad(set_to_none=True)
-            scheduler.step()
-            completed = step
-            if on_step is not None:
-                on_step(step)
-            if step % options.eval_every == 0 or step == options.steps:
-                evaluate(step, losses.detach())
-    except KeyboardInterrupt:
-        interrupted = True
-    if completed and not histories[0]:
-        evaluate(completed, torch.full((count,), math.nan))
-    stacked.write_back(models, best_state if histories[0] else None)
-    return StackedResult(best_step, histories, time.perf_counter() - started, completed, interrupted)
+    def parameters(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: value[index] for name, value in self.module.state_dict().items()}
+
+    def network_states(self, adam: dict, copy_adam: bool) -> list[tuple[dict[str, torch.Tensor], dict]]:
+        """Slices of the stacked parameters and Adam moments (always copies); Adam's step counters
+        (0-d tensors, the same for all networks) are copied to each."""
+        stacked = self.module.state_dict()
+
+        def part(value: object, index: int) -> object:
+            if not isinstance(value, torch.Tensor):
+                return value
+            return (value[index] if value.dim() else value).clone()
+
+        states = []
+        for index in range(self.count):
+            model = {name: value[index].clone() for name, value in stacked.items()}
+            moments = {key: {name: part(value, index) for name, value in values.items()}
+                       for key, values in adam["state"].items()}
+            groups = [{**group, "params": list(group["params"])} for group in adam["param_groups"]]
+            states.append((model, {"state": moments, "param_groups": groups}))
+        return states
+
+    def joined_states(self, states: Sequence[TrainingState]) -> tuple[dict[str, torch.Tensor], dict]:
+        """The networks' parameters and Adam moments stacked (every parameter of an
+        :class:`ActivationMLP` has at least one axis); step counters from the first network."""
+
+        def joined(values: list[object]) -> object:
+            first = values[0]
+            if isinstance(first, torch.Tensor) and first.dim():
+                return torch.stack(values)
+            return first
+
+        model = {name: torch.stack([state.model[name] for state in states]) for name in states[0].model}
+        adams = [state.optimiser for state in states]
+        moments = {key: {name: joined([adam["state"][key][name] for adam in adams]) for name in values}
+                   for key, values in adams[0]["state"].items()}
+        return model, {"state": moments, "param_groups": adams[0]["param_groups"]}
+
+    def finish(self, best: Sequence[dict[str, torch.Tensor] | None]) -> list[nn.Module]:
+        """Write each network's best parameters (its current ones when it has none) into its module."""
+        for index, (model, state) in enumerate(zip(self.models, best, strict=True)):
+            model.load_state_dict(self.parameters(index) if state is None else state)
+        return list(self.models)

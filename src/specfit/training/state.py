@@ -9,7 +9,9 @@ import torch
 
 @dataclass
 class TrainingState:
-    """Everything :func:`specfit.training.loop.fit_model` needs to continue from step ``step``.
+    """Everything a :class:`~specfit.training.loop.Trainer` needs to continue one network from
+    step ``step``; networks trained together have one each, as each would hold it trained alone
+    (its own parameters and Adam moments; the schedule, mini-batch generator and step are shared).
 
     Attributes:
         step: optimiser steps completed.
