@@ -57,14 +57,15 @@ def _folders(plans: list[FitPlan], parent: Path, overwrite: bool) -> list[Path]:
 
 
 def _groups(plans: list[FitPlan], batched: bool) -> list[list[int]]:
-    """Indices of plans trained together: images of one size and split (full batches), when
-    ``batched``; every other plan alone."""
+    """Indices of plans trained together: signals of a batchable task (images, see
+    :attr:`specfit.tasks.Task.batchable`) of one size and split (full batches), when ``batched``;
+    every other plan alone."""
     if not batched:
         return [[i] for i in range(len(plans))]
     keys: dict[tuple, list[int]] = {}
     for i, plan in enumerate(plans):
         task = plan.task
-        alone = task.kind != "image" or plan.settings.fit.batch_size is not None or plan.settings.compaction
+        alone = not task.batchable or plan.settings.fit.batch_size is not None or plan.settings.compaction
         key = ("alone", i) if alone else (tuple(task.signal.values.shape), plan.settings.split)
         keys.setdefault(key, []).append(i)
     return list(keys.values())

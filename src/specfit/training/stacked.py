@@ -28,7 +28,7 @@ from torch import nn
 
 from specfit.metrics import psnr
 from specfit.models.body import ActivationMLP
-from specfit.models.resfields import ResFieldSiren
+from specfit.models.params import ModelParams
 from specfit.signals.sampling import Sampling
 from specfit.training.loop import FitOptions, _evaluation_samples, _lr_lambda, adam_optimizer
 
@@ -36,13 +36,13 @@ from specfit.training.loop import FitOptions, _evaluation_samples, _lr_lambda, a
 def can_stack(models: Sequence[nn.Module], options: FitOptions, loss: str) -> bool:
     """Whether :func:`train_stacked` can train ``models`` together (else train them one by one)."""
     first = models[0]
-    if not isinstance(first, ActivationMLP) or isinstance(first, ResFieldSiren) or loss != "mse":
+    declared = [getattr(m, "hparams", None) for m in models]  # what the registry built them from
+    if not all(isinstance(p, ModelParams) and p.stackable for p in declared) or loss != "mse":
         return False
     if options.batch_size is not None or any(type(m) is not type(first) for m in models):
         return False
     shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
-    return all(s == shapes[0] for s in shapes) and not any(
-        hasattr(m, "regularization") or hasattr(m, "project") for m in models)
+    return all(s == shapes[0] for s in shapes)
 
 
 def _numbers(models: Sequence[ActivationMLP]) -> SimpleNamespace:
