@@ -109,7 +109,7 @@ def _toy_problem():
 
     def model():
         torch.manual_seed(1)
-        return entry.build(2, 1, width=16, hidden_layers=1)
+        return entry.create(2, 1, {"width": 16, "hidden_layers": 1})
 
     return sampling, targets, entry, model
 

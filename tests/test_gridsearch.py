@@ -156,7 +156,7 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
 
     import torch
 
-    from specfit.models.registry import get_entry, resolve_params
+    from specfit.models.registry import get_entry
     from specfit.signals.sampling import make_sampling
     from specfit.training.loop import FitOptions, fit_model
     from specfit.training.stacked import can_stack, train_stacked
@@ -170,8 +170,7 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
         models = []
         for value in values:
             torch.manual_seed(0)
-            models.append(entry.build(2, 3, **resolve_params(entry, {"width": 16, "hidden_layers": 2,
-                                                                     knob: value})))
+            models.append(entry.create(2, 3, {"width": 16, "hidden_layers": 2, knob: value}))
         alone = [copy.deepcopy(m) for m in models]
         assert can_stack(models, options, "mse")
         train_stacked(models, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2)
@@ -179,7 +178,7 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
             fit_model(single, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
             for a, b in zip(together.state_dict().values(), single.state_dict().values(), strict=True):
                 assert torch.allclose(a, b, atol=1e-5), name
-    assert not can_stack([get_entry("tuner").build(2, 3, **get_entry("tuner").defaults)], options, "mse")
+    assert not can_stack([get_entry("tuner").create(2, 3)], options, "mse")
 
 
 def test_one_configuration_on_many_signals_trains_as_each_alone():
@@ -187,7 +186,7 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
 
     import torch
 
-    from specfit.models.registry import get_entry, resolve_params
+    from specfit.models.registry import get_entry
     from specfit.signals.sampling import make_sampling
     from specfit.training.loop import FitOptions, fit_model
     from specfit.training.stacked import train_stacked
@@ -197,7 +196,7 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
     signals = torch.rand(3, 144, 1, generator=torch.Generator().manual_seed(0)) * 2 - 1
     options = FitOptions(steps=10, eval_every=5, compile="off")
     torch.manual_seed(0)
-    model = entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1}))
+    model = entry.create(2, 1, {"width": 16, "hidden_layers": 1})
     together = [copy.deepcopy(model) for _ in range(3)]
     train_stacked(together, signals, sampling, options, entry.lr, lambda v: (v + 1) / 2)
     for net, target in zip(together, signals, strict=True):

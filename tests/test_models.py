@@ -12,7 +12,7 @@ from specfit.encodings import GaussianEncoding, PositionalEncoding
 from specfit.errors import SpecfitError
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
 from specfit.models.mlp import FourierMLP
-from specfit.models.sine import Finer, Siren, finer_activation
+from specfit.models.sine import Finer, FinerParams, Siren, SirenParams, finer_activation
 
 
 def _coords(n: int = 50, d: int = 2, seed: int = 0) -> torch.Tensor:
@@ -47,7 +47,8 @@ def test_fourier_mlps_output_in_zero_one():
 
 def _tiny_siren(convention: str, omega_0: float = 7.0) -> Siren:
     torch.manual_seed(1)
-    model = Siren(2, 2, width=5, hidden_layers=1, omega_0=omega_0, hidden_omega_0=30.0, convention=convention)
+    params = SirenParams(width=5, hidden_layers=1, omega_0=omega_0, convention=convention)
+    model = Siren(2, 2, params)
     with torch.no_grad():  # make every bias clearly non-zero so scaling it or not matters
         for layer in (model.first, *model.hidden, model.last):
             layer.bias.uniform_(-0.5, 0.5)
@@ -93,12 +94,12 @@ def test_siren_default_convention_is_fresh_and_recorded_in_registry():
         resolve_params(entry, {"convention": "other"})
 
 
-@pytest.mark.parametrize("cls", [Siren, Finer])
+@pytest.mark.parametrize("cls, params", [(Siren, SirenParams), (Finer, FinerParams)])
 @torch.no_grad()
-def test_sine_network_initialisation_bounds(cls):
+def test_sine_network_initialisation_bounds(cls, params):
     """First layer W ~ U(-1/n_in, 1/n_in); later W ~ U(+-sqrt(6/n_in)/30); PyTorch default biases."""
     torch.manual_seed(0)
-    model = cls(2, 3, width=256, hidden_layers=2)
+    model = cls(2, 3, params(width=256, hidden_layers=2))
     first = model.first.weight
     assert float(first.abs().max()) <= 0.5
     assert float(first.abs().max()) > 0.45  # actually uses the whole range
@@ -113,7 +114,7 @@ def test_sine_network_initialisation_bounds(cls):
 def test_finer_forward_is_variable_periodic_sine():
     """FINER layers compute sin(omega (|z| + 1) z) with z = W h + b."""
     torch.manual_seed(2)
-    model = Finer(2, 1, width=6, hidden_layers=0, omega_0=5.0)
+    model = Finer(2, 1, FinerParams(width=6, hidden_layers=0, omega_0=5.0))
     x = _coords(7)
     z = model.first(x)
     expected = model.last(torch.sin(5.0 * (z.abs() + 1) * z))
@@ -138,12 +139,12 @@ def test_finer_backward_treats_abs_plus_one_as_constant():
 def test_finer_first_bias_scale_draws_uniform_k(k):
     """FINER's knob k draws the first-layer bias from U(-k, k); None keeps PyTorch's default."""
     torch.manual_seed(3)
-    bias = Finer(2, 1, width=512, hidden_layers=0, first_bias_scale=k).first.bias
+    bias = Finer(2, 1, FinerParams(width=512, hidden_layers=0, first_bias_scale=k)).first.bias
     assert float(bias.abs().max()) <= k
     if k > 0:
         assert float(bias.abs().max()) > 0.95 * k
         assert float(bias.mean()) == pytest.approx(0.0, abs=0.15 * k)
-    default = Finer(2, 1, width=512, hidden_layers=0, first_bias_scale=None).first.bias
+    default = Finer(2, 1, FinerParams(width=512, hidden_layers=0, first_bias_scale=None)).first.bias
     assert 0.6 < float(default.abs().max()) <= 1 / math.sqrt(2)
 
 
