@@ -204,3 +204,27 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
         fit_model(alone, target, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
         for a, b in zip(net.state_dict().values(), alone.state_dict().values(), strict=True):
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_stacking_follows_what_the_family_declares():
+    """Networks stack when their family's parameters say so (ModelParams.stackable), whatever their
+    class: a SIREN whose parameters declare per-sample structure trains alone, and so does a module
+    built without the registry's parameter object."""
+    import dataclasses
+    from typing import ClassVar
+
+    from specfit.models.sine import Siren, SirenParams
+    from specfit.training.loop import FitOptions
+    from specfit.training.stacked import can_stack
+
+    @dataclasses.dataclass(frozen=True)
+    class PerSample(SirenParams):
+        stackable: ClassVar[bool] = False
+
+    options = FitOptions(steps=1, compile="off")
+    small = {"width": 8, "hidden_layers": 1}
+    assert can_stack([Siren(2, 1, SirenParams(**small)), Siren(2, 1, SirenParams(**small))], options, "mse")
+    assert not can_stack([Siren(2, 1, PerSample(**small)), Siren(2, 1, PerSample(**small))], options, "mse")
+    bare = Siren(2, 1, SirenParams(**small))
+    del bare.hparams
+    assert not can_stack([bare, bare], options, "mse")
