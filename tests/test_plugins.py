@@ -485,6 +485,14 @@ def test_broken_kind_plugins_are_skipped_with_a_warning(kind_plugins: KindPlugin
     assert len(spectrum["spectrum"]) == spectrum["bins"] > 0
 
 
+def test_a_failed_kind_plugin_is_named_when_its_kind_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(kind_registry._FAILED_PLUGINS, "ghost", "No module named 'ghost_kind'")
+    monkeypatch.setitem(kind_registry._FAILED_PLUGINS, "image", "the name 'image' is taken")
+    with pytest.raises(specfit.SpecfitError, match="'ghost' comes from a plugin that failed to load"):
+        specfit.load_signal(np.zeros((4, 4)), kind="ghost")
+    assert kind_registry.get_kind("image").name == "image"  # a failed impostor never hides a built-in
+
+
 def test_a_plugin_kind_is_checked_before_it_is_registered() -> None:
     image = kind_registry.get_kind("image")
     with pytest.raises(TypeError, match="not a SignalKind"):

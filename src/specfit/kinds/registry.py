@@ -87,12 +87,12 @@ def get_kind(name: str) -> SignalKind:
     """The kind called ``name``; a :class:`SpecfitError` lists the choices otherwise."""
     if name not in _KINDS:
         _load_plugins()
+    if name in _KINDS:
+        return _KINDS[name]
     if name in _FAILED_PLUGINS:
         raise SpecfitError(f"signal kind {name!r} comes from a plugin that failed to load: "
                            f"{_FAILED_PLUGINS[name]}", setting="kind")
-    if name not in _KINDS:
-        raise SpecfitError(f"unknown signal kind {name!r}; choose from {', '.join(_KINDS)}", setting="kind")
-    return _KINDS[name]
+    raise SpecfitError(f"unknown signal kind {name!r}; choose from {', '.join(_KINDS)}", setting="kind")
 
 
 def suffix_of(path: Path) -> str:
