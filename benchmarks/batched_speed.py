@@ -19,7 +19,7 @@ import time
 import torch
 from _common import write_result
 
-from specfit.models.registry import get_entry, resolve_params
+from specfit.models.registry import get_entry
 from specfit.signals.sampling import make_sampling
 from specfit.training.loop import FitOptions, Trainer, fit_model
 from specfit.training.stacked import StackedModels
@@ -31,8 +31,7 @@ def models_for(name: str, values: list[float], width: int, layers: int) -> list[
     out = []
     for value in values:
         torch.manual_seed(0)
-        params = resolve_params(entry, {"width": width, "hidden_layers": layers, entry.knob.name: value})
-        out.append(entry.build(2, 3, **params))
+        out.append(entry.create(2, 3, {"width": width, "hidden_layers": layers, entry.knob.name: value}))
     return out
 
 

@@ -61,15 +61,15 @@ def published_loop(signal: object, model: str, grid: list[float], values: int, i
     entry = get_entry(model)
     task = task_for(signal)
     target, coords = task.spectrum_target(entry.value_range, torch.device("cpu"))
-    base = resolve_params(entry, task.model_params(entry.defaults))
+    base = resolve_params(entry, task.model_params(entry.params))
     started = time.perf_counter()
     bins, _ = resolve_bins(tuple(target.shape[1:]), None)
     p = spectrum_vector(target, bins)
     for value in grid[:values]:
         torch.manual_seed(0)
         for _ in range(inits):
-            params = resolve_params(entry, {**base, **entry.selection_overrides, entry.knob.name: value})
-            network = entry.build(coords.shape[1], target.shape[0], **params)
+            params = {**base, **entry.selection_overrides, entry.knob.name: value}
+            network = entry.create(coords.shape[1], target.shape[0], params)
             with torch.no_grad():
                 out = torch.cat([network(coords[i:i + LOOP_CHUNK])
                                  for i in range(0, len(coords), LOOP_CHUNK)])

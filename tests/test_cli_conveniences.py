@@ -10,6 +10,7 @@ import pytest
 
 import specfit
 from specfit.cli.main import main
+from specfit.kinds.registry import get_kind
 from specfit.kinds.render import scaled_size
 from specfit.util.formatting import shown
 
@@ -55,11 +56,13 @@ def test_render_size_can_be_a_factor_of_the_signals_size(cli, images, tmp_path) 
 
 
 def test_size_factors_follow_each_kinds_size_convention() -> None:
-    assert scaled_size("2x", "audio", {"shape": [1, 1000]}) == "2000"
-    assert scaled_size("0.5x", "volume", {"shape": [1, 10, 20, 30]}) == "5x10x15"
-    assert scaled_size("2x", "shape", {}) == "512"
-    assert scaled_size("1.5x", "video", {"shape": [3, 8, 20, 40]}) == "60x30"
-    assert scaled_size("64x48", "image", {"shape": [3, 10, 10]}) == "64x48"
+    assert scaled_size("2x", get_kind("audio"), {"shape": [1, 1000]}) == "2000"
+    assert scaled_size("0.5x", get_kind("volume"), {"shape": [1, 10, 20, 30]}) == "5x10x15"
+    assert scaled_size("2x", get_kind("shape"), {}) == "512"
+    assert scaled_size("1.5x", get_kind("video"), {"shape": [3, 8, 20, 40]}) == "60x30"
+    assert scaled_size("0.5x", get_kind("mri"), {"shape": [1, 8, 8, 8]}) == "4x4x4"
+    assert scaled_size("2x", get_kind("nerf"), {"shape": [3, 5, 10, 20]}) == "40x20"
+    assert scaled_size("64x48", get_kind("image"), {"shape": [3, 10, 10]}) == "64x48"
 
 
 def test_headlines_give_sizes_as_render_takes_them(images) -> None:

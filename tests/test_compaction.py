@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from specfit.errors import SpecfitError
-from specfit.models.sine import Siren
-from specfit.models.tuner import IntegerSineNet
+from specfit.models.sine import Siren, SirenParams
+from specfit.models.tuner import IntegerSineNet, TunerParams
 from specfit.signals import make_sampling
 from specfit.training.compaction import CompactionPlan, compact
 from specfit.training.loop import FitOptions, fit_model
@@ -33,7 +33,7 @@ def _task() -> tuple[torch.Tensor, object]:
 def _trained(bound: str = "fixed") -> tuple[IntegerSineNet, torch.Tensor, object]:
     torch.manual_seed(0)
     targets, sampling = _task()
-    model = IntegerSineNet(2, 1, inputs=32, width=16, band_limit=8, bound=bound)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=32, width=16, band_limit=8, bound=bound))
     grid = torch.cartesian_prod(torch.arange(0, 9), torch.arange(-8, 9))
     odd = grid[((grid[:, 0] > 0) | (grid[:, 1] > 0)) & ((grid % 2 == 1).any(1))]  # 2 k is never among them
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_densify_only_adds_doubles_of_the_strongest():
 def test_bad_plans_are_clear_errors(plan, message):
     """Each bad plan raises a SpecfitError naming the problem, before anything changes."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=32, width=16, band_limit=8)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=32, width=16, band_limit=8))
     with pytest.raises(SpecfitError, match=message):
         plan.check(model)
     assert model.inputs == 32
@@ -134,5 +134,5 @@ def test_bad_plans_are_clear_errors(plan, message):
 def test_compact_refuses_other_models():
     targets, sampling = _task()
     with pytest.raises(SpecfitError, match="IntegerSineNet"):
-        compact(Siren(2, 1, 16, 1), targets, sampling, CompactionPlan(target_inputs=4), OPTIONS, 1e-3,
-                to_unit)
+        compact(Siren(2, 1, SirenParams(width=16, hidden_layers=1)), targets, sampling,
+                CompactionPlan(target_inputs=4), OPTIONS, 1e-3, to_unit)

@@ -18,7 +18,7 @@ from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Phase
 from specfit.fitting.batch import fit_many
-from specfit.models.registry import get_entry, resolve_params
+from specfit.models.registry import get_entry
 from specfit.runs.checkpoints import CHECKPOINT, Checkpoint, read_checkpoint, write_checkpoint
 from specfit.signals.sampling import make_sampling
 from specfit.training.loop import Callbacks, FitOptions, Trainer, fit_model
@@ -111,7 +111,7 @@ def _toy_problem():
 
     def model():
         torch.manual_seed(1)
-        return entry.build(2, 1, width=16, hidden_layers=1)
+        return entry.create(2, 1, {"width": 16, "hidden_layers": 1})
 
     return sampling, targets, entry, model
 
@@ -152,8 +152,7 @@ def test_stacked_training_resumes_bit_for_bit_like_single_training(tmp_path) -> 
         out = []
         for omega_0 in (10.0, 40.0):
             torch.manual_seed(1)
-            out.append(entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1,
-                                                                   "omega_0": omega_0})))
+            out.append(entry.create(2, 1, {"width": 16, "hidden_layers": 1, "omega_0": omega_0}))
         return out
 
     def train(resume=None, stop_at=None, saved=None):

@@ -156,8 +156,7 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
 
     import torch
 
-    from specfit.models.registry import get_entry, resolve_params
-    from specfit.models.resfields import ResFieldSiren
+    from specfit.models.registry import get_entry
     from specfit.signals.sampling import make_sampling
     from specfit.training.loop import FitOptions, Trainer, fit_model
     from specfit.training.stacked import StackedModels, can_stack
@@ -171,8 +170,7 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
         models = []
         for value in values:
             torch.manual_seed(0)
-            models.append(entry.build(2, 3, **resolve_params(entry, {"width": 16, "hidden_layers": 2,
-                                                                     knob: value})))
+            models.append(entry.create(2, 3, {"width": 16, "hidden_layers": 2, knob: value}))
         alone = [copy.deepcopy(m) for m in models]
         assert can_stack(models, options, "mse")
         Trainer(StackedModels(models, targets, sampling, lambda v: (v + 1) / 2), options, entry.lr).fit()
@@ -180,8 +178,9 @@ def test_stacked_training_gives_each_network_its_own_trajectory():
             fit_model(single, targets, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
             for a, b in zip(together.state_dict().values(), single.state_dict().values(), strict=True):
                 assert torch.allclose(a, b, atol=1e-5), name
-    assert not can_stack([get_entry("tuner").build(2, 3, **get_entry("tuner").defaults)], options, "mse")
-    assert not can_stack([ResFieldSiren(3, 1, width=16, n_frames=2)], options, "mse")  # per-sample layers
+    assert not can_stack([get_entry("tuner").create(2, 3)], options, "mse")
+    resfields = get_entry("resfields")
+    assert not can_stack([resfields.create(3, 1, {"width": 16, "n_frames": 2})], options, "mse")  # per frame
 
 
 def test_one_configuration_on_many_signals_trains_as_each_alone():
@@ -189,7 +188,7 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
 
     import torch
 
-    from specfit.models.registry import get_entry, resolve_params
+    from specfit.models.registry import get_entry
     from specfit.signals.sampling import make_sampling
     from specfit.training.loop import FitOptions, Trainer, fit_model
     from specfit.training.stacked import StackedModels
@@ -199,7 +198,7 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
     signals = torch.rand(3, 144, 1, generator=torch.Generator().manual_seed(0)) * 2 - 1
     options = FitOptions(steps=10, eval_every=5, compile="off")
     torch.manual_seed(0)
-    model = entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1}))
+    model = entry.create(2, 1, {"width": 16, "hidden_layers": 1})
     together = [copy.deepcopy(model) for _ in range(3)]
     Trainer(StackedModels(together, signals, sampling, lambda v: (v + 1) / 2), options, entry.lr).fit()
     for net, target in zip(together, signals, strict=True):
@@ -207,3 +206,27 @@ def test_one_configuration_on_many_signals_trains_as_each_alone():
         fit_model(alone, target, sampling, options, entry.lr, lambda v: (v + 1) / 2, False)
         for a, b in zip(net.state_dict().values(), alone.state_dict().values(), strict=True):
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_stacking_follows_what_the_family_declares():
+    """Networks stack when their family's parameters say so (ModelParams.stackable), whatever their
+    class: a SIREN whose parameters declare per-sample structure trains alone, and so does a module
+    built without the registry's parameter object."""
+    import dataclasses
+    from typing import ClassVar
+
+    from specfit.models.sine import Siren, SirenParams
+    from specfit.training.loop import FitOptions
+    from specfit.training.stacked import can_stack
+
+    @dataclasses.dataclass(frozen=True)
+    class PerSample(SirenParams):
+        stackable: ClassVar[bool] = False
+
+    options = FitOptions(steps=1, compile="off")
+    small = {"width": 8, "hidden_layers": 1}
+    assert can_stack([Siren(2, 1, SirenParams(**small)), Siren(2, 1, SirenParams(**small))], options, "mse")
+    assert not can_stack([Siren(2, 1, PerSample(**small)), Siren(2, 1, PerSample(**small))], options, "mse")
+    bare = Siren(2, 1, SirenParams(**small))
+    del bare.hparams
+    assert not can_stack([bare, bare], options, "mse")

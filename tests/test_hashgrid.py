@@ -21,7 +21,7 @@ from PIL import Image
 from specfit.encodings.hashgrid import HashGridEncoding, level_resolutions, spatial_hash
 from specfit.fresh.search import InitEvaluator
 from specfit.models import REGISTRY
-from specfit.models.hashgrid import HashGridMLP
+from specfit.models.hashgrid import HashGridMLP, HashGridParams
 from specfit.models.registry import build_model
 from specfit.signals.sampling import grid_coordinates
 
@@ -207,7 +207,7 @@ def test_gradients_reach_exactly_the_touched_rows():
     nonzero = set(torch.nonzero(grad.abs().sum(1)).flatten().tolist())
     assert nonzero == touched
 
-    model = HashGridMLP(d, 1, levels=3, features=2, log2_table=8, n_min=4, n_max=32, width=16)
+    model = HashGridMLP(d, 1, HashGridParams(levels=3, features=2, log2_table=8, n_min=4, n_max=32, width=16))
     coords = torch.from_numpy(points * 2 - 1)
     model(coords).square().sum().backward()
     grad = model.encoding.table.grad
@@ -260,7 +260,7 @@ def test_fixed_grid_cache(monkeypatch):
     """The same coords tensor reuses the lookup, matches a cache-free model; inference keeps the cache."""
     settings = {"levels": 3, "log2_table": 8, "n_min": 4, "n_max": 32, "width": 8, "init_scale": 0.5}
     torch.manual_seed(0)
-    model = HashGridMLP(2, 1, **settings)
+    model = HashGridMLP(2, 1, HashGridParams(**settings))
     calls = []
     original = model.encoding.lookup
 
@@ -280,7 +280,7 @@ def test_fixed_grid_cache(monkeypatch):
         model.encoding.table.add_(torch.randn_like(model.encoding.table))
     cached = model(coords)
     assert len(calls) == 1
-    fresh = HashGridMLP(2, 1, **settings)
+    fresh = HashGridMLP(2, 1, HashGridParams(**settings))
     fresh.load_state_dict(model.state_dict())
     assert fresh._cache is None
     torch.testing.assert_close(cached, fresh(coords))
@@ -349,15 +349,15 @@ def test_large_table_init_only_for_selection(cli, images, tmp_path, monkeypatch)
     assert entry.selection_overrides == {"init_scale": 1e-2}
     builds = []
 
-    def spy(*args, **kwargs):
-        model = HashGridMLP(*args, **kwargs)
+    def spy(in_features, out_features, params):
+        model = HashGridMLP(in_features, out_features, params)
         frame, selecting, validating = sys._getframe(1), False, False
         while frame is not None:
             selecting = selecting or frame.f_code.co_name in ("fresh_select", "init_spectrum")
             validating = validating or frame.f_code.co_name == "check_buildable"  # built and discarded
             frame = frame.f_back
         if not validating:
-            builds.append((selecting, kwargs["init_scale"], float(model.encoding.table.detach().abs().max())))
+            builds.append((selecting, params.init_scale, float(model.encoding.table.detach().abs().max())))
         return model
 
     monkeypatch.setitem(REGISTRY, "hashgrid", dataclasses.replace(entry, build=spy))
@@ -380,7 +380,8 @@ def test_batched_init_evaluation_matches_sequential():
     coords = grid_coordinates((24, 24))
 
     def build(n_max):
-        return HashGridMLP(2, 1, levels=4, log2_table=8, n_min=4, n_max=n_max, width=16, init_scale=1e-2)
+        params = HashGridParams(levels=4, log2_table=8, n_min=4, n_max=n_max, width=16, init_scale=1e-2)
+        return HashGridMLP(2, 1, params)
 
     sequential = InitEvaluator(build, coords, (1, 24, 24), 0, 3, batched=False).outputs(64.0, 0, 3)
     batched = InitEvaluator(build, coords, (1, 24, 24), 0, 3, batched=True).outputs(64.0, 0, 3)

@@ -15,7 +15,7 @@ from specfit.fresh.spectra import spectra
 from specfit.kinds.kind import LoadOptions
 from specfit.kinds.load import load_signal
 from specfit.kinds.registry import task_for
-from specfit.models.registry import get_entry, resolve_params
+from specfit.models.registry import get_entry
 from specfit.operators.projection import project, projection_angles
 
 SMALL = {"width": 64, "hidden_layers": 1}
@@ -63,7 +63,7 @@ def test_ct_forward_model_of_a_model_is_the_projection_of_its_image() -> None:
     data = task.training_data("all", 0.1, 0, "signed", torch.device("cpu"))
     torch.manual_seed(0)
     entry = get_entry("siren")
-    model = entry.build(2, 1, **resolve_params(entry, SMALL))
+    model = entry.create(2, 1, SMALL)
     with torch.no_grad():
         image = (model(task._grid) + 1) / 2  # signed -> unit
         image = image.T.reshape(1, 1, 24, 24) * task.circle

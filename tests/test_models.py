@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
+import specfit
 from specfit.encodings import GaussianEncoding, PositionalEncoding
 from specfit.errors import SpecfitError
-from specfit.models import REGISTRY, build_model, get_entry, resolve_params
+from specfit.models import REGISTRY, ModelEntry, build_model, get_entry, resolve_params
+from specfit.models import params as params_module
 from specfit.models.mlp import FourierMLP
-from specfit.models.sine import Finer, Siren, finer_activation
+from specfit.models.params import DEFAULT_LAYER_WIDTH, declared
+from specfit.models.registry import check_buildable
+from specfit.models.sine import Finer, FinerParams, Siren, SirenParams, finer_activation
+from specfit.signals.sampling import grid_coordinates
 
 
 def _coords(n: int = 50, d: int = 2, seed: int = 0) -> torch.Tensor:
@@ -47,7 +53,8 @@ def test_fourier_mlps_output_in_zero_one():
 
 def _tiny_siren(convention: str, omega_0: float = 7.0) -> Siren:
     torch.manual_seed(1)
-    model = Siren(2, 2, width=5, hidden_layers=1, omega_0=omega_0, hidden_omega_0=30.0, convention=convention)
+    params = SirenParams(width=5, hidden_layers=1, omega_0=omega_0, convention=convention)
+    model = Siren(2, 2, params)
     with torch.no_grad():  # make every bias clearly non-zero so scaling it or not matters
         for layer in (model.first, *model.hidden, model.last):
             layer.bias.uniform_(-0.5, 0.5)
@@ -93,12 +100,12 @@ def test_siren_default_convention_is_fresh_and_recorded_in_registry():
         resolve_params(entry, {"convention": "other"})
 
 
-@pytest.mark.parametrize("cls", [Siren, Finer])
+@pytest.mark.parametrize("cls, params", [(Siren, SirenParams), (Finer, FinerParams)])
 @torch.no_grad()
-def test_sine_network_initialisation_bounds(cls):
+def test_sine_network_initialisation_bounds(cls, params):
     """First layer W ~ U(-1/n_in, 1/n_in); later W ~ U(+-sqrt(6/n_in)/30); PyTorch default biases."""
     torch.manual_seed(0)
-    model = cls(2, 3, width=256, hidden_layers=2)
+    model = cls(2, 3, params(width=256, hidden_layers=2))
     first = model.first.weight
     assert float(first.abs().max()) <= 0.5
     assert float(first.abs().max()) > 0.45  # actually uses the whole range
@@ -113,7 +120,7 @@ def test_sine_network_initialisation_bounds(cls):
 def test_finer_forward_is_variable_periodic_sine():
     """FINER layers compute sin(omega (|z| + 1) z) with z = W h + b."""
     torch.manual_seed(2)
-    model = Finer(2, 1, width=6, hidden_layers=0, omega_0=5.0)
+    model = Finer(2, 1, FinerParams(width=6, hidden_layers=0, omega_0=5.0))
     x = _coords(7)
     z = model.first(x)
     expected = model.last(torch.sin(5.0 * (z.abs() + 1) * z))
@@ -138,12 +145,12 @@ def test_finer_backward_treats_abs_plus_one_as_constant():
 def test_finer_first_bias_scale_draws_uniform_k(k):
     """FINER's knob k draws the first-layer bias from U(-k, k); None keeps PyTorch's default."""
     torch.manual_seed(3)
-    bias = Finer(2, 1, width=512, hidden_layers=0, first_bias_scale=k).first.bias
+    bias = Finer(2, 1, FinerParams(width=512, hidden_layers=0, first_bias_scale=k)).first.bias
     assert float(bias.abs().max()) <= k
     if k > 0:
         assert float(bias.abs().max()) > 0.95 * k
         assert float(bias.mean()) == pytest.approx(0.0, abs=0.15 * k)
-    default = Finer(2, 1, width=512, hidden_layers=0, first_bias_scale=None).first.bias
+    default = Finer(2, 1, FinerParams(width=512, hidden_layers=0, first_bias_scale=None)).first.bias
     assert 0.6 < float(default.abs().max()) <= 1 / math.sqrt(2)
 
 
@@ -315,3 +322,91 @@ def test_relu_head_has_the_asked_layers_and_init():
     assert [(m.in_features, m.out_features) for m in linear] == [(6, 10), (10, 10), (10, 3)]
     assert all(m.bias.abs().max() < 1e-4 for m in linear)  # N(0, 1e-6) biases
     assert len(relu_mlp(6, 3, width=10, hidden_layers=0)) == 1
+
+
+# --- what a family declares about itself -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_built_models_keep_the_parameter_object_they_were_built_from(name):
+    entry = get_entry(name)
+    model = entry.create(2, 1, {"width": 16, "hidden_layers": 1})
+    assert model.hparams == entry.hyperparameters({"width": 16, "hidden_layers": 1})
+    assert model.hparams.width == 16 and model.hparams.hidden_layers == 1
+
+
+def test_size_estimates_come_from_each_family_within_about_2x():
+    """Each family estimates its own size (no parameter-name sniffing): within 2x of the parameters
+    of the model built with its defaults."""
+    for entry in REGISTRY.values():
+        size = declared(entry.params).model_size(2, 3)
+        built = sum(p.numel() for p in entry.create(2, 3).parameters())
+        assert built / 2.1 <= size.params <= 2.1 * built, entry.name
+        assert size.activations_per_sample > 0
+    tuner = get_entry("tuner").params
+    assert declared(tuner).model_size(2, 3).scratch_values > 0  # its integer-frequency box
+    resfields = get_entry("resfields")
+    frames = declared(resfields.hyperparameters({"n_frames": 100})).model_size(3, 3).params
+    assert frames - declared(resfields.params).model_size(3, 3).params == 3 * 10 * 99  # 3 layers, rank 10
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlainParams:  # a plugin's dataclass: no ModelParams, so its builder takes keywords
+    width: int = params_module.width(8)
+    gain: float = params_module.param(2.0, "output gain", minimum=0.0, maximum=10.0)
+
+
+class _PlainNet(torch.nn.Module):
+    def __init__(self, in_features, out_features, width=8, gain=2.0):
+        super().__init__()
+        self.layer, self.gain = torch.nn.Linear(in_features, out_features * width), gain
+
+    def forward(self, coords):
+        return self.gain * self.layer(coords)
+
+
+def test_a_plain_dataclass_model_is_built_from_keywords_and_measured():
+    entry = ModelEntry(name="plain", summary="a plugin's model", build=_PlainNet, params=_PlainParams(),
+                       lr=1e-3, value_range="signed", convention="gain * W x", knob=None, reference="test")
+    model = entry.create(2, 3, {"width": 4, "gain": "3"})
+    assert isinstance(model, _PlainNet) and model.gain == 3.0 and model.layer.out_features == 12
+    size = check_buildable(entry, 2, 3, {"width": 4})  # no estimate declared: the built model is counted
+    assert size.params == 2 * 12 + 12 and declared(entry.params).layer_width() == DEFAULT_LAYER_WIDTH
+
+
+@dataclasses.dataclass(frozen=True)
+class _FramedParams(SirenParams):
+    slots: int = params_module.param(1, "one per frame", minimum=1, maximum=1000)
+
+    def frame_params(self, frames):
+        return {"slots": frames}
+
+
+def test_a_clip_asks_the_family_which_parameters_its_frames_fix():
+    from specfit.kinds.registry import task_for
+
+    clip = task_for(specfit.load_signal(np.zeros((5, 4, 4, 3), dtype=np.float32), kind="video"))
+    assert clip.model_params(get_entry("resfields").params) == {"n_frames": 5}
+    assert clip.model_params(_FramedParams()) == {"slots": 5}
+    assert clip.model_params(get_entry("siren").params) == {}
+    assert clip.model_params(_PlainParams()) == {}
+    image = task_for(specfit.load_signal(np.zeros((4, 4), dtype=np.float32)))
+    assert image.model_params(_FramedParams()) == {}
+
+
+@dataclasses.dataclass(frozen=True)
+class _WideParams(SirenParams):
+    def layer_width(self):
+        return 4096
+
+
+def test_fresh_sizes_its_chunks_by_the_declared_layer_width(monkeypatch):
+    from specfit.fresh import search
+
+    widths = []
+    monkeypatch.setattr(search, "chunk_rows", lambda width: widths.append(width) or 256)
+    monkeypatch.setitem(REGISTRY, "siren-wide", dataclasses.replace(get_entry("siren"), name="siren-wide",
+                                                                    params=_WideParams(width=8)))
+    values = torch.rand(1, 8, 8)
+    coords = grid_coordinates((8, 8))
+    search.fresh_select(values, coords, "siren-wide", {"hidden_layers": 1}, grid=[10.0, 30.0], inits=2)
+    assert widths and set(widths) == {4096}  # not the 8 units its layers have

@@ -26,14 +26,8 @@ from scipy.io import wavfile
 import specfit
 from specfit.cli.main import main
 from specfit.figures import View
-from specfit.report.html import (
-    _inline,
-    curve_plot,
-    frequency_axis,
-    provenance_rows,
-    spectra_plot,
-    write_report,
-)
+from specfit.kinds.registry import task_for
+from specfit.report.html import _inline, curve_plot, provenance_rows, spectra_plot, write_report
 
 TINY = {"width": 16, "hidden_layers": 1, "compile": "off", "device": "cpu"}
 RATE = 8000
@@ -236,16 +230,26 @@ def test_nerf_report_has_reading_guides_and_spectra_per_view(tmp_path):
 
 # --- spectra in physical units ---------------------------------------------------------------------
 
+def _task(array: np.ndarray, **options: object):
+    return task_for(specfit.load_signal(array, **options))
+
+
 def test_frequency_axis_converts_bins_to_hertz_and_cycles():
+    """Each signal type's task says what FreSh's bins are in: Hz for audio, cycles over the signal
+    otherwise."""
+    rng = np.random.default_rng(0)
     band = {"bins": 64, "width": 7.0625, "segment": 4096, "edge": 9733.0}
-    audio = frequency_axis("audio", band, sample_rate=44100, length=88200)
+    audio = _task(rng.uniform(-1, 1, 88200), sample_rate=44100).frequency_axis(band)
     assert audio["unit"] == "Hz" and audio["label"] == "frequency (Hz)"
     assert 64 * audio["scale"] == pytest.approx(9733.0 * 44100 / 88200)  # the band edge, about 4.9 kHz
-    image = frequency_axis("image", {"bins": 32, "edge": 64.0})
+    image_task = _task(rng.uniform(0, 1, (8, 8)))
+    image = image_task.frequency_axis({"bins": 32, "edge": 64.0})
     assert image["scale"] == 2.0 and "cycles per image" in image["label"]
-    assert "cycles per frame" in frequency_axis("video", {"bins": 8, "edge": 8.0}, per_frame=True)["label"]
-    assert frequency_axis("audio", band) is None  # no sample rate: bins
-    assert frequency_axis("image", {"bins": 8, "edge": None}) is None
+    clip = _task(rng.uniform(0, 1, (2, 4, 4, 3)), kind="video")
+    assert "cycles per frame" in clip.frequency_axis({"bins": 8, "edge": 8.0})["label"]
+    volume = _task(rng.uniform(0, 1, (4, 4, 4)), kind="volume").frequency_axis({"bins": 8, "edge": 8.0})
+    assert "cycles per volume" in volume["label"]
+    assert image_task.frequency_axis({"bins": 8, "edge": None}) is None
 
 
 def _spectra(**extra: object) -> dict:
@@ -255,7 +259,8 @@ def _spectra(**extra: object) -> dict:
 
 
 def test_spectra_plot_is_in_hertz_for_audio_and_bins_without_an_axis():
-    axis = frequency_axis("audio", {"bins": 3, "edge": 300.0}, sample_rate=8000, length=4000)
+    tone = _task(np.random.default_rng(0).uniform(-1, 1, 4000), sample_rate=8000)
+    axis = tone.frequency_axis({"bins": 3, "edge": 300.0})
     plotted = spectra_plot(_spectra(frequency_axis=axis)).axes[0]
     assert plotted.get_xlabel() == "frequency (Hz)"
     assert plotted.get_lines()[0].get_xdata()[-1] == pytest.approx(600.0)  # 300 cycles in 0.5 s

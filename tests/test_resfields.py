@@ -9,8 +9,8 @@ import torch
 
 from specfit.errors import SpecfitError
 from specfit.models import REGISTRY, build_model, get_entry, resolve_params
-from specfit.models.resfields import ResFieldSiren, parse_layers
-from specfit.models.sine import Siren
+from specfit.models.resfields import ResFieldSiren, ResFieldsParams, parse_layers
+from specfit.models.sine import Siren, SirenParams
 from specfit.runs.folder import load_model, write_model
 from specfit.signals.sampling import grid_coordinates
 
@@ -25,9 +25,10 @@ def _video_coords(frames: int, height: int = 4, width: int = 5) -> torch.Tensor:
 def _pair(convention: str = "fresh", n_frames: int = 5, **kwargs: object) -> tuple[Siren, ResFieldSiren]:
     """A Siren and a ResFieldSiren built from the same seed (so with the same base weights)."""
     torch.manual_seed(3)
-    siren = Siren(3, 2, convention=convention, **SMALL)
+    siren = Siren(3, 2, SirenParams(convention=convention, **SMALL))
     torch.manual_seed(3)
-    resfield = ResFieldSiren(3, 2, convention=convention, n_frames=n_frames, **SMALL, **kwargs)
+    params = ResFieldsParams(convention=convention, n_frames=n_frames, **SMALL, **kwargs)
+    resfield = ResFieldSiren(3, 2, params)
     return siren, resfield
 
 
@@ -140,9 +141,9 @@ def test_at_init_coefficients_learn_first():
 )
 def test_parameter_count(width, hidden_layers, n_frames, rank, layers, expected_layers):
     """params = SIREN's + len(layers) * (n_frames * rank + rank * width^2)."""
-    siren = Siren(3, 3, width=width, hidden_layers=hidden_layers)
-    model = ResFieldSiren(3, 3, width=width, hidden_layers=hidden_layers, n_frames=n_frames, rank=rank,
-                          resfield_layers=layers)
+    siren = Siren(3, 3, SirenParams(width=width, hidden_layers=hidden_layers))
+    model = ResFieldSiren(3, 3, ResFieldsParams(width=width, hidden_layers=hidden_layers, n_frames=n_frames,
+                                                rank=rank, resfield_layers=layers))
     base = sum(p.numel() for p in siren.parameters())
     count = sum(p.numel() for p in model.parameters())
     assert len(model.resfield_layers) == expected_layers
@@ -163,11 +164,11 @@ def test_parse_layers():
 
 def test_constructor_rejects_bad_sizes():
     with pytest.raises(SpecfitError):
-        ResFieldSiren(3, 3, width=8, n_frames=0)
+        ResFieldSiren(3, 3, ResFieldsParams(width=8, n_frames=0))
     with pytest.raises(SpecfitError):
-        ResFieldSiren(3, 3, width=8, rank=0)
+        ResFieldSiren(3, 3, ResFieldsParams(width=8, rank=0))
     with pytest.raises(ValueError):
-        ResFieldSiren(3, 3, width=8, convention="other")
+        ResFieldSiren(3, 3, ResFieldsParams(width=8, convention="other"))
 
 
 def test_registry_entry_mirrors_siren():

@@ -11,7 +11,7 @@ from scipy.stats import wasserstein_distance
 from specfit.errors import SpecfitError
 from specfit.fresh.search import RACE_ROUNDS, InitEvaluator, fresh_select, plan_selection
 from specfit.kinds.load import load_signal
-from specfit.models import get_entry, resolve_params
+from specfit.models import get_entry
 from specfit.signals import make_sampling
 
 SMALL = ["--set", "width=64", "--set", "hidden_layers=1", "--device", "cpu"]
@@ -109,7 +109,7 @@ def test_scores_equal_an_independent_recomputation(images):
     p = numpy_spectrum(signal.values.double().numpy(), 32)
     for row in selection.table:
         torch.manual_seed(11)
-        models = [entry.build(2, 1, **resolve_params(entry, {**params, "omega_0": row.value}))
+        models = [entry.create(2, 1, {**params, "omega_0": row.value})
                   for _ in range(4)]
         distances = []
         for model in models:
@@ -131,7 +131,7 @@ def test_candidates_share_one_random_stream():
     entry = get_entry("siren")
 
     def build(value):
-        return entry.build(2, 1, **resolve_params(entry, {"width": 16, "hidden_layers": 1, "omega_0": value}))
+        return entry.create(2, 1, {"width": 16, "hidden_layers": 1, "omega_0": value})
 
     evaluator = InitEvaluator(build, coords, (1, 16, 16), seed=3, inits=6)
     full = evaluator.outputs(30.0, 0, 6)

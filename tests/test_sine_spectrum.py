@@ -11,14 +11,14 @@ from PIL import Image
 from scipy.special import jv
 
 from specfit.errors import SpecfitError
-from specfit.models.tuner import IntegerSineNet
+from specfit.models.tuner import IntegerSineNet, TunerParams
 from specfit.models.tuner_spectrum import generable_frequencies, measured_spectrum, plot_sine_spectrum
 
 
 def _two_input_net(c0: float = 0.5, c1: float = 1.0) -> IntegerSineNet:
     """d = 1, K = [1, 3]; column 0 of omega_0 W peaks at c0, column 1 at c1 (in absolute value)."""
     torch.manual_seed(0)
-    model = IntegerSineNet(1, 1, inputs=2, width=4, band_limit=4)
+    model = IntegerSineNet(1, 1, TunerParams(inputs=2, width=4, band_limit=4))
     with torch.no_grad():
         model.frequencies.copy_(torch.tensor([[1.0], [3.0]]))
         model.hidden[0].weight.copy_(torch.tensor([[c0, 0.1], [-0.5, -c1], [0.2, 0.3], [0.0, 0.0]]) / 30)
@@ -48,7 +48,7 @@ def test_generable_frequencies_for_many_inputs():
     """256 inputs in 2-D (32 640 pairs): distinct half-space vectors, every input present with at least
     its order-1 bound, and every pair K_i + K_j present."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=256, width=8, band_limit=30)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=256, width=8, band_limit=30))
     frequencies, bound = generable_frequencies(model)
     assert len({tuple(r) for r in frequencies.tolist()}) == len(frequencies)
     first_nonzero = torch.where(frequencies[:, 0] != 0, frequencies[:, 0], frequencies[:, 1])
@@ -66,7 +66,7 @@ def test_measured_spectrum_matches_bessel_amplitudes(dims):
     """One neuron sin(w sin(theta)) on the last basis input has amplitude 2 |J_n(w)| at n e_{d-1} for odd
     n and none at even n (bias 0): checks the FFT normalisation and which axis is which."""
     torch.manual_seed(0)
-    model = IntegerSineNet(dims, 1, inputs=dims + 1, width=3, band_limit=4)
+    model = IntegerSineNet(dims, 1, TunerParams(inputs=dims + 1, width=3, band_limit=4))
     w = 1.3
     with torch.no_grad():
         model.hidden[0].weight.zero_()
@@ -89,7 +89,7 @@ def test_spectrum_lives_on_the_generated_lattice():
     """With even input frequencies every generated frequency is even: no amplitude at an odd coordinate.
     And f has no energy between integer frequencies (a 2-period FFT is empty at half-integer bins)."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 2, inputs=12, width=16, band_limit=8, c_low=1.5, c_high=1.0)
+    model = IntegerSineNet(2, 2, TunerParams(inputs=12, width=16, band_limit=8, c_low=1.5, c_high=1.0))
     with torch.no_grad():
         model.frequencies.mul_(2)
     frequencies, amplitude = measured_spectrum(model, samples_per_period=40)
@@ -98,7 +98,7 @@ def test_spectrum_lives_on_the_generated_lattice():
     assert float(amplitude[odd].max()) < 1e-6 * float(amplitude[~odd].max())
 
     torch.manual_seed(1)
-    rough = IntegerSineNet(2, 1, width=32, band_limit=8, init="uniform")
+    rough = IntegerSineNet(2, 1, TunerParams(width=32, band_limit=8), "uniform")
     n = 24  # two periods with 2n samples per axis: bin j is frequency j / 2 per period
     axis = torch.arange(2 * n, dtype=torch.float64) * (rough.period / n)
     grid = torch.stack([g.reshape(-1) for g in torch.meshgrid(axis, axis, indexing="ij")], 1).float()
@@ -121,7 +121,7 @@ def test_measured_spectrum_rejects_bad_requests():
 def test_plot_is_written_as_png(tmp_path, dims):
     """The figure lands at the path (a PNG, two panels for d = 2) and no staging file is left behind."""
     torch.manual_seed(0)
-    model = IntegerSineNet(dims, 1, inputs=5, width=8, band_limit=6)
+    model = IntegerSineNet(dims, 1, TunerParams(inputs=5, width=8, band_limit=6))
     path = tmp_path / "spectrum.png"
     plot_sine_spectrum(model, path, trained=False)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,13 @@ import torch
 
 from specfit.errors import SpecfitError
 from specfit.models import build_model
-from specfit.models.tuner import IntegerSineNet, bounded_frequencies, in_half_space, uniform_frequencies
+from specfit.models.tuner import (
+    IntegerSineNet,
+    TunerParams,
+    bounded_frequencies,
+    in_half_space,
+    uniform_frequencies,
+)
 from specfit.runs.folder import load_model, write_model
 from specfit.runs.format import WEIGHTS
 from specfit.signals import make_sampling
@@ -51,7 +57,7 @@ def test_output_is_p_periodic(dims, bound):
     """f(x + p e_i) = f(x) to float precision along every axis, in 1-3 dimensions, both bound variants."""
     torch.manual_seed(0)
     width, band = (16, 40) if dims == 1 else (64, 12)  # a 1-D band of B holds only B frequencies
-    model = IntegerSineNet(dims, 2, width=width, band_limit=band, period=2.1, bound=bound)
+    model = IntegerSineNet(dims, 2, TunerParams(width=width, band_limit=band, period=2.1, bound=bound))
     x = torch.rand(50, dims) * 2 - 1
     with torch.no_grad():
         for axis in range(dims):
@@ -64,7 +70,8 @@ def test_output_is_p_periodic(dims, bound):
 def test_hidden_weights_stay_within_their_bounds_after_training():
     """After fitting with a large learning rate, column j of the first hidden layer is within c_j/omega_0."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, width=32, hidden_layers=2, band_limit=12, c_low=1.0, c_high=0.4, c_deep=0.8)
+    params = TunerParams(width=32, hidden_layers=2, band_limit=12, c_low=1.0, c_high=0.4, c_deep=0.8)
+    model = IntegerSineNet(2, 1, params)
     sampling = make_sampling((16, 16), "all")
     targets = torch.rand(256, 1) * 2 - 1
     fit_model(model, targets, sampling, FitOptions(steps=20, eval_every=10, compile="off"), lr=0.05,
@@ -80,7 +87,7 @@ def test_hidden_weights_stay_within_their_bounds_after_training():
 def test_initial_columns_follow_their_bounds():
     """Column j starts from N(0, (0.3 c_j / omega_0)^2): high-frequency columns are smaller on average."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, width=256, band_limit=40, c_low=1.0, c_high=0.3)
+    model = IntegerSineNet(2, 1, TunerParams(width=256, band_limit=40, c_low=1.0, c_high=0.3))
     weight = model.hidden[0].weight.detach()
     low = model.column_bounds == 1.0
     ratio = float(weight[:, ~low].std() / weight[:, low].std())
@@ -101,7 +108,7 @@ def test_uniform_model_has_no_bounds():
 def test_too_small_band_limit_is_a_clear_error():
     """A band with fewer distinct frequencies than the width is refused with a SpecfitError."""
     with pytest.raises(SpecfitError, match="band limit"):
-        IntegerSineNet(2, 1, width=256, band_limit=4)
+        IntegerSineNet(2, 1, TunerParams(width=256, band_limit=4))
 
 
 def test_fit_and_select_with_tuner(cli, images, tmp_path):
@@ -138,7 +145,7 @@ def test_seed_network_parameter_counts():
     """2-300-300-3 has 91 503 trainable values, 92 103 with the frozen frequencies (the seed's 92 100
     leaves out the 3 output biases); pruned to 60 inputs: 19 263 / 19 383 (seed: 19 380)."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 3, inputs=300, width=300, hidden_layers=1)
+    model = IntegerSineNet(2, 3, TunerParams(inputs=300, width=300, hidden_layers=1))
     assert _trainable(model) == 91_503
     assert _trainable(model) + model.frequencies.numel() == 92_103
     model.prune_inputs(torch.arange(60))
@@ -151,7 +158,8 @@ def test_first_layer_columns_stay_within_bounds_after_training(bound):
     """With inputs != width and a large learning rate, every column of the effective first hidden
     weight stays within c_j / omega_0: clamped exactly (fixed) or by tanh with the learned |c_j|."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=24, width=16, band_limit=12, c_low=1.0, c_high=0.4, bound=bound)
+    params = TunerParams(inputs=24, width=16, band_limit=12, c_low=1.0, c_high=0.4, bound=bound)
+    model = IntegerSineNet(2, 1, params)
     start = model.first_hidden_weight().detach().clone()
     start_c = model.hidden[0].c.detach().clone() if bound == "learned" else None
     _short_fit(model)
@@ -172,7 +180,7 @@ def test_regularization_matches_a_hand_computation():
     """regularization() = bound_l1 * ||c||_1 (learned) + sum_j penalty_j * ||W_eff[:, j]||_1, a 0-d tensor
     that is exactly zero for a fixed-bound model without penalty; the penalty is not saved."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=6, width=4, band_limit=6, bound="learned", bound_l1=1e-3)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=6, width=4, band_limit=6, bound="learned", bound_l1=1e-3))
     raw, c = model.hidden[0].raw.detach().tolist(), model.hidden[0].c.detach().tolist()
     expected = 1e-3 * sum(abs(v) for v in c)
     assert float(model.regularization().detach()) == pytest.approx(expected, rel=1e-6)
@@ -184,7 +192,7 @@ def test_regularization_matches_a_hand_computation():
     assert float(model.regularization().detach()) == pytest.approx(expected, rel=1e-5)
     assert "column_penalty" not in model.state_dict()
 
-    fixed = IntegerSineNet(2, 1, inputs=6, width=4, band_limit=6)
+    fixed = IntegerSineNet(2, 1, TunerParams(inputs=6, width=4, band_limit=6))
     zero = fixed.regularization()
     assert isinstance(zero, torch.Tensor) and zero.ndim == 0 and float(zero.detach()) == 0.0
     fixed.column_penalty[2] = 3.0
@@ -197,7 +205,7 @@ def test_pruning_removes_parameters_and_reloads_exactly(tmp_path, bound):
     """Removing K inputs drops K (1 + width) trainable values (+K for learned c); removing columns that
     carry no weight leaves f unchanged; the saved file shrinks and reloads to identical outputs."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=24, width=16, band_limit=12, bound=bound)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=24, width=16, band_limit=12, bound=bound))
     _short_fit(model, steps=5)
     keep = torch.arange(0, 24, 3)  # 8 kept, 16 removed
     drop = torch.tensor([j for j in range(24) if j % 3])
@@ -227,13 +235,13 @@ def test_any_number_of_inputs_from_the_dimension_up_builds(dims):
     """A rebuild with m' inputs draws frequencies for any m' >= d; fewer is a clear error."""
     for init in ("bounded", "uniform"):
         for m in range(dims, dims + 3):
-            model = IntegerSineNet(dims, 1, inputs=m, width=8, band_limit=8, init=init)
+            model = IntegerSineNet(dims, 1, TunerParams(inputs=m, width=8, band_limit=8), init)
             assert model.frequencies.shape == (m, dims)
     if dims > 1:
         with pytest.raises(SpecfitError, match="input dimension"):
-            IntegerSineNet(dims, 1, inputs=dims - 1, width=8, band_limit=8)
+            IntegerSineNet(dims, 1, TunerParams(inputs=dims - 1, width=8, band_limit=8))
     with pytest.raises(SpecfitError, match="at least"):
-        IntegerSineNet(dims, 1, width=8, band_limit=8).prune_inputs(torch.arange(dims - 1))
+        IntegerSineNet(dims, 1, TunerParams(width=8, band_limit=8)).prune_inputs(torch.arange(dims - 1))
 
 
 @pytest.mark.parametrize("bound", ["fixed", "learned"])
@@ -241,7 +249,7 @@ def test_densify_adds_inputs_at_twice_the_frequency(bound):
     """New inputs at exactly 2 k_j (present ones and repeats skipped), bounds by the low/high rule,
     K (1 + width) new trainable values, and f almost unchanged at insertion."""
     torch.manual_seed(0)
-    model = IntegerSineNet(2, 1, inputs=6, width=16, band_limit=12, low_limit=4, bound=bound)
+    model = IntegerSineNet(2, 1, TunerParams(inputs=6, width=16, band_limit=12, low_limit=4, bound=bound))
     with torch.no_grad():
         model.frequencies.copy_(torch.tensor([[1, 0], [0, 1], [2, 0], [1, -1], [3, 2], [5, 5]]).float())
     x = torch.rand(200, 2) * 2 - 1
@@ -263,7 +271,7 @@ def test_densify_adds_inputs_at_twice_the_frequency(bound):
 def test_densified_model_beyond_the_band_reloads(tmp_path):
     """Doubling beyond the band limit still reloads: config_params widens the band to hold them."""
     torch.manual_seed(0)
-    model = IntegerSineNet(1, 1, width=8, band_limit=8)  # all 8 positive frequencies of the band
+    model = IntegerSineNet(1, 1, TunerParams(width=8, band_limit=8))  # all 8 positive frequencies of the band
     model.densify(torch.tensor([6, 7]))
     assert sorted(int(v) for v in model.frequencies[8:, 0]) == [14, 16]
     _save(tmp_path / "run", model)

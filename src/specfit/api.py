@@ -16,8 +16,7 @@ from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.fitting.pipeline import fit_signal, plan_fit, run_plan
-from specfit.fresh.search import Selection, fresh_select, plan_measured_selection, plan_selection
-from specfit.fresh.spectra import signal_band, signal_spectrum
+from specfit.fresh.search import Selection, fresh_select
 from specfit.kinds.kind import LoadOptions
 from specfit.kinds.load import load_signal as load_file
 from specfit.kinds.registry import get_kind, task_for
@@ -230,18 +229,13 @@ def select(
     task = task_for(_as_signal(signal), shape_target, video_spectrum)
     task.check_split(split)
     device_ = resolve_device(device)
-    base = {**task.model_params(entry.defaults), **params}
+    base = {**task.model_params(entry.params), **params}
     if grid is None and entry.knob is not None:
         grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    band, goal = settings.resolved_spectrum(task.kind), settings.resolved_objective()
-    measured = task.measured_spectrum(entry.value_range, device_, band, goal, bins)
-    if measured is not None:  # CT, MRI, NeRF: spectra of what is measured
-        plan = plan_measured_selection(measured, entry.name, base, grid, inits, band, goal, search)
-        values, coords = torch.empty(0), torch.empty(0, task.in_features, device=device_)
-    else:
-        values, coords = task.spectrum_target(entry.value_range, device_, split, holdout, seed)
-        plan = plan_selection(values, entry.name, base, grid, inits, bins, task.per_frame, band, goal, search)
-    return fresh_select(values, coords, entry.name, seed=seed, race=race, plan=plan,
+    target = task.fresh_target(entry.value_range, device_, settings.resolved_spectrum(task.kind),
+                               settings.resolved_objective(), bins, split, holdout, seed)
+    plan = target.plan(entry.name, base, grid, inits, search)
+    return fresh_select(target.values, target.coords, entry.name, seed=seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
 
 
@@ -255,9 +249,5 @@ def spectrum(
     :class:`FitSettings`)."""
     task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
     band = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
-    measured = task.measured_spectrum("unit", torch.device("cpu"), band, objective, bins)
-    if measured is not None:  # CT, MRI, NeRF: the spectrum of the measurements
-        return measured.target.cpu().numpy()
-    values, _ = task.spectrum_target("unit", torch.device("cpu"))
-    resolved, _ = signal_band(values, band, objective, bins, task.per_frame)
-    return signal_spectrum(values, resolved, task.per_frame).numpy()
+    _, _, vector = task.fresh_target("unit", torch.device("cpu"), band, objective, bins).spectrum_vector()
+    return vector.cpu().numpy()

@@ -83,7 +83,7 @@ def train_task(
     for value in chosen:
         torch.manual_seed(fit.seed)
         params = {**plan.params, knob: value}
-        models.append(entry.build(plan.task.in_features, plan.task.out_features, **params).to(plan.device))
+        models.append(entry.create(plan.task.in_features, plan.task.out_features, params).to(plan.device))
     out = {}
     if batched and len(models) > 1 and can_stack(models, fit.fit, plan.task.loss_for(entry.value_range)):
         data = plan.task.training_data(fit.split, fit.holdout, fit.seed, entry.value_range, plan.device)

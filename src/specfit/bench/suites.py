@@ -193,11 +193,13 @@ def fresh_signals(profile: str) -> Suite:
     )
 
 
+# Label: model, published held-out PSNR, and parameters of its own (ff-basic's period: the lattice
+# split's coordinates are i / N in [0, 1)).
 FF_IMAGES = {
-    "none": ("relu", 19.32),
-    "basic": ("ff-basic", 21.71),
-    "positional": ("ff-positional", 24.95),
-    "gaussian": ("ff-gaussian", 25.57),
+    "none": ("relu", 19.32, {}),
+    "basic": ("ff-basic", 21.71, {"period": 1.0}),
+    "positional": ("ff-positional", 24.95, {}),
+    "gaussian": ("ff-gaussian", 25.57, {}),
 }
 
 
@@ -207,10 +209,8 @@ def ff_images(profile: str) -> Suite:
     load = {"resize": 64} if quick else {"resize": 512}
     steps = 500 if quick else 2000
     jobs = []
-    for label, (model, published) in FF_IMAGES.items():
-        params = {"width": 128, "hidden_layers": 3} if quick else {"width": 256, "hidden_layers": 3}
-        if model == "ff-basic":
-            params["period"] = 1.0  # the lattice split's coordinates are i / N in [0, 1)
+    for label, (model, published, own) in FF_IMAGES.items():
+        params = {"width": 128 if quick else 256, "hidden_layers": 3, **own}
         for source in images:
             jobs.append(
                 FitJob(
@@ -355,10 +355,10 @@ def measured(profile: str) -> Suite:
     }
     steps = {"ct": 300 if quick else 1000, "mri": 200 if quick else 1000, "nerf": 1000 if quick else 5000}
     grids = {"ct": (0.5, 1.0, 2.0, 4.0, 8.0), "mri": (0.5, 1.0, 2.0, 4.0), "nerf": (1.0, 3.0, 9.0, 27.0)}
+    quick_widths = {"ct": 128, "mri": 128, "nerf": 64}
     jobs: list[GridJob | FitJob] = []
     for task, (sources, load) in signals.items():
-        shape = {"width": 64 if task == "nerf" else 128, "hidden_layers": 2} if quick else {
-            "width": 256, "hidden_layers": 3}
+        shape = {"width": quick_widths[task] if quick else 256, "hidden_layers": 2 if quick else 3}
         params = {**shape, "features": 128} if quick else dict(shape)
         jobs.append(GridJob(f"{task.upper()} Gaussian FF", "ff-gaussian", sources, params, load, steps[task],
                             grids[task], {"lr": MEASURED_LRS[task][3]}))

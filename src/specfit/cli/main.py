@@ -162,19 +162,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_spectrum(args: argparse.Namespace) -> int:
     import torch
 
-    from specfit.fresh.spectra import signal_band, signal_spectrum
-
     task = _task(args)
     from specfit.config.settings import FitSettings
 
     spectrum = FitSettings(spectrum=args.spectrum).resolved_spectrum(task.kind)
-    measured = task.measured_spectrum("unit", torch.device("cpu"), spectrum, "fit", args.bins)
-    if measured is not None:  # CT, MRI, NeRF: the spectrum of the measurements
-        band, notes, vector = measured.band, measured.notes, measured.target.tolist()
-    else:
-        values, _ = task.spectrum_target("unit", torch.device("cpu"))
-        band, notes = signal_band(values, spectrum, "fit", args.bins, task.per_frame)
-        vector = signal_spectrum(values, band, task.per_frame).tolist()  # a clip: mean of its frames
+    target = task.fresh_target("unit", torch.device("cpu"), spectrum, "fit", args.bins)
+    measured, values = target.measured, target.values  # CT, MRI, NeRF: the spectrum of the measurements
+    band, notes, vector = target.spectrum_vector()  # a clip: the mean of its frames' spectra
+    vector = vector.tolist()
     if args.json:
         print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": vector}))
         return 0

@@ -63,14 +63,15 @@ def _folders(plans: list[FitPlan], parent: Path, overwrite: bool, resume: bool) 
 
 
 def _groups(plans: list[FitPlan], batched: bool, resumed: list[Checkpoint | None]) -> list[list[int]]:
-    """Indices of plans trained together: images of one size and split (full batches) that
-    continue from the same step (or start), when ``batched``; every other plan alone."""
+    """Indices of plans trained together: signals of a batchable task (images, see
+    :attr:`specfit.tasks.Task.batchable`) of one size and split (full batches) that continue from
+    the same step (or start), when ``batched``; every other plan alone."""
     if not batched:
         return [[i] for i in range(len(plans))]
     keys: dict[tuple, list[int]] = {}
     for i, (plan, checkpoint) in enumerate(zip(plans, resumed, strict=True)):
         task = plan.task
-        alone = task.kind != "image" or plan.settings.fit.batch_size is not None or plan.settings.compaction
+        alone = not task.batchable or plan.settings.fit.batch_size is not None or plan.settings.compaction
         step = None if checkpoint is None else checkpoint.state.step
         key = ("alone", i) if alone else (tuple(task.signal.values.shape), plan.settings.split, step)
         keys.setdefault(key, []).append(i)

@@ -16,19 +16,12 @@ import torch
 from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
-from specfit.fresh.search import (
-    Selection,
-    SelectionPlan,
-    fresh_select,
-    init_spectrum,
-    plan_measured_selection,
-    plan_selection,
-)
+from specfit.fresh.search import Selection, SelectionPlan, fresh_select, init_spectrum
 from specfit.kinds.registry import task_for
 from specfit.models.evaluate import unit_from_model
 from specfit.models.memory import check_fits, training_bytes
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
-from specfit.report.html import frequency_axis, write_report
+from specfit.report.html import write_report
 from specfit.runs.checkpoints import Checkpoint, CheckpointSink
 from specfit.runs.run import Metrics, Run, RunConfig, hardware
 from specfit.tasks import Task
@@ -91,7 +84,7 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
         raise SpecfitError(f"pruning and densification fit signals directly; a {task.kind} signal is fitted "
                            "through its measurements")
     resolve_params(entry, settings.params)  # names the user's own unknown parameters
-    params = resolve_params(entry, {**task.model_params(entry.defaults), **settings.params})
+    params = resolve_params(entry, {**task.model_params(entry.params), **settings.params})
     size = check_buildable(entry, task.in_features, task.out_features, params)
     samples = min(settings.fit.batch_size or task.default_batch_size or task.sample_count, task.sample_count)
     check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
@@ -101,18 +94,12 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
         return FitPlan(signal, settings, entry, task, device, "set", params)
     if knob is None or not settings.fresh:
         return FitPlan(signal, settings, entry, task, device, "default", params)
-    spectrum, objective = settings.resolved_spectrum(task.kind), settings.resolved_objective()
-    measured = task.measured_spectrum(entry.value_range, device, spectrum, objective, settings.bins)
-    if measured is not None:
-        selection = plan_measured_selection(measured, entry.name, params, _grid(settings, entry, task),
-                                            settings.inits, spectrum, objective, settings.search)
-        empty = torch.empty(0, task.in_features, device=device)
-        return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, empty, empty)
-    target, coords = task.spectrum_target(entry.value_range, device, settings.split, settings.holdout,
-                                          settings.seed)
-    selection = plan_selection(target, entry.name, params, _grid(settings, entry, task), settings.inits,
-                               settings.bins, task.per_frame, spectrum, objective, settings.search)
-    return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target, coords)
+    target = task.fresh_target(entry.value_range, device, settings.resolved_spectrum(task.kind),
+                               settings.resolved_objective(), settings.bins, settings.split, settings.holdout,
+                               settings.seed)
+    selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, settings.search)
+    return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target.values,
+                   target.coords)
 
 
 def _describe_compaction(plan: CompactionPlan) -> str:
@@ -201,7 +188,7 @@ def prepare(plan: FitPlan, choice: Choice) -> Prepared:
         options = replace(options, batch_size=task.default_batch_size)
         notes.append(f"trained on random mini-batches of {task.default_batch_size} samples per step")
     torch.manual_seed(settings.seed)
-    model = entry.build(task.in_features, task.out_features, **choice.params).to(device)
+    model = entry.create(task.in_features, task.out_features, choice.params).to(device)
     params = choice.params
     config = RunConfig(
         model=entry.name, params=params, in_features=task.in_features, out_features=task.out_features,
@@ -345,9 +332,6 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
         default_spectrum = init_spectrum(plan.coords, entry.name, {**params, knob: default}, plan.selection,
                                          plan.settings.seed)
 
-    task = plan.task
-    meta = getattr(getattr(task, "signal", None), "meta", None) or {}
-    length = plan.target.shape[-1] if plan.target is not None and plan.target.dim() > 1 else None
     return {
         "knob": knob,
         "target": selection.target_spectrum,
@@ -359,6 +343,5 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
         "inits": selection.inits,
         "band": selection.band,
         # bin k of the spectra ends at k * scale in physical units (Hz for audio, cycles per image ...)
-        "frequency_axis": frequency_axis(task.kind, selection.band, task.per_frame, meta.get("sample_rate"),
-                                         length),
+        "frequency_axis": plan.task.frequency_axis(selection.band),
     }

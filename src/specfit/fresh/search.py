@@ -42,6 +42,7 @@ from specfit.errors import SpecfitError
 from specfit.fresh.measured import MeasuredSpectrum
 from specfit.fresh.options import SEARCHES
 from specfit.fresh.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
+from specfit.models.params import DEFAULT_LAYER_WIDTH, declared
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 
 RACE_ROUNDS = (2, 4, 6)
@@ -136,11 +137,6 @@ def chunk_rows(width: int) -> int:
     return max(256, CHUNK_ACTIVATIONS // max(width, 1))
 
 
-def _width(model: torch.nn.Module) -> int:
-    """Widest linear layer (lookup tables such as a hash grid's do not count)."""
-    return max((m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)), default=256)
-
-
 class InitEvaluator:
     """Evaluates ``R`` seeded initialisations of one model configuration on a full grid.
 
@@ -157,6 +153,8 @@ class InitEvaluator:
         batched: evaluate initialisations together (default: on CUDA only).
         observe: for a measured signal, ``observe(model) -> (C', *layout)`` replaces the
             evaluation on ``coords`` (see :class:`~specfit.fresh.measured.MeasuredSpectrum`).
+        width: units of the model's widest hidden layer, as its parameters declare
+            (:meth:`~specfit.models.params.ModelParams.layer_width`); sizes the chunks of samples.
     """
 
     def __init__(
@@ -168,9 +166,11 @@ class InitEvaluator:
         inits: int,
         batched: bool | None = None,
         observe: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+        width: int = DEFAULT_LAYER_WIDTH,
     ) -> None:
         self.build = build
         self.observe = observe
+        self.width = width
         self.coords = coords
         self.shape = shape
         self.seed = seed
@@ -186,7 +186,7 @@ class InitEvaluator:
         if self.observe is not None:
             with torch.inference_mode():
                 return torch.stack([self.observe(m).float() for m in models])
-        chunk = chunk_rows(_width(models[0]))
+        chunk = chunk_rows(self.width)
         with torch.inference_mode():
             if self.batched:
                 out = self._batched(models, chunk * len(models))
@@ -360,6 +360,50 @@ def plan_measured_selection(
     return SelectionPlan(entry, knob, candidates, base, measured.band, measured.target, inits, (),
                          spectrum=spectrum, objective=objective, search=search, notes=tuple(measured.notes),
                          measured=measured)
+
+
+@dataclass
+class FreshTarget:
+    """What FreSh matches for one signal (:meth:`specfit.tasks.Task.fresh_target` makes it): the
+    spectrum of the signal as training sees it, on its grid, or that of its measurements.
+
+    Attributes:
+        values: the signal as training sees it, ``(C, *spatial)`` in the model's value range
+            (empty for a measured signal).
+        coords: ``(N, d)`` coordinates of that grid, row-major, on the device FreSh runs on
+            (``(0, d)`` for a measured signal).
+        spectrum, objective, bins: the band (see :func:`plan_selection`).
+        per_frame: compare the mean per-frame spectra of a clip.
+        measured: the comparison in the measurement domain (CT, MRI, NeRF), else ``None``.
+    """
+
+    values: torch.Tensor
+    coords: torch.Tensor
+    spectrum: str = "signal"
+    objective: str = "fit"
+    bins: int | None = None
+    per_frame: bool = False
+    measured: MeasuredSpectrum | None = None
+
+    def plan(
+        self, model: str, params: dict[str, ParamValue] | None = None, grid: Sequence[float] | None = None,
+        inits: int = 10, search: str = "bracket",
+    ) -> SelectionPlan:
+        """The checked plan of a selection of ``model``'s knob against this target (see
+        :func:`plan_selection` and :func:`plan_measured_selection`)."""
+        if self.measured is not None:
+            return plan_measured_selection(self.measured, model, params, grid, inits, self.spectrum,
+                                           self.objective, search)
+        return plan_selection(self.values, model, params, grid, inits, self.bins, self.per_frame,
+                              self.spectrum, self.objective, search)
+
+    def spectrum_vector(self) -> tuple[Band, list[str], torch.Tensor]:
+        """The band, its notes and the normalised spectrum vector ``(band.bins,)`` FreSh matches
+        (a clip's: the mean of its frames' spectra when ``per_frame``)."""
+        if self.measured is not None:
+            return self.measured.band, list(self.measured.notes), self.measured.target
+        band, notes = signal_band(self.values, self.spectrum, self.objective, self.bins, self.per_frame)
+        return band, notes, signal_spectrum(self.values, band, self.per_frame)
 
 
 def evaluation_points(coords: torch.Tensor, plan: SelectionPlan) -> torch.Tensor:
@@ -544,10 +588,9 @@ def fresh_select(
         in_features, out_features = coords.shape[1], values.shape[0]
 
     def build(value: ParamValue) -> torch.nn.Module:
-        spectral = {**base, **entry.selection_overrides, knob: value}
-        return entry.build(in_features, out_features, **resolve_params(entry, spectral))
+        return entry.create(in_features, out_features, {**base, **entry.selection_overrides, knob: value})
 
-    evaluator = _evaluator(build, coords, plan, seed)
+    evaluator = _evaluator(build, coords, plan, seed, _layer_width(entry, base))
     search = _Search(plan, evaluator, target, progress)
     numeric = all(isinstance(v, int | float) for v in candidates)
     bracketed = plan.search == "bracket" and numeric and len(candidates) >= MIN_BRACKET
@@ -580,11 +623,17 @@ def fresh_select(
     return selection
 
 
+def _layer_width(entry: ModelEntry, params: dict[str, ParamValue]) -> int:
+    """The widest hidden layer of ``entry``'s models with ``params`` as FreSh evaluates them."""
+    return declared(entry.hyperparameters({**params, **entry.selection_overrides})).layer_width()
+
+
 def _evaluator(build: Callable[[ParamValue], torch.nn.Module], coords: torch.Tensor, plan: SelectionPlan,
-               seed: int) -> InitEvaluator:
+               seed: int, width: int) -> InitEvaluator:
     if plan.measured is not None:
-        return InitEvaluator(build, coords, (), seed, plan.inits, observe=plan.measured.observe)
-    return InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits)
+        return InitEvaluator(build, coords, (), seed, plan.inits, observe=plan.measured.observe, width=width)
+    return InitEvaluator(build, evaluation_points(coords, plan), plan.output_shape, seed, plan.inits,
+                         width=width)
 
 
 def init_spectrum(
@@ -596,13 +645,12 @@ def init_spectrum(
 ) -> list[float]:
     """Mean spectrum (in ``plan``'s band) of one configuration's untrained outputs, for reports."""
     entry = get_entry(model)
-    resolved = resolve_params(entry, {**params, **entry.selection_overrides})
     measured = plan.measured
     in_features = coords.shape[1] if measured is None else measured.in_features
     out_features = plan.output_shape[0] if measured is None else measured.out_features
 
     def build(_: ParamValue) -> torch.nn.Module:
-        return entry.build(in_features, out_features, **resolved)
+        return entry.create(in_features, out_features, {**params, **entry.selection_overrides})
 
-    outputs = _evaluator(build, coords, plan, seed).outputs(None, 0, plan.inits)
+    outputs = _evaluator(build, coords, plan, seed, _layer_width(entry, params)).outputs(None, 0, plan.inits)
     return plan.vectors(outputs).mean(dim=0).tolist()

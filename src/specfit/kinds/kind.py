@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,25 +11,36 @@ from specfit.signals.limits import DEFAULT_MAX_SAMPLES
 from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS
 
 MAX_CHANNELS = 1024  # audio channels or volume components; images have at most 4
+MAX_COORDINATES = 3  # coordinates per sample of any kind
 
 
 @dataclass(frozen=True)
 class SignalKind:
-    """One kind of signal.
+    """One kind of signal, and every decision that depends on it.
 
     Attributes:
-        name: ``"image"``, ``"audio"``... (a signal's ``kind``).
+        name: ``"image"``, ``"audio"``... (a signal's ``kind``, and ``signal.kind`` in a saved run).
         suffixes: lower-case file suffixes read as this kind (``".nii.gz"`` counts as one).
         load: ``load(path, options: LoadOptions) -> signal``, resizing or resampling as the
-            options say.
-        task: ``task(signal, shape_target=..., video_spectrum=...) -> Task``.
+            options say; the signal has a ``kind`` attribute, this kind's name.
+        task: ``task(signal, shape_target=..., video_spectrum=...) -> Task``: what a fit of the
+            signal minimises and scores, its FreSh target, report views and units
+            (:class:`specfit.tasks.Task`).
         render: ``render(config, size, out, run_dir) -> RenderJob``: plans (and checks) the render
             of a saved run (see :mod:`specfit.kinds.render`).
         coordinates: coordinates per sample (the model's ``in_features``).
         channels: the possible numbers of output channels.
+        check_description: ``check_description(signal, channels, where)`` raises a one-line
+            :class:`~specfit.errors.SpecfitError` unless ``signal`` (a saved run's
+            ``config["signal"]``, from the file ``where``, with ``channels`` outputs) holds what
+            ``render`` reads (see :mod:`specfit.kinds.checks`).
+        scale_size: ``scale_size(signal, times) -> size``: the explicit ``--size`` of a render at a
+            factor of the signal's own size (``times(n)`` scales one side), e.g. ``"1024x768"``.
         from_array: ``from_array(array, name, options) -> signal`` for in-memory arrays (``None``:
             the kind has no array form); ``options`` holds what :func:`specfit.load_signal`
             received besides ``name`` and must be emptied of what it uses.
+        raw_outputs: the model's outputs are not values in its value range (shapes: occupancy
+            logits or signed distances), so predictions give them as they are.
     """
 
     name: str
@@ -39,7 +50,10 @@ class SignalKind:
     render: Callable[..., Any]
     coordinates: int
     channels: range
+    check_description: Callable[[Mapping, int, Path], None]
+    scale_size: Callable[[Mapping, Callable[[int], int]], str]
     from_array: Callable[[Any, str, dict], Any] | None = None
+    raw_outputs: bool = False
 
 
 @dataclass

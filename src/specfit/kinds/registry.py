@@ -6,20 +6,26 @@ here: the file suffixes it reads, how to load a file or an array, which task fit
 run of it is rendered, and what a saved run of it must look like. The loader, the task factory,
 the renderer and the run-folder validator all look kinds up here; nothing else names them.
 
-A new kind is registered with :func:`register_kind` (built-in kinds are registered on first use).
+A new kind is registered with :func:`register_kind`, or, from an installed package, declared under
+the ``specfit.kinds`` entry point (:data:`ENTRY_POINT_GROUP`: a :class:`SignalKind` or a function
+returning one), loaded the first time the kinds are listed.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from specfit.errors import SpecfitError
 from specfit.kinds import builtin
-from specfit.kinds.kind import SignalKind
+from specfit.kinds.kind import MAX_CHANNELS, MAX_COORDINATES, SignalKind
 from specfit.tasks.base import SHAPE_TARGETS, VIDEO_SPECTRA, Task
 
-_KINDS: dict[str, SignalKind] = {}
-_builtins_loaded = False
+ENTRY_POINT_GROUP = "specfit.kinds"
+
+_KINDS: dict[str, SignalKind] = {kind.name: kind for kind in builtin.KINDS}
+_plugins_loaded = False
+_FAILED_PLUGINS: dict[str, str] = {}  # entry-point name -> why it was not loaded
 
 
 def register_kind(kind: SignalKind) -> SignalKind:
@@ -28,22 +34,65 @@ def register_kind(kind: SignalKind) -> SignalKind:
     return kind
 
 
+def _load_plugins() -> None:
+    """Register the kinds that installed packages declare under the ``specfit.kinds`` entry point,
+    once per process. A plugin that fails to load is skipped with a warning; it never replaces a
+    built-in kind nor takes the file suffixes of another."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = point.load()
+            kind = loaded if isinstance(loaded, SignalKind) else loaded()
+            _check_plugin(kind)
+        except Exception as exc:  # a broken plugin must not break specfit
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            _FAILED_PLUGINS[point.name] = reason
+            warnings.warn(f"signal kind plugin {point.name} ({point.value}) was not loaded: {reason}",
+                          stacklevel=2)
+            continue
+        register_kind(kind)
+
+
+def _check_plugin(kind: object) -> None:
+    """Raise unless a plugin's kind can be loaded, fitted, saved and rendered beside the others."""
+    if not isinstance(kind, SignalKind):
+        raise TypeError(f"it gave a {type(kind).__name__}, not a SignalKind")
+    if kind.name in _KINDS:
+        owner = "a built-in kind" if kind.name in {k.name for k in builtin.KINDS} else "another plugin"
+        raise ValueError(f"the name {kind.name!r} is taken by {owner}")
+    if not 1 <= kind.coordinates <= MAX_COORDINATES:
+        raise ValueError(f"coordinates must be 1 to {MAX_COORDINATES}, got {kind.coordinates}")
+    if not kind.channels or kind.channels.start < 1 or kind.channels.stop > MAX_CHANNELS + 1:
+        raise ValueError(f"channels must lie within 1 to {MAX_CHANNELS}, got {kind.channels}")
+    for suffix in kind.suffixes:
+        if not suffix.startswith(".") or suffix != suffix.lower():
+            raise ValueError(f"suffixes are lower case and start with a dot, got {suffix!r}")
+        taken = [other.name for other in _KINDS.values() if suffix in other.suffixes]
+        if taken:
+            raise ValueError(f"{suffix} files are read as {taken[0]} signals already")
+
+
 def kinds() -> dict[str, SignalKind]:
-    """Every registered kind by name."""
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for kind in builtin.KINDS:
-            _KINDS.setdefault(kind.name, kind)
-    return _KINDS
+    """Every registered kind by name: the built-in ones, then those of installed plugins."""
+    _load_plugins()
+    return dict(_KINDS)
 
 
 def get_kind(name: str) -> SignalKind:
     """The kind called ``name``; a :class:`SpecfitError` lists the choices otherwise."""
-    registry = kinds()
-    if name not in registry:
-        raise SpecfitError(f"unknown signal kind {name!r}; choose from {', '.join(registry)}", setting="kind")
-    return registry[name]
+    if name not in _KINDS:
+        _load_plugins()
+    if name in _KINDS:
+        return _KINDS[name]
+    if name in _FAILED_PLUGINS:
+        raise SpecfitError(f"signal kind {name!r} comes from a plugin that failed to load: "
+                           f"{_FAILED_PLUGINS[name]}", setting="kind")
+    raise SpecfitError(f"unknown signal kind {name!r}; choose from {', '.join(_KINDS)}", setting="kind")
 
 
 def suffix_of(path: Path) -> str:

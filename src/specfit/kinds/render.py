@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.kinds.kind import SignalKind
 from specfit.models.evaluate import RENDER_CHUNK, grid_blocks, grid_values, unit_from_model
 from specfit.models.memory import human_bytes
 from specfit.signals.audio import AUDIO_SUFFIXES, check_wav, write_audio_blocks
@@ -250,28 +251,36 @@ def plan_nerf(config: dict, size: str | None, out: Path | None, run_dir: Path) -
     return RenderJob(path, write)
 
 
-def scaled_size(size: str | None, kind: str, signal: dict) -> str | None:
+def scaled_size(size: str | None, kind: SignalKind, signal: Mapping) -> str | None:
     """``size`` with a factor such as ``"2x"`` or ``"0.5x"`` turned into the kind's explicit size
-    (the signal's own size times the factor, rounded, at least 1; shapes scale the default
-    marching-cubes resolution); any other ``size`` is returned as given."""
+    (:attr:`~specfit.kinds.kind.SignalKind.scale_size`: the signal's own size times the factor,
+    rounded, at least 1; shapes scale the default marching-cubes resolution); any other ``size`` is
+    returned as given."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)x", (size or "").strip().lower())
     if match is None:
         return size
     factor = float(match.group(1))
     if not 0.0 < factor <= 1000.0:
         raise SpecfitError(f"--size factor must be above 0 and at most 1000, got {size}")
+    return kind.scale_size(signal, lambda n: max(1, round(n * factor)))
 
-    def times(n: int) -> int:
-        return max(1, round(n * factor))
 
-    if kind == "shape":
-        return str(times(DEFAULT_RESOLUTION))
-    shape = signal["shape"]
-    if kind == "audio":
-        return str(times(shape[1]))
-    if kind in ("volume", "mri"):
-        return "x".join(str(times(n)) for n in shape[1:])
-    height, width = shape[-2:]  # images, CT, video frames, NeRF views: WIDTHxHEIGHT
+def scale_picture(signal: Mapping, times: Callable[[int], int]) -> str:
+    """Images, CT, video frames, NeRF views: ``WIDTHxHEIGHT`` from the last two axes."""
+    height, width = signal["shape"][-2:]
     return f"{times(width)}x{times(height)}"
 
 
+def scale_samples(signal: Mapping, times: Callable[[int], int]) -> str:
+    """Audio: a number of samples."""
+    return str(times(signal["shape"][1]))
+
+
+def scale_grid(signal: Mapping, times: Callable[[int], int]) -> str:
+    """Volumes: ``DxHxW``."""
+    return "x".join(str(times(n)) for n in signal["shape"][1:])
+
+
+def scale_resolution(signal: Mapping, times: Callable[[int], int]) -> str:
+    """Shapes: the marching-cubes resolution, from :data:`DEFAULT_RESOLUTION`."""
+    return str(times(DEFAULT_RESOLUTION))

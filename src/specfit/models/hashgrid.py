@@ -16,11 +16,12 @@ from torch import nn
 
 from specfit.encodings.hashgrid import HashGridEncoding
 from specfit.models.body import relu_mlp
-from specfit.models.params import hidden_layers, param, width
+from specfit.models.memory import ModelSize, mlp_size
+from specfit.models.params import ModelParams, hidden_layers, param, width
 
 
 @dataclass(frozen=True)
-class HashGridParams:
+class HashGridParams(ModelParams):
     """Instant-NGP hash grid and its MLP head (N_max is the FreSh knob)."""
 
     levels: int = param(16, "resolution levels", minimum=1, maximum=64)
@@ -32,26 +33,30 @@ class HashGridParams:
     width: int = width(64)
     hidden_layers: int = hidden_layers(2)
 
+    def model_size(self, in_features: int, out_features: int) -> ModelSize | None:
+        """The MLP on ``levels x features`` values, and the tables: per level at most
+        ``2^log2_table`` entries (fewer when the finest grid has fewer vertices)."""
+        per_level = min(2 ** min(self.log2_table, 62), (int(self.n_max) + 2) ** in_features)
+        table = self.levels * per_level * max(self.features, 1)
+        embedding = self.levels * self.features
+        return mlp_size(in_features, out_features, embedding, self.width, self.hidden_layers, table)
+
+    def layer_width(self) -> int:
+        return self.width
+
 
 class HashGridMLP(nn.Module):
     """``HashGridEncoding -> [Linear, ReLU] x hidden_layers -> Linear``."""
 
     def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        levels: int = 16,
-        features: int = 2,
-        log2_table: int = 16,
-        n_min: int = 16,
-        n_max: float = 2048,
-        init_scale: float = 1e-4,
-        width: int = 64,
-        hidden_layers: int = 2,
+        self, in_features: int, out_features: int, params: HashGridParams = HashGridParams()
     ) -> None:
         super().__init__()
-        self.encoding = HashGridEncoding(in_features, levels, features, log2_table, n_min, n_max, init_scale)
-        self.net = relu_mlp(self.encoding.out_features, out_features, width, hidden_layers)
+        self.hparams = params
+        p = params
+        self.encoding = HashGridEncoding(in_features, p.levels, p.features, p.log2_table, p.n_min, p.n_max,
+                                         p.init_scale)
+        self.net = relu_mlp(self.encoding.out_features, out_features, p.width, p.hidden_layers)
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,14 @@
 """Memory estimates made before anything large is allocated, so that an impossible request fails
 with its size in the message instead of exhausting the machine.
 
-Estimates are deliberately simple upper-bound-style counts from a model's hyperparameters (the
-names every family shares: ``width``, ``hidden_layers``, ``features``, ``inputs``, ``octaves``,
-hash-grid and ResFields sizes); they decide only whether a request can possibly fit.
+Estimates are deliberately simple upper-bound-style counts that each family makes from its own
+hyperparameters (:meth:`specfit.models.params.ModelParams.model_size`, mostly :func:`mlp_size`);
+they decide only whether a request can possibly fit.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -43,45 +41,16 @@ def human_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _int(params: Mapping[str, object], key: str, default: int = 0) -> int:
-    value = params.get(key)
-    return int(value) if isinstance(value, int | float) and math.isfinite(value) else default
-
-
-def estimate_model_size(in_features: int, out_features: int, params: Mapping[str, object]) -> ModelSize:
-    """Parameter and activation counts of a model with these hyperparameters (within about 2x).
-
-    The first layer's input is the largest embedding any family could make from ``params``
-    (``features``, ``inputs``, NeRF ``octaves``, hash-grid ``levels x features``); the body is
-    ``hidden_layers`` square layers of ``width``; a hash grid adds its tables and ResFields their
-    per-frame residuals.
-    """
-    width = max(1, _int(params, "width", 1))
-    layers = max(0, _int(params, "hidden_layers"))
-    levels, features = _int(params, "levels"), _int(params, "features")
-    embedding = max(
-        in_features,
-        features,
-        _int(params, "inputs", width if "inputs" in params else 0),
-        in_features * (2 * _int(params, "octaves") + 1),
-        levels * features,
-    )
+def mlp_size(in_features: int, out_features: int, embedding: int, width: int, hidden_layers: int,
+             extra_params: int = 0, scratch_values: int = 0) -> ModelSize:
+    """Parameter and activation counts of a network whose first layer reads ``embedding`` values
+    (at least ``in_features``) and whose body is ``hidden_layers`` square layers of ``width``, plus
+    ``extra_params`` (lookup tables, residuals) and ``scratch_values`` (see :class:`ModelSize`)."""
+    width, layers, embedding = max(1, width), max(0, hidden_layers), max(in_features, embedding)
     body = embedding * width + layers * width * width + (layers + 2) * width + width * out_features
-    table = 0
-    if levels and "log2_table" in params:
-        per_level = min(2 ** min(_int(params, "log2_table"), 62), (_int(params, "n_max") + 2) ** in_features)
-        table = levels * per_level * max(features, 1)
-    residuals = 0
-    if "n_frames" in params:
-        rank = _int(params, "rank")
-        residuals = 3 * rank * (_int(params, "n_frames") + width * width)
-    scratch = 0
-    if "band_limit" in params:  # the box [0, B] x [-B, B]^(d-1) of int64 vectors, a few copies
-        band = _int(params, "band_limit")
-        scratch = 6 * in_features * (band + 1) * (2 * band + 1) ** (in_features - 1)
     activations = embedding + (layers + 1) * width + out_features
-    return ModelSize(params=body + table + residuals, activations_per_sample=activations,
-                     scratch_values=scratch)
+    return ModelSize(params=body + extra_params, activations_per_sample=activations,
+                     scratch_values=scratch_values)
 
 
 def available_bytes(device: torch.device) -> int | None:

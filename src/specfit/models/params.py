@@ -2,8 +2,13 @@
 
 A field's type (``int``, ``float``, ``str``, optionally ``| None``) is how a value given as text
 (``--set width=128``) or JSON is parsed; its metadata holds its bounds, its choices and its help
-text, all checked in one place (:func:`parse_params`). An instance holds a model's defaults, and
-:func:`dataclasses.asdict` of it is what the model's builder receives.
+text, all checked in one place (:func:`parse_params`). An instance holds a model's defaults.
+
+A family's dataclass derives from :class:`ModelParams`: its model is built from the instance itself
+and keeps it (``hparams``), and the instance says what the family needs and can do (its size before
+it is built, the width of its layers, the parameters a clip fixes, whether it can be trained in a
+stack). A plugin's plain dataclass gets the generic answers (:func:`declared`), and its builder
+receives the fields as keywords.
 """
 
 from __future__ import annotations
@@ -12,12 +17,51 @@ import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from specfit.errors import SpecfitError
+from specfit.models.memory import ModelSize, mlp_size
 
 ParamValue = float | int | str | None
 NONE_WORDS = ("none", "default", "null")
+# Hidden units assumed of a model whose family does not say (FreSh's evaluation chunks, see
+# specfit.fresh.search.chunk_rows).
+DEFAULT_LAYER_WIDTH = 256
+
+
+class ModelParams:
+    """What a model family declares about itself, besides its hyperparameter fields.
+
+    Attributes:
+        stackable: networks of the family with one shape can be trained as one stack
+            (:mod:`specfit.training.stacked`): layer stacks (:class:`~specfit.models.body.ActivationMLP`)
+            with no per-sample structure, constraint or regulariser.
+    """
+
+    stackable: ClassVar[bool] = False
+
+    def model_size(self, in_features: int, out_features: int) -> ModelSize | None:
+        """The model's size estimated before it is built, for memory checks (``None``: unknown; the
+        model is then built once and its parameters counted)."""
+        return None
+
+    def layer_width(self) -> int:
+        """Units of the model's widest hidden layer: FreSh evaluates untrained models in chunks of
+        samples sized by it."""
+        return DEFAULT_LAYER_WIDTH
+
+    def frame_params(self, frames: int) -> dict[str, ParamValue]:
+        """Hyperparameters that a clip of ``frames`` frames fixes (ResFields: one residual per frame)."""
+        return {}
+
+
+_GENERIC = ModelParams()
+
+
+def declared(params: object) -> ModelParams:
+    """What ``params`` (a family's parameter object) declares: itself when it is a
+    :class:`ModelParams`, else (a plugin's plain dataclass) the generic answers."""
+    return params if isinstance(params, ModelParams) else _GENERIC
 
 
 def param(default: ParamValue, help: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -44,11 +88,19 @@ def scale(default: float, help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class StackParams:
+class StackParams(ModelParams):
     """The shape of the shared activation layer stack (see :mod:`specfit.models.body`)."""
+
+    stackable: ClassVar[bool] = True
 
     width: int = width(256)
     hidden_layers: int = hidden_layers(3)
+
+    def model_size(self, in_features: int, out_features: int) -> ModelSize | None:
+        return mlp_size(in_features, out_features, in_features, self.width, self.hidden_layers)
+
+    def layer_width(self) -> int:
+        return self.width
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from torch import nn
 from specfit.errors import SpecfitError
 from specfit.models.evaluate import unit_from_model
 from specfit.models.params import ParamValue
-from specfit.models.registry import get_entry, resolve_params
+from specfit.models.registry import get_entry
 from specfit.operators.rendering import DEFAULT_BOUND, INIT_DENSITY, MAX_DENSITY
 
 
@@ -63,7 +63,7 @@ class RadianceField(nn.Module):
     ) -> RadianceField:
         """The registered model ``name`` (``params`` over its defaults) as a radiance field."""
         entry = get_entry(name)
-        return cls(entry.build(3, 4, **resolve_params(entry, params)), entry.value_range, bound)
+        return cls(entry.create(3, 4, params), entry.value_range, bound)
 
     def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``points (P, 3)`` in world units -> ``rgb (P, 3)`` in [0, 1], ``density (P,)`` > 0."""

@@ -1,35 +1,30 @@
 """The model registry: name -> builder, default hyperparameters, learning rate and frequency knob.
 
-Every model is built as ``entry.build(in_features, out_features, **params)`` where ``params`` are
-the entry's defaults updated by the user's. The frequency knob is one of those parameters; FreSh
-searches it over ``knob.grid``.
+Every model is built as ``entry.create(in_features, out_features, params)``, where ``params`` (the
+user's, by name) update the entry's defaults into the family's parameter object, which the builder
+receives. The frequency knob is one of those parameters; FreSh searches it over ``knob.grid``.
 
-To add a model: write an ``nn.Module`` taking ``(in_features, out_features, **hyperparameters)``
-and mapping ``(N, in_features)`` coordinates to ``(N, out_features)`` values, then call
-:func:`register` with a :class:`ModelEntry`.
+To add a model: write an ``nn.Module`` taking ``(in_features, out_features, params)`` (its
+:class:`~specfit.models.params.ModelParams` dataclass) and mapping ``(N, in_features)`` coordinates
+to ``(N, out_features)`` values, then call :func:`register` with a :class:`ModelEntry`. A builder
+taking ``(in_features, out_features, **hyperparameters)`` with a plain dataclass works too (plugins
+written so keep working).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from specfit.encodings import (
-    BasicEncoding,
-    GaussianEncoding,
-    IdentityEncoding,
-    NerfPositionalEncoding,
-    PositionalEncoding,
-)
 from specfit.errors import SpecfitError
 from specfit.figures import figure_uri
 from specfit.models.hashgrid import HashGridMLP, HashGridParams
-from specfit.models.memory import FLOAT_BYTES, ModelSize, check_fits, estimate_model_size
+from specfit.models.memory import FLOAT_BYTES, ModelSize, check_fits
 from specfit.models.mlp import (
     BasicParams,
     FourierMLP,
@@ -38,7 +33,7 @@ from specfit.models.mlp import (
     NerfParams,
     PositionalParams,
 )
-from specfit.models.params import ParamValue, parse_params, specs
+from specfit.models.params import ModelParams, ParamValue, declared, parse_params, specs
 from specfit.models.resfields import ResFieldSiren, ResFieldsParams
 from specfit.models.sine import Finer, FinerParams, Siren, SirenParams
 from specfit.models.tuner import IntegerSineNet, TunerParams
@@ -61,8 +56,12 @@ class ModelEntry:
     """Everything specfit needs to know about one model family.
 
     Attributes:
+        build: ``build(in_features, out_features, params) -> nn.Module`` with the family's
+            parameter object (a :class:`~specfit.models.params.ModelParams`); for a plain dataclass
+            (a plugin's), ``build(in_features, out_features, **fields)``. See :meth:`create`.
         params: the model's hyperparameters with their defaults: an instance of the family's
-            dataclass (see :mod:`specfit.models.params`); ``build`` receives them as keywords.
+            dataclass (see :mod:`specfit.models.params`), which also declares what the family
+            needs and can do.
         value_range: ``"signed"`` when the model is trained on values in [-1, 1], ``"unit"`` for [0, 1].
         convention: how the model applies its frequency, recorded in saved runs.
         compile: whether ``torch.compile`` is worth trying for its training step.
@@ -96,6 +95,20 @@ class ModelEntry:
     def defaults(self) -> dict[str, ParamValue]:
         """The default hyperparameters as a dict (the knob at its default)."""
         return asdict(self.params)
+
+    def hyperparameters(self, params: Mapping[str, object] | None = None) -> object:
+        """The family's parameter object: the defaults updated by ``params`` (by name, parsed and
+        checked by :func:`resolve_params`)."""
+        return replace(self.params, **resolve_params(self, dict(params or {})))
+
+    def create(self, in_features: int, out_features: int, params: Mapping[str, object] | None = None
+               ) -> nn.Module:
+        """The model ``(N, in_features) -> (N, out_features)`` with ``params`` over the defaults,
+        drawing its initial weights from the global random stream."""
+        hyper = self.hyperparameters(params)
+        if isinstance(hyper, ModelParams):
+            return self.build(in_features, out_features, hyper)
+        return self.build(in_features, out_features, **asdict(hyper))
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -180,41 +193,35 @@ def resolve_params(entry: ModelEntry, overrides: dict[str, ParamValue] | None) -
 
 
 def check_buildable(entry: ModelEntry, in_features: int, out_features: int,
-                    params: dict[str, ParamValue]) -> ModelSize:
+                    params: Mapping[str, object]) -> ModelSize:
     """Build once and discard, without touching the random stream, so that a configuration the
     model's constructor rejects fails before any work starts (raises :class:`SpecfitError`).
 
-    A model whose estimated size does not fit in memory is refused before it is built; returns
-    the estimate.
+    A model whose estimated size (:meth:`~specfit.models.params.ModelParams.model_size`) does not
+    fit in memory is refused before it is built; returns the estimate (a family that gives none,
+    such as a plugin's: the parameters of the model built, with no activations counted).
     """
-    resolved = resolve_params(entry, params)
-    size = estimate_model_size(in_features, out_features, resolved)
-    needed = (size.params + size.scratch_values) * FLOAT_BYTES
-    check_fits(f"a {entry.name} model of about {size.params:.3g} parameters", needed, torch.device("cpu"))
+    hyper = entry.hyperparameters(params)
+    size = declared(hyper).model_size(in_features, out_features)
+    if size is not None:
+        needed = (size.params + size.scratch_values) * FLOAT_BYTES
+        check_fits(f"a {entry.name} model of about {size.params:.3g} parameters", needed, torch.device("cpu"))
     with torch.random.fork_rng(devices=[]):
         try:
-            entry.build(in_features, out_features, **resolved)
+            model = entry.create(in_features, out_features, params)
         except (ArithmeticError, ValueError, RuntimeError) as exc:
             if isinstance(exc, SpecfitError):
                 raise
-            raise SpecfitError(f"model {entry.name} cannot be built with {resolved} "
+            raise SpecfitError(f"model {entry.name} cannot be built with {asdict(hyper)} "
                                f"({type(exc).__name__}: {exc})") from None
-    return size
+    return size or ModelSize(params=sum(p.numel() for p in model.parameters()), activations_per_sample=0)
 
 
 def build_model(
-    name: str, in_features: int, out_features: int, params: dict[str, ParamValue] | None = None
+    name: str, in_features: int, out_features: int, params: Mapping[str, object] | None = None
 ) -> nn.Module:
-    """Build model ``name`` with resolved ``params`` (defaults filled in)."""
-    entry = get_entry(name)
-    return entry.build(in_features, out_features, **resolve_params(entry, params))
-
-
-def _fourier_mlp(encoding_factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    def build(in_features: int, out_features: int, width: int, hidden_layers: int, **enc) -> nn.Module:
-        return FourierMLP(encoding_factory(in_features, **enc), out_features, width, hidden_layers)
-
-    return build
+    """Build model ``name`` with ``params`` over its defaults."""
+    return get_entry(name).create(in_features, out_features, params)
 
 
 SIREN_KNOB = Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0")
@@ -292,7 +299,7 @@ register(ModelEntry(
 register(ModelEntry(
     name="relu",
     summary="ReLU MLP on raw coordinates (no mapping)",
-    build=_fourier_mlp(IdentityEncoding),
+    build=FourierMLP,
     params=MLPParams(),
     lr=1e-2,
     value_range="unit",
@@ -303,7 +310,7 @@ register(ModelEntry(
 register(ModelEntry(
     name="ff-basic",
     summary="ReLU MLP, basic Fourier mapping [cos 2 pi v, sin 2 pi v]",
-    build=_fourier_mlp(BasicEncoding),
+    build=FourierMLP,
     params=BasicParams(),
     lr=1e-2,
     value_range="unit",
@@ -315,7 +322,7 @@ register(ModelEntry(
 register(ModelEntry(
     name="ff-positional",
     summary="ReLU MLP, positional encoding 2^linspace(0, scale, m/2) - 1 per axis",
-    build=_fourier_mlp(PositionalEncoding),
+    build=FourierMLP,
     params=PositionalParams(),
     lr=1e-3,
     value_range="unit",
@@ -326,7 +333,7 @@ register(ModelEntry(
 register(ModelEntry(
     name="ff-nerf",
     summary="ReLU MLP, NeRF positional encoding sin/cos(2^k pi v), k < octaves",
-    build=_fourier_mlp(NerfPositionalEncoding),
+    build=FourierMLP,
     params=NerfParams(),
     lr=1e-3,
     value_range="unit",
@@ -337,7 +344,7 @@ register(ModelEntry(
 register(ModelEntry(
     name="ff-gaussian",
     summary="ReLU MLP, Gaussian random Fourier features B ~ N(0, sigma^2)",
-    build=_fourier_mlp(GaussianEncoding),
+    build=FourierMLP,
     params=GaussianParams(),
     lr=1e-3,
     value_range="unit",
@@ -374,8 +381,8 @@ def _tuner_views(model: nn.Module, in_features: int) -> list[tuple[str, str]]:
 
 
 def _tuner_entry(name: str, init: str, summary: str, convention: str, reference: str) -> ModelEntry:
-    def build(in_features: int, out_features: int, **params: ParamValue) -> nn.Module:
-        return IntegerSineNet(in_features, out_features, init=init, **params)
+    def build(in_features: int, out_features: int, params: TunerParams) -> nn.Module:
+        return IntegerSineNet(in_features, out_features, params, init)
 
     return ModelEntry(name=name, summary=summary, build=build, params=TunerParams(), lr=5e-4,
                       value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.models.params import param
+from specfit.models.memory import ModelSize
+from specfit.models.params import ParamValue, param
 from specfit.models.sine import Siren, SirenParams
 
 # The layer sets the registry accepts (``--set resfield_layers=...``).
@@ -40,9 +42,21 @@ LAYER_CHOICES = ("1,2,3", "1,2", "2,3", "1,3", "1", "2", "3", "all", "none")
 class ResFieldsParams(SirenParams):
     """SIREN's hyperparameters plus the per-frame residuals (n_frames is set from the clip)."""
 
+    stackable: ClassVar[bool] = False  # each sample picks its frame's weights
+
     n_frames: int = param(1, "frames of the clip (set from the signal)", minimum=1, maximum=2**20)
     rank: int = param(10, "rank of the per-frame weight residuals", minimum=1, maximum=4096)
     resfield_layers: str = param("1,2,3", "hidden layers that get residuals", choices=LAYER_CHOICES)
+
+    def model_size(self, in_features: int, out_features: int) -> ModelSize | None:
+        """SIREN's, plus at most three layers of residuals (coefficients and factors)."""
+        size = super().model_size(in_features, out_features)
+        width = max(1, self.width)
+        residuals = 3 * self.rank * (self.n_frames + width * width)
+        return replace(size, params=size.params + residuals)
+
+    def frame_params(self, frames: int) -> dict[str, ParamValue]:
+        return {"n_frames": frames}
 
 
 def parse_layers(spec: str | Sequence[int], hidden_layers: int) -> tuple[int, ...]:
@@ -73,24 +87,15 @@ class ResFieldSiren(Siren):
     """SIREN with ResField layers: maps ``(N, in_features)`` (``t`` first) to ``(N, out_features)``."""
 
     def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 3,
-        omega_0: float = 30.0,
-        hidden_omega_0: float = 30.0,
-        n_frames: int = 1,
-        rank: int = 10,
-        resfield_layers: str | Sequence[int] = "1,2,3",
-        convention: str = "fresh",
+        self, in_features: int, out_features: int, params: ResFieldsParams = ResFieldsParams()
     ) -> None:
-        super().__init__(in_features, out_features, width, hidden_layers, omega_0, hidden_omega_0, convention)
+        super().__init__(in_features, out_features, params)
+        n_frames, rank, width = params.n_frames, params.rank, params.width
         if int(n_frames) != n_frames or n_frames < 1 or int(rank) != rank or rank < 1:
             raise SpecfitError(f"n_frames and rank must be whole numbers >= 1, got {n_frames} and {rank}")
         self.n_frames = int(n_frames)
         self.rank = int(rank)
-        self.resfield_layers = parse_layers(resfield_layers, hidden_layers)
+        self.resfield_layers = parse_layers(params.resfield_layers, params.hidden_layers)
         std = math.sqrt(2.0 / width) / self.hidden_omega_0
         self.coeff = nn.ParameterDict(
             {str(i): nn.Parameter(torch.zeros(self.n_frames, self.rank)) for i in self.resfield_layers}

@@ -45,8 +45,6 @@ class FinerParams(StackParams):
     first_bias_scale: float | None = scale(None, "first-layer bias range k: U(-k, k) (none: PyTorch's "
                                            "1/sqrt(n_in))")
 
-CONVENTIONS = ("fresh", "siren")
-
 
 def _siren_init(first: nn.Linear, others: list[nn.Linear], hidden_omega_0: float) -> None:
     with torch.no_grad():
@@ -59,23 +57,15 @@ def _siren_init(first: nn.Linear, others: list[nn.Linear], hidden_omega_0: float
 class Siren(ActivationMLP):
     """SIREN with first-layer frequency ``omega_0`` and hidden frequency ``hidden_omega_0``."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 3,
-        omega_0: float = 30.0,
-        hidden_omega_0: float = 30.0,
-        convention: str = "fresh",
-    ) -> None:
-        super().__init__(in_features, out_features, width, hidden_layers)
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-        self.omega_0 = float(omega_0)
-        self.hidden_omega_0 = float(hidden_omega_0)
-        self.convention = convention
-        if convention == "fresh":  # frequencies scale the layers' inputs, not their biases
+    def __init__(self, in_features: int, out_features: int, params: SirenParams = SirenParams()) -> None:
+        super().__init__(in_features, out_features, params.width, params.hidden_layers)
+        if params.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {params.convention!r}")
+        self.hparams = params
+        self.omega_0 = float(params.omega_0)
+        self.hidden_omega_0 = float(params.hidden_omega_0)
+        self.convention = params.convention
+        if self.convention == "fresh":  # frequencies scale the layers' inputs, not their biases
             self.input_scale, self.hidden_scale = self.omega_0, self.hidden_omega_0
         _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
 
@@ -98,23 +88,15 @@ class Finer(ActivationMLP):
     PyTorch's default ``U(-1/sqrt(n_in), 1/sqrt(n_in))``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 3,
-        omega_0: float = 30.0,
-        hidden_omega_0: float = 30.0,
-        first_bias_scale: float | None = None,
-    ) -> None:
-        super().__init__(in_features, out_features, width, hidden_layers)
-        self.omega_0 = float(omega_0)
-        self.hidden_omega_0 = float(hidden_omega_0)
+    def __init__(self, in_features: int, out_features: int, params: FinerParams = FinerParams()) -> None:
+        super().__init__(in_features, out_features, params.width, params.hidden_layers)
+        self.hparams = params
+        self.omega_0 = float(params.omega_0)
+        self.hidden_omega_0 = float(params.hidden_omega_0)
         _siren_init(self.first, [*self.hidden, self.last], self.hidden_omega_0)
-        if first_bias_scale is not None:
+        if params.first_bias_scale is not None:
             with torch.no_grad():
-                self.first.bias.uniform_(-float(first_bias_scale), float(first_bias_scale))
+                self.first.bias.uniform_(-float(params.first_bias_scale), float(params.first_bias_scale))
 
     def first_activation(self, z: torch.Tensor) -> torch.Tensor:
         return finer_activation(z, self.omega_0)

@@ -32,14 +32,15 @@ optimiser afterwards (every :class:`specfit.training.loop.Trainer` builds its ow
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from specfit.errors import SpecfitError
-from specfit.models.params import frequency, hidden_layers, param, scale, width
+from specfit.models.memory import ModelSize, mlp_size
+from specfit.models.params import ModelParams, frequency, hidden_layers, param, scale, width
 
 LOW_FRACTION = 0.7
 INITS = ("bounded", "uniform")
@@ -49,7 +50,7 @@ DENSIFY_SCALE = 1e-3  # new inputs start at this fraction of the usual column in
 
 
 @dataclass(frozen=True)
-class TunerParams:
+class TunerParams(ModelParams):
     """TUNER's hyperparameters (the band limit B is the FreSh knob; L = B/3 unless set)."""
 
     width: int = width(256)
@@ -64,6 +65,18 @@ class TunerParams:
     inputs: int | None = param(None, "input frequencies m (none: the width)", minimum=1, maximum=2**20)
     bound: str = param("fixed", "fixed column bounds, or learned c_j tanh(V)", choices=BOUNDS)
     bound_l1: float = scale(2e-5, "L1 weight on the learned bounds")
+
+    def model_size(self, in_features: int, out_features: int) -> ModelSize | None:
+        """The network on ``inputs`` frequencies, and the scratch of drawing them: the box
+        ``[0, B] x [-B, B]^(d-1)`` of int64 vectors, a few copies."""
+        band = self.band_limit
+        scratch = 6 * in_features * (band + 1) * (2 * band + 1) ** (in_features - 1)
+        inputs = self.width if self.inputs is None else self.inputs
+        return mlp_size(in_features, out_features, inputs, self.width, self.hidden_layers,
+                        scratch_values=scratch)
+
+    def layer_width(self) -> int:
+        return self.width
 
 
 def in_half_space(vectors: torch.Tensor) -> torch.Tensor:
@@ -171,24 +184,11 @@ class IntegerSineNet(nn.Module):
     """
 
     def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 1,
-        band_limit: int = 40,
-        low_limit: int | None = None,
-        period: float = 2.1,
-        omega_0: float = 30.0,
-        c_low: float = 1.0,
-        c_high: float = 0.5,
-        c_deep: float = 1.0,
-        init: str = "bounded",
-        inputs: int | None = None,
-        bound: str = "fixed",
-        bound_l1: float = 2e-5,
+        self, in_features: int, out_features: int, params: TunerParams = TunerParams(), init: str = "bounded"
     ) -> None:
         super().__init__()
+        width, hidden_layers, inputs, bound = params.width, params.hidden_layers, params.inputs, params.bound
+        period, bound_l1 = params.period, params.bound_l1
         if init not in INITS:
             raise SpecfitError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if bound not in BOUNDS:
@@ -204,12 +204,14 @@ class IntegerSineNet(nn.Module):
             raise SpecfitError(f"inputs must be at least 1, got {m}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.width, self.inputs = int(width), m
-        self.band_limit = int(band_limit)
+        self.band_limit = int(params.band_limit)
+        low_limit = params.low_limit
         self.low_limit = int(low_limit) if low_limit is not None else max(1, self.band_limit // 3)
         self.period = float(period)
-        self.omega_0 = float(omega_0)
-        self.c_low, self.c_high, self.c_deep = float(c_low), float(c_high), float(c_deep)
+        self.omega_0 = float(params.omega_0)
+        self.c_low, self.c_high, self.c_deep = float(params.c_low), float(params.c_high), float(params.c_deep)
         self.init, self.bound, self.bound_l1 = init, bound, float(bound_l1)
+        self.hparams = params
         if init == "bounded":
             rows = bounded_frequencies(in_features, m, self.band_limit, self.low_limit)
             bounds = self._rule_bounds(rows.float())
@@ -328,6 +330,7 @@ class IntegerSineNet(nn.Module):
         else:
             first.weight = self._grown(first.weight, first.weight[:, keep])
         first.in_features = self.inputs = len(keep)
+        self.hparams = replace(self.hparams, **self.config_params())
 
     @torch.no_grad()
     def densify(self, columns: torch.Tensor | list[int]) -> torch.Tensor:
@@ -373,6 +376,7 @@ class IntegerSineNet(nn.Module):
         else:
             first.weight = self._grown(first.weight, torch.cat([first.weight, weight], 1))
         first.in_features = self.inputs = start + count
+        self.hparams = replace(self.hparams, **self.config_params())
         return torch.arange(start, start + count, device=device)
 
     def config_params(self) -> dict[str, float | int | str]:

@@ -22,6 +22,14 @@ class WireParams(StackParams):
     omega_0: float = frequency(20.0, "wavelet frequency omega_0")
     scale: float = scale(10.0, "wavelet scale s_0")
 
+    def layer_width(self) -> int:
+        return hidden_width(self.width)
+
+
+def hidden_width(width: int) -> int:
+    """WIRE's complex hidden width for ``width``: about as many real parameters as a real network."""
+    return int(width / math.sqrt(2.0))
+
 
 @dataclass(frozen=True)
 class GaussParams(StackParams):
@@ -37,18 +45,12 @@ class Wire(ActivationMLP):
     parameters as a real one of ``width``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 3,
-        omega_0: float = 20.0,
-        scale: float = 10.0,
-    ) -> None:
-        super().__init__(in_features, out_features, int(width / math.sqrt(2.0)), hidden_layers, torch.cfloat)
-        self.omega_0 = float(omega_0)
-        self.scale = float(scale)
+    def __init__(self, in_features: int, out_features: int, params: WireParams = WireParams()) -> None:
+        super().__init__(in_features, out_features, hidden_width(params.width), params.hidden_layers,
+                         torch.cfloat)
+        self.hparams = params
+        self.omega_0 = float(params.omega_0)
+        self.scale = float(params.scale)
 
     def activation(self, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(1j * self.omega_0 * z - (self.scale * z).abs().square())
@@ -60,16 +62,10 @@ class Wire(ActivationMLP):
 class Gauss(ActivationMLP):
     """MLP with Gaussian activations ``exp(-(s z)^2)``."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        width: int = 256,
-        hidden_layers: int = 3,
-        scale: float = 30.0,
-    ) -> None:
-        super().__init__(in_features, out_features, width, hidden_layers)
-        self.scale = float(scale)
+    def __init__(self, in_features: int, out_features: int, params: GaussParams = GaussParams()) -> None:
+        super().__init__(in_features, out_features, params.width, params.hidden_layers)
+        self.hparams = params
+        self.scale = float(params.scale)
 
     def activation(self, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(-(self.scale * z).square())

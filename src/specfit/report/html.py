@@ -58,41 +58,6 @@ _GENERIC_GUIDE = ("A view contributed by the model: compare the panels as their 
 
 # --- FreSh ----------------------------------------------------------------------------------------
 
-# What one unit of a spectrum's radius is, per signal type: the diamond (L1) radius of the DFT index.
-_CYCLES = {
-    "image": "frequency (cycles per image, |k_y| + |k_x|)",
-    "video": "frequency (cycles per clip, |k_t| + |k_y| + |k_x|)",
-    "volume": "frequency (cycles per volume, |k_0| + |k_1| + |k_2|)",
-    "shape": "frequency (cycles per [-1, 1]^3 box, |k_x| + |k_y| + |k_z|)",
-    "ct": "frequency along each projection (cycles per image width)",
-    "mri": "k-space radius (cycles per volume, |k_0| + |k_1| + |k_2|)",
-    "nerf": "frequency (cycles per view, |k_y| + |k_x|)",
-}
-
-
-def frequency_axis(kind: str, band: dict | None, per_frame: bool = False, sample_rate: float | None = None,
-                   length: int | None = None) -> dict | None:
-    """How the FreSh spectrum's bins map to frequencies: ``{"label", "scale", "unit"}`` with bin ``k``
-    (1-based) ending at ``k * scale`` in ``unit``; ``None`` when the band's edge is unknown.
-
-    ``band`` is :meth:`specfit.fresh.spectra.Band.to_json`'s mapping: its ``edge`` is in cycles over the
-    whole signal (over the segments' signal for a segmented 1-D band), ``bins`` bins up to it. Audio
-    (``sample_rate`` and the clip's ``length`` in samples) is in Hz; other types in cycles over the
-    signal (image, frame, volume ...).
-    """
-    if not band or not band.get("edge") or not band.get("bins"):
-        return None
-    per_bin = float(band["edge"]) / int(band["bins"])  # cycles over the whole signal per bin
-    if kind == "audio":
-        if not sample_rate or not length:
-            return None
-        return {"label": "frequency (Hz)", "scale": per_bin * float(sample_rate) / int(length), "unit": "Hz"}
-    label = _CYCLES.get(kind, "frequency (cycles over the signal, L1 radius)")
-    if kind == "video" and per_frame:
-        label = "frequency (cycles per frame, |k_y| + |k_x|)"
-    return {"label": label, "scale": per_bin, "unit": "cycles"}
-
-
 def _spectrum_x(spectra: dict) -> tuple[np.ndarray, str]:
     """The spectra plot's x values (the bins' upper edges) and label: physical units when known."""
     bins = np.arange(1, len(spectra["target"]) + 1, dtype=np.float64)

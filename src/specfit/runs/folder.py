@@ -276,7 +276,7 @@ def load_model(
     config = read_config(run_dir) if config is None else config
     entry = get_entry(config["model"])
     check_buildable(entry, config["in_features"], config["out_features"], config["params"])
-    model = entry.build(config["in_features"], config["out_features"], **config["params"])
+    model = entry.create(config["in_features"], config["out_features"], config["params"])
     path = Path(run_dir) / WEIGHTS
     try:
         with safe_open(str(path), framework="pt") as weights:

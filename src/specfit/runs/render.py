@@ -35,8 +35,8 @@ def render_run(
     run_dir = Path(run_dir)
     check_complete_run(run_dir)
     config = read_config(run_dir, RENDER_FIELDS)
-    kind = config["signal"].get("kind", "image")
-    job = get_kind(kind).render(config, scaled_size(size, kind, config["signal"]), out, run_dir)
+    kind = get_kind(config["signal"].get("kind", "image"))
+    job = kind.render(config, scaled_size(size, kind, config["signal"]), out, run_dir)
     model, _ = load_model(run_dir, resolve_device(device), config)
     return RenderResult(job.out, job.write(model))
 

@@ -23,6 +23,7 @@ from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.fresh.search import Selection
+from specfit.kinds.registry import get_kind
 from specfit.models.evaluate import predict, unit_from_model
 from specfit.models.registry import ParamValue
 from specfit.runs.checkpoints import CHECKPOINT, Checkpoint, write_checkpoint
@@ -229,7 +230,7 @@ class Run:
         if points.ndim != 2 or points.shape[1] != self.config.in_features:
             raise SpecfitError(f"coords must be (N, {self.config.in_features}), got {tuple(points.shape)}")
         out = predict(self.model, points.to(self.device)).float().cpu()
-        if self.config.signal.get("kind") == "shape":
+        if get_kind(self.config.signal.get("kind", "image")).raw_outputs:
             return out
         return unit_from_model(out, self.config.value_range)
 

@@ -13,7 +13,7 @@ from specfit.figures import View, audio_player, figure_uri, subplots, wav_data_u
 from specfit.metrics import psnr, snr
 from specfit.models.evaluate import unit_from_model
 from specfit.signals.audio import write_audio
-from specfit.tasks.base import Outcome, TrainingData
+from specfit.tasks.base import Outcome, TrainingData, cycles_per_bin
 from specfit.tasks.grid import GridTask
 
 # FreSh grid for audio: from the knob's smallest default value up to its largest times the clip's
@@ -120,6 +120,15 @@ class AudioTask(GridTask):
     ``10 log10(1 / MSE)``, about 6 dB below PSNR on the values mapped to [0, 1]; SNR is reported
     beside it.
     """
+
+    def frequency_axis(self, band: dict | None) -> dict | None:
+        """In Hz: bin ``k`` ends at ``k * scale`` Hz (``None`` without the band's edge)."""
+        per_bin = cycles_per_bin(band)
+        rate = self.signal.meta.get("sample_rate")
+        if per_bin is None or not rate:
+            return None
+        return {"label": "frequency (Hz)", "scale": per_bin * float(rate) / self.signal.values.shape[-1],
+                "unit": "Hz"}
 
     @property
     def psnr_peak(self) -> float:  # amplitude 1 of the waveform, in the normalised values' units

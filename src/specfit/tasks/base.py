@@ -18,6 +18,8 @@ from torch import nn
 from specfit.errors import SpecfitError
 from specfit.figures import View
 from specfit.fresh.measured import MeasuredSpectrum
+from specfit.fresh.search import FreshTarget
+from specfit.models.params import ParamValue
 from specfit.signals.sampling import Sampling
 from specfit.training.loop import Forward
 
@@ -72,6 +74,11 @@ class Task(ABC):
         points_per_sample: network evaluations per training sample (NeRF: samples per ray), for
             the memory check.
         measured: the signal is seen only through measurements (CT, MRI, NeRF).
+        batchable: grid signals of this task with one shape (``signal.values``) and split can be
+            trained together, their models stacked (``specfit fit`` of many images,
+            :mod:`specfit.fitting.batch`).
+        frequency_label: what one unit of FreSh's spectrum radius is, for the report's axis
+            (see :meth:`frequency_axis`).
     """
 
     kind: str
@@ -82,6 +89,8 @@ class Task(ABC):
     compile_ok: bool = True
     points_per_sample: int = 1
     measured: bool = False
+    batchable: bool = False
+    frequency_label: str = "frequency (cycles over the signal, L1 radius)"
 
     @property
     @abstractmethod
@@ -120,8 +129,9 @@ class Task(ABC):
         """The training loss for a model with ``value_range`` (``"signed"`` or ``"unit"``)."""
         return self.loss
 
-    def model_params(self, defaults: dict) -> dict:
-        """Hyperparameters the signal fixes for a model with ``defaults`` (e.g. a clip's frames)."""
+    def model_params(self, params: object) -> dict[str, ParamValue]:
+        """Hyperparameters the signal fixes for a model of the family whose parameter object is
+        ``params`` (e.g. a clip's frames, :meth:`~specfit.models.params.ModelParams.frame_params`)."""
         return {}
 
     def default_grid(self, knob_grid: tuple[float, ...], integer: bool) -> list[float] | None:
@@ -152,6 +162,34 @@ class Task(ABC):
         (``None``: compare spectra of the signal itself, from :meth:`spectrum_target`)."""
         return None
 
+    def fresh_target(
+        self, value_range: str, device: torch.device, spectrum: str = "signal", objective: str = "fit",
+        bins: int | None = None, split: str = "all", holdout: float = 0.1, seed: int = 0,
+    ) -> FreshTarget:
+        """What FreSh matches for this signal: its measurements' spectra when it is seen only through
+        them (:meth:`measured_spectrum`), else the spectrum of what training sees under ``split``
+        (:meth:`spectrum_target`)."""
+        measured = self.measured_spectrum(value_range, device, spectrum, objective, bins)
+        if measured is not None:
+            empty = torch.empty(0, self.in_features, device=device)
+            return FreshTarget(empty, empty, spectrum, objective, bins, measured=measured)
+        values, coords = self.spectrum_target(value_range, device, split, holdout, seed)
+        return FreshTarget(values, coords, spectrum, objective, bins, self.per_frame)
+
+    def frequency_axis(self, band: dict | None) -> dict | None:
+        """How FreSh's spectrum bins map to frequencies, for the report: ``{"label", "scale", "unit"}``
+        with bin ``k`` (1-based) ending at ``k * scale`` in ``unit``; ``None`` when the band's edge
+        is unknown.
+
+        ``band`` is :meth:`specfit.fresh.spectra.Band.to_json`'s mapping: its ``edge`` is in cycles
+        over the whole signal, ``bins`` bins up to it. The unit is cycles over the signal
+        (:attr:`frequency_label` says over what); audio's is Hz.
+        """
+        per_bin = cycles_per_bin(band)
+        if per_bin is None:
+            return None
+        return {"label": self.frequency_label, "scale": per_bin, "unit": "cycles"}
+
     def score(self, value_range: str) -> Callable[[torch.Tensor, torch.Tensor], float] | None:
         """Training-time score of raw outputs against targets (``None``: PSNR)."""
         return None
@@ -159,6 +197,14 @@ class Task(ABC):
     @abstractmethod
     def finish(self, model: nn.Module, value_range: str, data: TrainingData, device: torch.device) -> Outcome:
         """Evaluate the trained ``model``: metrics, output files and report views."""
+
+
+def cycles_per_bin(band: dict | None) -> float | None:
+    """The cycles over the whole signal (over the segments' signal for a segmented 1-D band) that one
+    bin of ``band`` (:meth:`specfit.fresh.spectra.Band.to_json`) spans; ``None`` without an edge."""
+    if not band or not band.get("edge") or not band.get("bins"):
+        return None
+    return float(band["edge"]) / int(band["bins"])
 
 
 SHAPE_TARGETS = ("occupancy", "sdf")

@@ -51,6 +51,8 @@ def ct_figure(truth: np.ndarray, sinogram: np.ndarray, fbp: np.ndarray, recon: n
 class CTTask(MeasuredGridTask):
     """An image ``(1, N, N)`` seen through ``signal.meta["projections"]`` projections."""
 
+    frequency_label = "frequency along each projection (cycles per image width)"
+
     def __init__(self, signal) -> None:
         super().__init__(signal)
         side = signal.spatial_shape[0]

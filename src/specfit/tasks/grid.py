@@ -48,16 +48,15 @@ class GridTask(Task):
         return self.signal.describe()
 
     def headline(self) -> str:
-        """Sizes as ``specfit render --size`` takes them: images ``WIDTH x HEIGHT``, video frames
-        and frame count, volumes ``D x H x W``, audio samples."""
+        return f"{self.signal.name} ({self.kind}, {self.signal.mode}, {self.size_text()})"
+
+    def size_text(self) -> str:
+        """The signal's size as ``specfit render --size`` takes it: images ``WIDTH x HEIGHT``,
+        volumes ``D x H x W``, audio samples."""
         spatial = self.signal.spatial_shape
         if len(spatial) == 2:
-            shape = f"{spatial[1]} x {spatial[0]}"
-        elif self.kind == "video":
-            shape = f"{spatial[0]} frames of {spatial[2]} x {spatial[1]}"
-        else:
-            shape = " x ".join(map(str, spatial)) + (" samples" if len(spatial) == 1 else "")
-        return f"{self.signal.name} ({self.kind}, {self.signal.mode}, {shape})"
+            return f"{spatial[1]} x {spatial[0]}"
+        return " x ".join(map(str, spatial)) + (" samples" if len(spatial) == 1 else "")
 
     def spectrum_target(
         self, value_range: str, device: torch.device, split: str = "all", holdout: float = 0.1, seed: int = 0

@@ -28,6 +28,9 @@ def images_figure(target: torch.Tensor, recon: torch.Tensor) -> str:
 class ImageTask(GridTask):
     """An image ``(C, H, W)``: coordinates ``(y, x)``."""
 
+    batchable = True
+    frequency_label = "frequency (cycles per image, |k_y| + |k_x|)"
+
     def outputs(
         self, outcome: Outcome, model: nn.Module, value_range: str, data: TrainingData,
         recon: torch.Tensor, device: torch.device,

@@ -29,6 +29,8 @@ from specfit.training.loop import Forward
 class MRITask(MeasuredGridTask):
     """A volume ``(1, N, N, N)`` seen through ``signal.meta["kspace_fraction"]`` of its k-space."""
 
+    frequency_label = "k-space radius (cycles per volume, |k_0| + |k_1| + |k_2|)"
+
     def __init__(self, signal) -> None:
         super().__init__(signal)
         meta = signal.meta

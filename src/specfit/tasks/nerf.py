@@ -64,6 +64,7 @@ class NerfTask(Task):
     """A :class:`~specfit.signals.scene.Scene`: rays of its views, rendered through a field."""
 
     kind = "nerf"
+    frequency_label = "frequency (cycles per view, |k_y| + |k_x|)"
     compile_ok = False
     measured = True
     default_batch_size = BATCH_RAYS

@@ -221,6 +221,7 @@ class ShapeTask(Task):
     """A mesh fitted as occupancy or signed distance on points in [-1, 1]^3 (coordinates x, y, z)."""
 
     kind = "shape"
+    frequency_label = "frequency (cycles per [-1, 1]^3 box, |k_x| + |k_y| + |k_z|)"
     score_name = "iou"
     default_batch_size = BATCH_SIZE
 

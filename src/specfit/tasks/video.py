@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from specfit.figures import View, figure_uri, show_error, show_image, subplots
+from specfit.models.params import ParamValue, declared
 from specfit.signals.base import Signal
 from specfit.signals.video import frame_psnr, write_video
 from specfit.tasks.base import Outcome, TrainingData
@@ -47,11 +48,17 @@ class VideoTask(GridTask):
     def __init__(self, signal: Signal, spectrum: str = "frames") -> None:
         super().__init__(signal)
         self.per_frame = spectrum == "frames"
+        self.frequency_label = ("frequency (cycles per frame, |k_y| + |k_x|)" if self.per_frame
+                                else "frequency (cycles per clip, |k_t| + |k_y| + |k_x|)")
         samples = signal.values[0].numel()
         self.default_batch_size = BATCH_SIZE if samples > BATCH_SIZE else None
 
-    def model_params(self, defaults: dict) -> dict:
-        return {"n_frames": self.signal.spatial_shape[0]} if "n_frames" in defaults else {}
+    def size_text(self) -> str:
+        frames, height, width = self.signal.spatial_shape
+        return f"{frames} frames of {width} x {height}"
+
+    def model_params(self, params: object) -> dict[str, ParamValue]:
+        return declared(params).frame_params(self.signal.spatial_shape[0])
 
     def outputs(
         self, outcome: Outcome, model: nn.Module, value_range: str, data: TrainingData,

@@ -48,6 +48,8 @@ SLICES_GUIDE = (
 class VolumeTask(GridTask):
     """A volume ``(C, D, H, W)``: coordinates ``(i, j, k)`` in the array's axis order."""
 
+    frequency_label = "frequency (cycles per volume, |k_0| + |k_1| + |k_2|)"
+
     def outputs(
         self, outcome: Outcome, model: nn.Module, value_range: str, data: TrainingData,
         recon: torch.Tensor, device: torch.device,

@@ -29,28 +29,22 @@ import torch
 from torch import nn
 
 from specfit.models.body import ActivationMLP
+from specfit.models.params import ModelParams
 from specfit.signals.sampling import Sampling
 from specfit.training.loop import FitOptions, psnr_score
 from specfit.training.state import TrainingState
-
-_LAYERS = ("first", "hidden", "last")
 
 
 def can_stack(models: Sequence[nn.Module], options: FitOptions, loss: str) -> bool:
     """Whether :class:`StackedModels` can train ``models`` together (else train them one by one)."""
     first = models[0]
-    family = type(first)
-    if not isinstance(first, ActivationMLP) or loss != "mse" or options.batch_size is not None:
+    declared = [getattr(m, "hparams", None) for m in models]  # what the registry built them from
+    if not all(isinstance(p, ModelParams) and p.stackable for p in declared) or loss != "mse":
         return False
-    if family.forward is not ActivationMLP.forward or (
-            family.hidden_pre_activation is not ActivationMLP.hidden_pre_activation):
-        return False  # layers that depend on the sample
-    if any(type(m) is not family for m in models) or any(name.split(".")[0] not in _LAYERS
-                                                       for name in first.state_dict()):
+    if options.batch_size is not None or any(type(m) is not type(first) for m in models):
         return False
     shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
-    return all(s == shapes[0] for s in shapes) and not any(
-        hasattr(m, "regularization") or hasattr(m, "project") for m in models)
+    return all(s == shapes[0] for s in shapes)
 
 
 def _numbers(models: Sequence[ActivationMLP]) -> SimpleNamespace:
