@@ -63,6 +63,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
+    sources, settings, options = asked(args)
+    if len(sources) > 1:
+        return _fit_many(args, sources, settings, options)
+    return _fit_one(args, sources[0], settings, options)
+
+
+def asked(args: argparse.Namespace) -> tuple[list[str | None], Any, dict[str, object]]:
+    """What the command line asks to fit: the signals (``[None]``: the bundled image), the checked
+    settings and the loading options; options given on the command line override those of a
+    ``--config`` file, which override the command's defaults."""
     request = None
     if args.config is not None:
         from specfit.config.file import read_fit_config
@@ -75,9 +85,7 @@ def run(args: argparse.Namespace) -> int:
                             request.options() if request is not None else {}, settings_given(args))
     options = {**({"resize": DEFAULT_RESIZE} if bundled else {}),
                **(request.load if request is not None else {}), **load_given(args)}
-    if len(sources) > 1:
-        return _fit_many(args, sources, settings, options)
-    return _fit_one(args, sources[0], settings, options)
+    return sources, settings, options
 
 
 def _unique_out(signal_name: str, model: str) -> Path:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from specfit.cli.common import fit_settings, load, load_given, settings_given
 from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
@@ -42,22 +43,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     grid.set_defaults(run=run)
 
 
-def loading(args: argparse.Namespace) -> dict[str, object]:
-    """Every loading option that has a flag, at its value here: part of the records' keys."""
+def asked(args: argparse.Namespace) -> tuple[Any, dict[str, object]]:
+    """The checked settings and the loading options of the command line: every loading option
+    that has a flag, at its value here (the records' keys hold them all)."""
     from specfit.config.tree import leaves
     from specfit.kinds.kind import LoadOptions
 
     given = load_given(args)
-    return {leaf.name: given.get(leaf.name, leaf.default)
-            for leaf in leaves(LoadOptions).values() if leaf.flag}
+    options = {leaf.name: given.get(leaf.name, leaf.default)
+               for leaf in leaves(LoadOptions).values() if leaf.flag}
+    return fit_settings({"steps": GRID_STEPS}, settings_given(args)), options
 
 
 def run(args: argparse.Namespace) -> int:
     from specfit.bench.grid import grid_search
 
-    settings = fit_settings({"steps": GRID_STEPS}, settings_given(args))
+    settings, options = asked(args)
     folder = Path(args.out) if args.out else Path("runs") / f"grid-{settings.model}"
-    options = loading(args)
     for source in args.signals:  # refuse a bad file before any work
         load(source, options)
     done = 0
