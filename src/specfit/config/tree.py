@@ -56,8 +56,8 @@ class Leaf:
     Attributes:
         name: the field name: the keyword, and the flag's destination.
         key: the dotted path in the JSON and in config files (``"fit.steps"``, ``"grid"``).
-        kind, optional: the declared type (``bool``, ``int``, ``float``, ``str``, ``list``,
-            ``dict``) and whether it admits ``None``; hint: the annotation itself.
+        kind: the declared type (``bool``, ``int``, ``float``, ``str``, ``list``, ``dict``, without
+            ``None``); hint: the annotation itself.
         default: the dataclass's default; fit_default: that of :func:`specfit.fit` and ``specfit
             fit`` (the same unless declared otherwise).
         flag: the command-line flag (``None``: none); title: the ``--help`` heading of its group
@@ -68,7 +68,6 @@ class Leaf:
     name: str
     key: str
     kind: type
-    optional: bool
     hint: object
     default: object
     fit_default: object
@@ -109,11 +108,11 @@ def leaves(cls: type) -> dict[str, Leaf]:
         meta = f.metadata
         if "help" not in meta or not meta.get("option", True):
             continue
-        kind, optional = value_type(hints[f.name])
+        kind, _ = value_type(hints[f.name])
         default = _default(f)
         flag = _flag(f.name, kind, default, meta.get("flag"))
         fit_default = meta.get("fit_default", default)
-        _add(out, Leaf(f.name, f.name, kind, optional, hints[f.name], default, fit_default, flag, None,
+        _add(out, Leaf(f.name, f.name, kind, hints[f.name], default, fit_default, flag, None,
                        meta["help"], meta.get("metavar"), meta.get("choices")), cls)
     return out
 
@@ -306,7 +305,7 @@ def _grid(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def help_text(leaf: Leaf, default: object, note: str | None = None) -> str:
+def _help_text(leaf: Leaf, default: object, note: str | None = None) -> str:
     """A flag's ``--help``: the declared help, the command's ``note`` in parentheses, and the
     default unless it is empty or the text already speaks of it."""
     text = leaf.help + (f" ({note})" if note else "")
@@ -334,7 +333,7 @@ def add_flags(
             headings[leaf.title] = parser.add_argument_group(leaf.title)
         default = (defaults or {}).get(leaf.name, leaf.fit_default)
         options: dict[str, Any] = {"dest": leaf.name, "default": argparse.SUPPRESS,
-                                   "help": help_text(leaf, default, (notes or {}).get(leaf.name))}
+                                   "help": _help_text(leaf, default, (notes or {}).get(leaf.name))}
         if leaf.metavar:
             options["metavar"] = leaf.metavar
         if leaf.kind is bool:

@@ -166,7 +166,7 @@ def _number(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 or not float(value).is_integer() else str(int(value))
 
 
-def check_value(name: str, value: object, kind: type, optional: bool, meta: dict) -> None:
+def _check_value(name: str, value: object, kind: type, optional: bool, meta: dict) -> None:
     """Raise :class:`SpecfitError` (naming the setting ``name``) unless ``value`` has the declared
     type (``kind``, ``None`` when ``optional``) and lies within the declared bounds or choices."""
     def fail(problem: str) -> SpecfitError:
@@ -206,6 +206,7 @@ def check_value(name: str, value: object, kind: type, optional: bool, meta: dict
 
 
 def check_fields(instance: object) -> None:
-    """Check every field of a dataclass declared with :func:`param` (see :func:`check_value`)."""
+    """Check every field of a dataclass declared with :func:`param` (its type, ``None`` only where
+    it admits it, its bounds or choices)."""
     for name, kind, optional, meta in _declared(type(instance)):
-        check_value(name, getattr(instance, name), kind, optional, meta)
+        _check_value(name, getattr(instance, name), kind, optional, meta)
