@@ -32,7 +32,7 @@ import torch
 from _common import require_data, write_result
 
 import specfit
-from specfit.cli.main import DEMO_STEPS
+from specfit.cli.fit import DEMO_STEPS
 from specfit.fresh.spectra import resolve_bins, spectrum_vector, spectrum_vectors, wasserstein
 from specfit.kinds.registry import task_for
 from specfit.models.registry import get_entry, resolve_params

@@ -5,7 +5,9 @@
   drift from the command line.
 - ``api.md``: the line ``<!-- specfit-api-rest -->`` becomes a ``::: specfit.NAME`` block for
   every name of ``specfit.__all__`` that the page does not document yet, so a new public name
-  appears even before someone files it under a heading.
+  appears even before someone files it under a heading; the line ``<!-- specfit-settings -->``
+  becomes the table of every setting (keyword, flag, config key, default, help), made from the
+  settings' declarations (:mod:`specfit.config.tree`).
 - Docstrings that use Sphinx roles (``:class:`~specfit.runs.run.Run```) are shown as code, linked when
   the object is documented.
 """
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 
 CLI_MARKER = "<!-- specfit-cli -->"
 API_MARKER = "<!-- specfit-api-rest -->"
+SETTINGS_MARKER = "<!-- specfit-settings -->"
 HELP_COLUMNS = 100  # --help is wrapped as in a terminal of this width
 
 # After Markdown: :class:<code>~specfit.runs.run.Run</code>, :func:<code>fit</code> ...
@@ -86,9 +89,32 @@ def missing_api(markdown: str) -> str:
     return "\n".join(blocks)
 
 
+def settings_reference() -> str:
+    """Markdown tables of the settings of a fit and of the loading options, from their declarations."""
+    from specfit.config.settings import FitSettings
+    from specfit.config.tree import leaves
+    from specfit.kinds.kind import LoadOptions
+
+    def cell(text: object) -> str:
+        return str(text).replace("|", "\\|")
+
+    lines = []
+    for cls, prefix, what in ((FitSettings, "settings.", "`specfit.fit` keyword"),
+                              (LoadOptions, "load.", "`specfit.load_signal` keyword")):
+        lines += [f"| {what} | flag | config key | default | what it sets |", "|---|---|---|---|---|"]
+        for leaf in leaves(cls).values():
+            flag = f"`{leaf.flag}`" if leaf.flag else ""
+            lines.append(f"| `{leaf.name}` | {flag} | `{prefix}{leaf.key}` | `{leaf.fit_default!r}` | "
+                         f"{cell(leaf.help)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_reference())
+    if SETTINGS_MARKER in markdown:
+        markdown = markdown.replace(SETTINGS_MARKER, settings_reference())
     if API_MARKER in markdown:
         markdown = markdown.replace(API_MARKER, missing_api(markdown))
     return markdown

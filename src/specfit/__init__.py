@@ -20,10 +20,15 @@ _LAZY = {
     "load_signal": "specfit.api",
     "fit": "specfit.api",
     "fit_settings": "specfit.api",
+    "check_fit": "specfit.api",
+    "fit_plan": "specfit.api",
     "rerun": "specfit.api",
     "resume": "specfit.api",
     "select": "specfit.api",
+    "select_settings": "specfit.api",
     "spectrum": "specfit.api",
+    "spectrum_of": "specfit.api",
+    "SignalSpectrum": "specfit.api",
     "load_run": "specfit.runs.run",
     "Run": "specfit.runs.run",
     "RunConfig": "specfit.runs.run",
@@ -41,12 +46,26 @@ _LAZY = {
 
 __all__ = [
     "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
-    "RunConfig", "Selection", "SpecfitError", "__version__", "fit", "fit_settings", "load_run",
-    "load_signal", "register", "rerun", "resume", "select", "spectrum",
+    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "__version__", "check_fit", "fit", "fit_plan",
+    "fit_settings", "load_run", "load_signal", "register", "rerun", "resume", "select", "select_settings",
+    "spectrum", "spectrum_of",
 ]
 
 if TYPE_CHECKING:
-    from specfit.api import fit, fit_settings, load_signal, rerun, resume, select, spectrum
+    from specfit.api import (
+        SignalSpectrum,
+        check_fit,
+        fit,
+        fit_plan,
+        fit_settings,
+        load_signal,
+        rerun,
+        resume,
+        select,
+        select_settings,
+        spectrum,
+        spectrum_of,
+    )
     from specfit.config.settings import FitSettings
     from specfit.events import Event, Phase
     from specfit.fresh.search import Selection

@@ -6,29 +6,29 @@ These names are importable from ``specfit`` itself.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+import inspect
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from specfit.config.settings import FitSettings
+from specfit.config.settings import NOT_SELECTION, FitSettings
+from specfit.config.tree import describe, keyword_parameters, option_names
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
-from specfit.fitting.pipeline import fit_signal, plan_fit, run_plan
+from specfit.fitting.pipeline import FitPlan, plan_fit, run_plan
 from specfit.fresh.search import Selection, fresh_select
+from specfit.fresh.spectra import Band
+from specfit.kinds import load as loader
 from specfit.kinds.kind import LoadOptions
-from specfit.kinds.load import load_signal as load_file
-from specfit.kinds.registry import get_kind, task_for
-from specfit.models.registry import ParamValue, get_entry
+from specfit.kinds.registry import get_kind, kinds, task_for
+from specfit.models.params import check_fields
+from specfit.models.registry import get_entry
 from specfit.runs.checkpoints import CHECKPOINT, CheckpointSink, read_checkpoint
 from specfit.runs.folder import read_config
 from specfit.runs.run import Run, RunConfig, load_run
-from specfit.signals.base import Signal
-from specfit.signals.scene import Scene
-from specfit.signals.shape import Shape, shape_from_mesh
-from specfit.training.compaction import CompactionPlan
-from specfit.training.loop import FitOptions
+from specfit.signals.shape import shape_from_mesh
 from specfit.util.runtime import resolve_device
 
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
@@ -60,7 +60,9 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
             raise SpecfitError(f"unknown loading options {', '.join(unknown)}; known: "
                                f"{', '.join(sorted(_LOAD_FIELDS))}")
 
-        return load_file(source, LoadOptions(kind=kind, **options))
+        loading = LoadOptions(kind=kind, **options)
+        check_fields(loading)
+        return loader.load_signal(source, loading)
     if type(source).__module__.startswith("trimesh"):
         return shape_from_mesh(source, str(options.get("name", "mesh")), bool(options.get("allow_open")))
     if isinstance(source, torch.Tensor):
@@ -95,57 +97,71 @@ def _from_array(array: np.ndarray, kind: str | None, options: dict) -> object:
 
 
 def _as_signal(signal: object) -> object:
-    """A loaded signal, or anything :func:`load_signal` accepts."""
-    return signal if isinstance(signal, Signal | Shape | Scene) else load_signal(signal)
+    """A loaded signal (of any registered kind, plugins' included), or anything :func:`load_signal`
+    accepts."""
+    loaded = isinstance(getattr(signal, "kind", None), str) and signal.kind in kinds()
+    return signal if loaded else load_signal(signal)
 
 
-def fit(
-    signal: object,
-    model: str = "siren",
-    *,
-    steps: int = 1000,
-    device: str = "auto",
-    seed: int = 0,
-    fresh: bool = True,
-    grid: list[float] | None = None,
-    inits: int = 10,
-    bins: int | None = None,
-    spectrum: str | None = None,
-    objective: str | None = None,
-    search: str = "bracket",
-    split: str = "holdout",
-    holdout: float = 0.1,
-    lr: float | None = None,
-    schedule: str = "none",
-    batch_size: int | None = None,
-    eval_every: int = 25,
-    compile: str = "auto",
-    shape_target: str = "occupancy",
-    video_spectrum: str = "frames",
-    compaction: CompactionPlan | None = None,
-    progress: Progress = ignore,
-    **params: ParamValue,
-) -> Run:
+def _settings(model: str, options: dict[str, object], skip: tuple[str, ...] = ()) -> FitSettings:
+    """Settings from keyword options: the settings' names (less ``skip``) set them, the other
+    names are the model's hyperparameters (added to ``params``)."""
+    names = option_names(FitSettings) - set(skip)
+    given = {name: value for name, value in options.items() if name in names}
+    params = {name: value for name, value in options.items() if name not in names}
+    given["params"] = {**dict(given.get("params") or {}), **params}
+    return FitSettings.for_fit(model=model, **given)
+
+
+def fit(signal: object, model: str = "siren", *, progress: Progress = ignore, **options: object) -> Run:
     """Fit ``signal`` with ``model``; the knob is chosen by FreSh unless ``fresh=False`` (its
-    default) or set in ``params`` (e.g. ``omega_0=60``). Writes nothing.
+    default) or set among the hyperparameters (e.g. ``omega_0=60``). Writes nothing.
 
-    ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``params`` are the
-    model's hyperparameters (``specfit models``); ``progress`` receives
-    :class:`~specfit.events.Event` objects. See :class:`~specfit.config.settings.FitSettings` and
-    :class:`~specfit.training.loop.FitOptions` for the other arguments.
+    ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``progress`` receives
+    :class:`~specfit.events.Event` objects. ``options`` are the settings of
+    :class:`~specfit.config.settings.FitSettings` by name (a group may also be given whole, e.g.
+    ``compaction=CompactionPlan(...)``; its options by name change it) and the model's
+    hyperparameters (``specfit models``; also as ``params={...}``). ``help(specfit.fit)`` lists
+    the settings with their defaults, as does the table in the API reference.
     """
-    options = FitOptions(steps=steps, lr=lr, schedule=schedule, batch_size=batch_size,
-                         eval_every=eval_every, compile=compile, seed=seed)
-    settings = FitSettings(model=model, params=dict(params), fresh=fresh, grid=grid, inits=inits, bins=bins,
-                           spectrum=spectrum, objective=objective, search=search, split=split,
-                           holdout=holdout, seed=seed, device=device, fit=options,
-                           shape_target=shape_target, video_spectrum=video_spectrum, compaction=compaction)
-    return fit_settings(signal, settings, progress)
+    return fit_settings(signal, _settings(model, options), progress)
+
+
+fit.__doc__ += "\n    Settings:\n" + describe(FitSettings, skip=("model",)) + "\n"  # type: ignore[operator]
+fit.__signature__ = inspect.signature(fit).replace(parameters=[  # type: ignore[attr-defined]
+    *list(inspect.signature(fit).parameters.values())[:2], *keyword_parameters(FitSettings, skip=("model",)),
+    inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=ignore, annotation=Progress),
+    inspect.Parameter("hyperparameters", inspect.Parameter.VAR_KEYWORD)])
 
 
 def fit_settings(signal: object, settings: FitSettings, progress: Progress = ignore) -> Run:
     """:func:`fit` with the settings as one :class:`~specfit.config.settings.FitSettings`."""
-    return fit_signal(_as_signal(signal), settings, progress)
+    return fit_plan(check_fit(signal, settings), progress)
+
+
+def check_fit(signal: object, settings: FitSettings) -> FitPlan:
+    """Check ``settings`` against ``signal`` (a loaded signal or anything :func:`load_signal`
+    accepts) before any work, and plan the fit that :func:`fit_plan` carries out.
+
+    Raises :class:`SpecfitError` for whatever would fail later (an unknown model or parameter, a
+    split the signal has no use for, a model that would not fit in memory, a constant signal). The
+    plan tells what will be fitted: ``plan.task`` (``headline()``, ``name``, ``notes``) and
+    ``plan.entry`` (the model's registry entry).
+    """
+    return plan_fit(_as_signal(signal), settings)
+
+
+def fit_plan(
+    plan: FitPlan, progress: Progress = ignore, checkpoints: CheckpointSink | None = None,
+    command: str | None = None,
+) -> Run:
+    """Carry out a fit checked by :func:`check_fit`: FreSh, training, evaluation. Writes nothing
+    unless ``checkpoints`` is given (it receives the run's configuration, then the training state
+    every ``checkpoint_every`` steps and when interrupted); ``command`` is the command line
+    recorded in the run."""
+    if command is not None:
+        plan.command = command
+    return run_plan(plan, progress, checkpoints)
 
 
 def _signal_again(config: RunConfig) -> object:
@@ -197,57 +213,97 @@ def resume(
 
 
 def select(
-    signal: object,
-    model: str = "siren",
-    grid: list[float] | None = None,
-    inits: int = 10,
-    bins: int | None = None,
-    *,
-    seed: int = 0,
-    device: str = "auto",
-    race: bool = True,
-    shape_target: str = "occupancy",
-    video_spectrum: str = "frames",
-    spectrum: str | None = None,
-    objective: str | None = None,
-    search: str = "bracket",
-    split: str = "holdout",
-    holdout: float = 0.1,
-    progress: Progress = ignore,
-    **params: ParamValue,
+    signal: object, model: str = "siren", grid: list[float] | None = None, inits: int = 10,
+    bins: int | None = None, *, race: bool = True, progress: Progress = ignore, **options: object,
 ) -> Selection:
     """FreSh alone: the distance table of the candidate knob values and the choice.
 
-    The target is what training under ``split`` would see (held-out samples are filled from their
-    neighbours), so the choice is the one :func:`fit` makes with the same settings; ``objective``,
-    ``spectrum`` and ``search`` are as in :class:`FitSettings`.
+    ``options`` are the settings of :func:`fit` that steer FreSh (``seed``, ``device``, ``spectrum``,
+    ``objective``, ``search``, ``split``, ``holdout``, ``shape_target``, ``video_spectrum``; see
+    :class:`~specfit.config.settings.FitSettings`) and the model's hyperparameters; ``race=False``
+    gives every value all its initialisations. The target is what training under ``split`` would
+    see (held-out samples are filled from their neighbours), so the choice is the one :func:`fit`
+    makes with the same settings.
     """
-    settings = FitSettings(model=model, spectrum=spectrum, objective=objective, search=search, split=split,
-                           holdout=holdout, seed=seed, device=device)
+    settings = _settings(model, {**options, "grid": grid, "inits": inits, "bins": bins}, skip=NOT_SELECTION)
+    return select_settings(signal, settings, race=race, progress=progress)
+
+
+select.__signature__ = inspect.signature(select).replace(parameters=[  # type: ignore[attr-defined]
+    *list(inspect.signature(select).parameters.values())[:7],
+    *keyword_parameters(FitSettings, skip=("model", "grid", "inits", "bins", *NOT_SELECTION)),
+    inspect.Parameter("hyperparameters", inspect.Parameter.VAR_KEYWORD)])
+
+
+def select_settings(
+    signal: object, settings: FitSettings, *, race: bool = True, progress: Progress = ignore,
+) -> Selection:
+    """:func:`select` with the settings as one :class:`~specfit.config.settings.FitSettings`
+    (those of training and compaction are not used)."""
     settings.check()
-    entry = get_entry(model)
-    task = task_for(_as_signal(signal), shape_target, video_spectrum)
-    task.check_split(split)
-    device_ = resolve_device(device)
-    base = {**task.model_params(entry.params), **params}
+    entry = get_entry(settings.model)
+    task = task_for(_as_signal(signal), settings.shape_target, settings.video_spectrum)
+    task.check_split(settings.split)
+    device = resolve_device(settings.device)
+    base = {**task.model_params(entry.params), **settings.params}
+    grid = settings.grid
     if grid is None and entry.knob is not None:
         grid = task.default_grid(entry.knob.grid, isinstance(entry.knob.default, int))
-    target = task.fresh_target(entry.value_range, device_, settings.resolved_spectrum(task.kind),
-                               settings.resolved_objective(), bins, split, holdout, seed)
-    plan = target.plan(entry.name, base, grid, inits, search)
-    return fresh_select(target.values, target.coords, entry.name, seed=seed, race=race, plan=plan,
+    target = task.fresh_target(entry.value_range, device, settings.resolved_spectrum(task.kind),
+                               settings.resolved_objective(), settings.bins, settings.split,
+                               settings.holdout, settings.seed)
+    plan = target.plan(entry.name, base, grid, settings.inits, settings.search)
+    return fresh_select(target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+
+
+@dataclass
+class SignalSpectrum:
+    """A signal's spectrum vector as FreSh matches it, and what it was taken over.
+
+    Attributes:
+        vector: the normalised spectrum ``(bins,)`` (it sums to 1).
+        band: the frequencies it pools (:class:`~specfit.fresh.spectra.Band`; ``band.edge`` in
+            cycles over the whole signal).
+        spectrum: ``"signal"`` or ``"published"``.
+        headline: the signal in one line (type, name, size).
+        edge_hz: audio: the band's edge in Hz (``None`` for the other types).
+        description: for a signal seen through measurements (CT, MRI, NeRF), what is measured.
+        notes: what a user should know about the band (e.g. fewer bins than asked).
+    """
+
+    vector: np.ndarray
+    band: Band
+    spectrum: str
+    headline: str
+    edge_hz: float | None = None
+    description: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def spectrum_of(
+    signal: object, bins: int | None = None, video_spectrum: str = "frames", band: str | None = None,
+    objective: str = "fit", shape_target: str = "occupancy",
+) -> SignalSpectrum:
+    """:func:`spectrum` with its band, the signal's headline and notes (what ``specfit spectrum``
+    prints)."""
+    task = task_for(_as_signal(signal), shape_target, video_spectrum)
+    resolved = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
+    target = task.fresh_target("unit", torch.device("cpu"), resolved, objective, bins)
+    pooled, notes, vector = target.spectrum_vector()  # a clip: the mean of its frames' spectra
+    axis = task.frequency_axis(pooled.to_json())
+    edge_hz = pooled.bins * axis["scale"] if axis is not None and axis["unit"] == "Hz" else None
+    description = None if target.measured is None else target.measured.description
+    return SignalSpectrum(vector.cpu().numpy(), pooled, resolved, task.headline(), edge_hz, description,
+                          list(notes))
 
 
 def spectrum(
     signal: object, bins: int | None = None, video_spectrum: str = "frames", band: str | None = None,
-    objective: str = "fit",
+    objective: str = "fit", shape_target: str = "occupancy",
 ) -> np.ndarray:
     """The signal's normalised spectrum vector FreSh matches (``bins`` values at most; a clip: the
     mean of its frames' spectra unless ``video_spectrum="3d"``; CT, MRI and NeRF: the spectrum of
-    the measurements); ``band`` is ``"signal"`` or ``"published"`` (default: the signal type's, see
-    :class:`FitSettings`)."""
-    task = task_for(_as_signal(signal), video_spectrum=video_spectrum)
-    band = FitSettings(spectrum=band, objective=objective).resolved_spectrum(task.kind)
-    _, _, vector = task.fresh_target("unit", torch.device("cpu"), band, objective, bins).spectrum_vector()
-    return vector.cpu().numpy()
+    the measurements; a mesh: of its ``shape_target``); ``band`` is ``"signal"`` or
+    ``"published"`` (default: the signal type's, see :class:`FitSettings`)."""
+    return spectrum_of(signal, bins, video_spectrum, band, objective, shape_target).vector

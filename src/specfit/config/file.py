@@ -5,7 +5,7 @@ The fields read (every one optional)::
     [signal]
     source = "photo.png"          # a file, a built-in name (shepp-logan, ...); none: the bundled image
 
-    [load]                        # how the signal is loaded (specfit.kinds.load.LoadOptions)
+    [load]                        # how the signal is loaded (specfit.kinds.kind.LoadOptions)
     resize = 256
 
     [settings]                    # what is fitted (specfit.config.settings.FitSettings)
@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from specfit.config.settings import FitSettings
+from specfit.config.tree import leaves
 from specfit.errors import SpecfitError
 from specfit.kinds.kind import LoadOptions
+from specfit.models.params import check_fields
 
 SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 MAX_BYTES = 1 << 20
@@ -46,7 +48,7 @@ class FitRequest:
 
     Attributes:
         source: a path or built-in signal name; ``None`` for the bundled default image.
-        load: loading options (field names of :class:`~specfit.kinds.load.LoadOptions`).
+        load: loading options (field names of :class:`~specfit.kinds.kind.LoadOptions`).
         settings: the fit's settings (defaults where the file is silent).
         given: the settings the file gives, by dotted name (``"model"``, ``"fit.steps"``,
             ``"compaction.densify"``): what a command line merges under its own options.
@@ -60,6 +62,13 @@ class FitRequest:
     def to_json(self) -> dict:
         return {"signal": {"source": self.source}, "load": dict(self.load),
                 "settings": self.settings.to_json()}
+
+    def options(self) -> dict[str, object]:
+        """The settings the file gives, by option name (``"steps"`` for ``fit.steps``), as
+        :meth:`FitSettings.for_fit <specfit.config.settings.FitSettings.for_fit>` takes them;
+        fields that are no option of their own (``fit.seed``, set from ``seed``) are left out."""
+        names = {leaf.key: leaf.name for leaf in leaves(FitSettings).values()}
+        return {names[key]: value for key, value in self.given.items() if key in names}
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
@@ -142,6 +151,7 @@ def read_fit_config(path: str | Path) -> FitRequest:
         raise SpecfitError(f"{path}: unknown loading option {bad[0]!r}; known: {', '.join(sorted(known))}")
     given = data.get("settings") or {}
     try:
+        check_fields(LoadOptions(**load))
         settings = FitSettings.from_json(given)
         settings.check()
     except SpecfitError as exc:

@@ -1,17 +1,24 @@
-"""What a fit does besides its signal, as one typed, JSON-serialisable configuration.
+"""What a fit does besides its signal, as one typed, JSON-serialisable tree of settings.
 
-A run's ``config.json`` holds these settings (``"settings"``) next to the signal's description and
-the options it was loaded with, so a saved run can be fitted again exactly
-(:func:`specfit.rerun`).
+Each setting is declared once, as a field (:func:`~specfit.models.params.param`) of the tree below
+or of the dataclasses it nests (:class:`~specfit.training.loop.FitOptions`,
+:class:`~specfit.training.compaction.CompactionPlan`); :mod:`specfit.config.tree` makes of the
+declarations the keywords of :func:`specfit.fit`, the flags of ``specfit fit``, the keys of config
+files and the JSON. A run's ``config.json`` holds these settings (``"settings"``) next to the
+signal's description and the options it was loaded with, so a saved run can be fitted again
+exactly (:func:`specfit.rerun`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 
+from specfit.config.tree import build, check_tree, group, leaves, tree
+from specfit.config.tree import from_json as tree_from_json
+from specfit.config.tree import to_json as tree_to_json
 from specfit.errors import SpecfitError
 from specfit.fresh.options import DEFAULT_OBJECTIVE, DEFAULT_SPECTRUM, OBJECTIVES, SEARCHES, SPECTRA
+from specfit.models.params import param
 from specfit.models.registry import ParamValue
 from specfit.signals.sampling import SPLITS
 from specfit.tasks.base import SHAPE_TARGETS, VIDEO_SPECTRA
@@ -24,76 +31,91 @@ MAX_SEED = 2**32 - 1
 
 
 @dataclass
+class SelectionSettings:
+    """How FreSh chooses the knob (see :func:`specfit.select`)."""
+
+    fresh: bool = param(
+        True, "choose the knob by FreSh unless the knob is set (off, --no-fresh: train its default value)")
+    grid: list[float] | None = param(
+        None, "FreSh's candidate values, on the command line 10,20,30 or START:STOP:STEP (default: the "
+        "signal type's or the model's grid, see `specfit models`)")
+    inits: int = param(10, "FreSh's initialisations per candidate value")
+    bins: int | None = param(None, "spectrum size (default 64, fewer for a narrow band or a small signal)")
+    spectrum: str | None = param(
+        None, "FreSh's band: signal (follows the signal's content; the default for audio and images) or "
+        "published (the lowest 64 frequencies, as in the FreSh paper; the default for video, volumes and "
+        "shapes)", choices=SPECTRA)
+    objective: str | None = param(
+        None, "what FreSh's choice serves: fit (the training samples) or generalize (the held-out samples); "
+        f"default: {DEFAULT_OBJECTIVE} when samples are held out, else fit", choices=OBJECTIVES)
+    search: str = param(
+        "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve) or full (every "
+        "value)", choices=SEARCHES)
+
+
+@dataclass
+class SplitSettings:
+    """Which samples training sees and which are held out to score it."""
+
+    split: str = param(
+        "holdout", "samples held out of training: none (all), a random fraction (holdout) or odd pixels "
+        "(lattice, images)", choices=SPLITS)
+    holdout: float = param(0.1, "held-out fraction for split holdout")
+
+
+@dataclass
+class KindOptions:
+    """Settings that only some signal types read."""
+
+    shape_target: str = param(
+        "occupancy", "meshes: fit occupancy or signed distance (sdf)", choices=SHAPE_TARGETS)
+    video_spectrum: str = param(
+        "frames", "video: FreSh compares mean per-frame spectra (frames) or the clip's 3-D spectrum (3d)",
+        choices=VIDEO_SPECTRA)
+
+
+@tree
+@dataclass(init=False)
 class FitSettings:
     """Everything :func:`specfit.fit` does with a signal.
 
-    Attributes:
-        model: registry name (``specfit models``).
-        params: hyperparameters set by the user; setting the model's knob fixes it (no FreSh).
-        fresh: choose the knob by FreSh (else train its default), unless ``params`` sets it.
-        grid: FreSh's candidate values (``None``: the signal type's or the model's grid).
-        inits: FreSh initialisations per candidate.
-        bins: spectrum size (``None``: 64, fewer for a narrow band or a small signal).
-        spectrum: FreSh's spectrum band: ``"signal"`` (follows the signal's content) or
-            ``"published"`` (the lowest 64 frequencies, as published); ``None`` picks by the
-            signal type (:meth:`resolved_spectrum`).
-        objective: what FreSh's choice serves: ``"fit"`` (the training samples) or
-            ``"generalize"`` (the held-out samples); ``None`` picks by the split
-            (:meth:`resolved_objective`).
-        search: FreSh's search over the grid: ``"bracket"`` (coarse to fine on the U-shaped
-            curve) or ``"full"`` (every value).
-        split: ``"all"``, ``"holdout"`` (a random ``holdout`` fraction is held out) or
-            ``"lattice"`` (images: train on even pixels, test on odd ones).
-        seed: seed of initialisation, selection and split.
-        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        fit: training settings (steps, learning rate, schedule, batches, evaluation, compile).
-        shape_target: meshes: ``"occupancy"`` or ``"sdf"``.
-        video_spectrum: video: FreSh compares mean per-frame spectra (``"frames"``) or the clip's
-            3-D spectrum (``"3d"``).
-        compaction: prune or densify after training (models that support it: TUNER).
+    A tree: FreSh's settings (:class:`SelectionSettings`), the split (:class:`SplitSettings`), the
+    training (:class:`~specfit.training.loop.FitOptions`, ``fit``), the per-type options
+    (:class:`KindOptions`) and the compaction after training
+    (:class:`~specfit.training.compaction.CompactionPlan`, ``None``: none). The leaves of the first
+    three are also keywords and attributes of the settings themselves (``FitSettings(grid=...)``,
+    ``settings.grid``), as they are keys of its JSON. Each field's help says what it does.
     """
 
-    model: str = "siren"
-    params: dict[str, ParamValue] = field(default_factory=dict)
-    fresh: bool = True
-    grid: list[float] | None = None
-    inits: int = 10
-    bins: int | None = None
-    spectrum: str | None = None
-    objective: str | None = None
-    search: str = "bracket"
-    split: str = "holdout"
-    holdout: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    fit: FitOptions = field(default_factory=FitOptions)
-    shape_target: str = "occupancy"
-    video_spectrum: str = "frames"
-    compaction: CompactionPlan | None = None
+    model: str = param("siren", "the model", metavar="MODEL")
+    params: dict[str, ParamValue] = param(
+        {}, "hyperparameters of the model by name, as `specfit models` lists them (on the command line "
+        "KNOB=VALUE, repeatable); setting the knob skips FreSh", flag="--set", metavar="KNOB=VALUE")
+    selection: SelectionSettings = group(SelectionSettings, "FreSh (choosing the knob)", flat=True)
+    sampling: SplitSettings = group(SplitSettings, "training", flat=True)
+    seed: int = param(0, "seed of initialisation, selection and split", minimum=0, maximum=MAX_SEED)
+    device: str = param("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
+    fit: FitOptions = group(FitOptions, "training")
+    kind_options: KindOptions = group(KindOptions, "signal types", flat=True)
+    compaction: CompactionPlan | None = group(CompactionPlan, "compaction (tuner models)", optional=True)
+
+    @classmethod
+    def for_fit(cls, **options: object) -> FitSettings:
+        """Checked settings from options by name (see :func:`specfit.config.tree.build`), at the
+        defaults of :func:`specfit.fit` where not given; the training's seed is the fit's seed."""
+        settings = build(cls, options, fit_defaults=True)
+        settings.fit = replace(settings.fit, seed=settings.seed)
+        settings.check()
+        return settings
 
     def check(self) -> None:
         """Raise :class:`SpecfitError` for a setting that is invalid whatever the signal."""
-        self.fit.check()
-        _choice("split", self.split, SPLITS)
-        _choice("shape_target", self.shape_target, SHAPE_TARGETS)
-        _choice("video_spectrum", self.video_spectrum, VIDEO_SPECTRA)
-        _choice("device", self.device, DEVICES)
-        if self.spectrum is not None:
-            _choice("spectrum", self.spectrum, SPECTRA)
-        _choice("search", self.search, SEARCHES)
-        if self.objective is not None:
-            _choice("objective", self.objective, OBJECTIVES)
+        check_tree(self)
         if self.spectrum == "published" and self.objective == "generalize":
             raise SpecfitError("the generalize objective needs the signal spectrum, not the published one",
                                setting="objective")
         if self.split == "holdout" and not 0.0 < self.holdout < 1.0:
             raise SpecfitError(f"holdout must be in (0, 1), got {self.holdout}", setting="holdout")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise SpecfitError(f"seed must be 0 to {MAX_SEED}, got {self.seed}", setting="seed")
-        if self.grid is not None and not (self.grid and all(math.isfinite(v) for v in self.grid)):
-            raise SpecfitError("the FreSh grid must hold finite values")
-        if self.compaction is not None:
-            self.compaction.check()
 
     def resolved_spectrum(self, kind: str) -> str:
         """The spectrum FreSh uses on a signal of type ``kind``: the one set, else ``"signal"`` with
@@ -116,31 +138,19 @@ class FitSettings:
         return DEFAULT_OBJECTIVE
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The settings as JSON: the flat keys ``model``, ``params``, FreSh's, the split's, ``seed``,
+        ``device``, ``fit`` (a mapping), the per-type options and ``compaction`` (a mapping or null)."""
+        return tree_to_json(self)
 
     @classmethod
     def from_json(cls, data: object) -> FitSettings:
-        """Settings from :meth:`to_json`'s output; unknown or ill-typed fields are errors."""
-        if not isinstance(data, dict):
-            raise SpecfitError(f"settings must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SpecfitError(f"unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(data)
-        try:
-            if "fit" in values:
-                values["fit"] = FitOptions(**values["fit"])
-            if values.get("compaction") is not None:
-                values["compaction"] = CompactionPlan(**values["compaction"])
-            settings = cls(**values)
-        except TypeError as exc:
-            raise SpecfitError(f"malformed settings ({exc})") from None
+        """Settings from :meth:`to_json`'s output; unknown fields are errors, missing ones defaults."""
+        settings = tree_from_json(cls, data)
         if not isinstance(settings.params, dict):
             raise SpecfitError("settings: params must be a mapping")
         return settings
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SpecfitError(f"{name} must be one of {', '.join(choices)}, got {value!r}", setting=name)
+# What FreSh alone (specfit.select) does not read: its off switch, the training and the compaction.
+NOT_SELECTION = ("fresh", "fit", "compaction", *(leaf.name for leaf in leaves(FitSettings).values()
+                                                  if leaf.key.startswith(("fit.", "compaction."))))

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from specfit.models.params import param
 from specfit.signals.limits import DEFAULT_MAX_SAMPLES
-from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS
+from specfit.signals.measure_options import DEFAULT_KSPACE_FRACTION, DEFAULT_PROJECTIONS, MEASURES
 
 MAX_CHANNELS = 1024  # audio channels or volume components; images have at most 4
 MAX_COORDINATES = 3  # coordinates per sample of any kind
@@ -58,39 +59,37 @@ class SignalKind:
 
 @dataclass
 class LoadOptions:
-    """How to read and shrink a signal before fitting.
+    """How to read and shrink a signal before fitting; each field's help says what it sets.
 
-    Attributes:
-        kind: force the signal type of a ``.npy`` array (``"image"`` or ``"volume"``); ``None``
-            decides by shape: 2-D, or 3-D with at most 4 channels last, is an image; other 3-D and
-            4-D arrays are volumes.
-        resize: images and video frames: the short side in pixels; volumes: the longest axis.
-        max_seconds: audio: keep the first seconds only.
-        sample_rate: audio: resample to this rate (Hz).
-        max_frames: video: keep the first frames only (after ``frame_step``).
-        frame_step: video: keep every ``frame_step``-th frame.
-        allow_open: meshes: accept a mesh that is not watertight (inside is then decided by
-            generalised winding numbers, with a warning).
-        max_samples: grid signals: refuse, from the file's header and before decoding, one with
-            more samples than this (pixels, frames x pixels of the kept video frames, voxels or
-            audio frames; channels not counted). Checked on what is decoded, before ``resize``.
-        measure: see the signal only through measurements: ``"ct"`` (an image through
-            ``projections`` parallel-beam projections) or ``"mri"`` (a volume through a seeded
-            random ``kspace_fraction`` of its 3-D DFT, mask seed ``mask_seed``); ``None``: fit the
-            signal itself.
+    ``max_samples`` is checked from the file's header, before decoding, on what is decoded (pixels,
+    frames x pixels of the kept video frames, voxels or audio frames; channels not counted), before
+    ``resize``. ``measure="mri"`` samples a seeded random ``kspace_fraction`` of the volume's 3-D DFT
+    (mask seed ``mask_seed``). A mesh that is not watertight (``allow_open``) is filled by
+    generalised winding numbers, with a warning.
     """
 
-    kind: str | None = None
-    resize: int | None = None
-    max_seconds: float | None = None
-    sample_rate: int | None = None
-    max_frames: int | None = None
-    frame_step: int = 1
-    allow_open: bool = False
-    max_samples: int = DEFAULT_MAX_SAMPLES
-    measure: str | None = None
-    projections: int = DEFAULT_PROJECTIONS
-    kspace_fraction: float = DEFAULT_KSPACE_FRACTION
-    mask_seed: int = 0
-
-
+    kind: str | None = param(
+        None, "type of a .npy array (default: by its shape: 2-D, or 3-D with at most 4 channels last, is an "
+        "image; other 3-D and 4-D arrays are volumes)", choices=("image", "volume"))
+    resize: int | None = param(
+        None, "images and video frames: short side in pixels; volumes: longest axis", minimum=1,
+        metavar="PIXELS")
+    max_seconds: float | None = param(None, "audio: keep the first S seconds", metavar="S")
+    sample_rate: int | None = param(None, "audio: resample to HZ", metavar="HZ")
+    max_frames: int | None = param(None, "video: keep the first N frames (after --frame-step)", metavar="N")
+    frame_step: int = param(1, "video: keep every N-th frame", minimum=1, metavar="N")
+    allow_open: bool = param(
+        False, "meshes: accept a mesh that is not watertight (winding-number inside test)")
+    max_samples: int = param(
+        DEFAULT_MAX_SAMPLES, "refuse a file that claims more grid samples than N (pixels x frames, voxels, "
+        "audio frames)", minimum=1, metavar="N")
+    measure: str | None = param(
+        None, "fit the signal only through measurements: ct (an image through parallel-beam projections) or "
+        "mri (a volume through part of its 3-D k-space); the signal may also be a built-in phantom: "
+        "shepp-logan, phantom-SEED, phantom3d-SEED", choices=MEASURES, flag="--task")
+    projections: int = param(
+        DEFAULT_PROJECTIONS, "--task ct: projection angles over 180 degrees", metavar="N")
+    kspace_fraction: float = param(
+        DEFAULT_KSPACE_FRACTION, "--task mri: share of the k-space coefficients sampled, variable density",
+        metavar="F")
+    mask_seed: int = param(0, "--task mri: seed of the k-space mask", flag="")

@@ -9,11 +9,18 @@ and keeps it (``hparams``), and the instance says what the family needs and can 
 it is built, the width of its layers, the parameters a clip fixes, whether it can be trained in a
 stack). A plugin's plain dataclass gets the generic answers (:func:`declared`), and its builder
 receives the fields as keywords.
+
+The settings of a fit (:mod:`specfit.config.settings`: training options, loading options,
+compaction) are declared with the same :func:`param`, which also carries what the command line
+needs (a flag's name and metavar); :func:`check_fields` checks an instance of any such dataclass.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
+import numbers
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -64,11 +71,25 @@ def declared(params: object) -> ModelParams:
     return params if isinstance(params, ModelParams) else _GENERIC
 
 
-def param(default: ParamValue, help: str, *, minimum: float | None = None, maximum: float | None = None,
-          choices: tuple[str, ...] | None = None) -> Any:
-    """A hyperparameter field: its default, a one-line help text, and its bounds or choices."""
-    return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
-                                            "choices": choices})
+def param(default: object, help: str, *, minimum: float | None = None, maximum: float | None = None,
+          choices: tuple[str, ...] | None = None, flag: str | None = None, metavar: str | None = None,
+          fit_default: object = MISSING, option: bool = True) -> Any:
+    """A hyperparameter or setting field: its default, a one-line help text, its bounds or choices.
+
+    For settings (see :mod:`specfit.config.tree`) also: ``flag``, its command-line flag (default
+    ``--NAME`` with dashes, ``--no-NAME`` for a switch that is on by default; ``""``: none);
+    ``metavar``, the flag's value in ``--help``; ``fit_default``, the default of
+    :func:`specfit.fit` and ``specfit fit`` where it differs from the dataclass's; and
+    ``option=False`` for a field that is no option of its own (set from another setting). A dict or
+    list default is copied for every instance.
+    """
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "flag": flag,
+                "metavar": metavar, "option": option}
+    if fit_default is not MISSING:
+        metadata["fit_default"] = fit_default
+    if isinstance(default, dict | list):
+        return field(default_factory=functools.partial(copy.deepcopy, default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def width(default: int) -> Any:
@@ -176,3 +197,68 @@ def parse_params(defaults: object, overrides: dict[str, object] | None, model: s
             raise SpecfitError(f"unknown knob or parameter {key!r} for model {model}; known: {known}")
         params[key] = parse_value(table[key], raw, model)
     return params
+
+
+def value_type(hint: object) -> tuple[type, bool]:
+    """A field's annotation as ``(kind, optional)``: kind is ``bool``, ``int``, ``float``, ``str``,
+    ``list``, ``dict`` or a dataclass; optional when it admits ``None``."""
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    kinds = [m for m in members if m is not type(None)]
+    return typing.get_origin(kinds[0]) or kinds[0], len(kinds) < len(members)
+
+
+@functools.cache
+def _declared(cls: type) -> tuple[tuple[str, type, bool, dict], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, *value_type(hints[f.name]), dict(f.metadata)) for f in fields(cls)
+                 if "help" in f.metadata)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 or not float(value).is_integer() else str(int(value))
+
+
+def _check_value(name: str, value: object, kind: type, optional: bool, meta: dict) -> None:
+    """Raise :class:`SpecfitError` (naming the setting ``name``) unless ``value`` has the declared
+    type (``kind``, ``None`` when ``optional``) and lies within the declared bounds or choices."""
+    def fail(problem: str) -> SpecfitError:
+        return SpecfitError(f"{name} must be {problem}, got {value!r}", setting=name)
+
+    if value is None:
+        if not optional:
+            raise SpecfitError(f"{name} needs a value", setting=name)
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise fail(f"one of {', '.join(choices)}")
+    if kind is bool and not isinstance(value, bool):
+        raise fail("true or false")
+    if kind is str and not isinstance(value, str):
+        raise fail("text")
+    if kind is dict and not isinstance(value, dict):
+        raise fail("a mapping")
+    if kind is list and not (isinstance(value, list | tuple) and value and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise fail("a list of finite numbers")
+    if kind not in (int, float):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real):
+        raise fail("a whole number" if kind is int else "a number")
+    if not math.isfinite(value):
+        raise fail("a finite number")
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if low is not None and high is not None and not low <= value <= high:
+        raise fail(f"{_number(low)} to {_number(high)}")
+    if low == 0 and value < 0:
+        raise SpecfitError(f"{name} must not be negative, got {value!r}", setting=name)
+    if low is not None and value < low:
+        raise fail(f"at least {_number(low)}")
+    if high is not None and value > high:
+        raise fail(f"at most {_number(high)}")
+
+
+def check_fields(instance: object) -> None:
+    """Check every field of a dataclass declared with :func:`param` (its type, ``None`` only where
+    it admits it, its bounds or choices)."""
+    for name, kind, optional, meta in _declared(type(instance)):
+        _check_value(name, getattr(instance, name), kind, optional, meta)

@@ -42,6 +42,7 @@ import torch
 from specfit.errors import SpecfitError
 from specfit.metrics import psnr
 from specfit.models.evaluate import predict
+from specfit.models.params import check_fields, param
 from specfit.models.tuner import IntegerSineNet
 from specfit.signals.sampling import Sampling
 from specfit.training.loop import FitOptions, fit_model
@@ -50,34 +51,26 @@ from specfit.util.files import dumps
 
 @dataclass
 class CompactionPlan:
-    """What :func:`compact` does.
+    """What :func:`compact` does (see the module docstring); each field's help says what it sets."""
 
-    Attributes:
-        target_inputs: prune down to this many input frequencies (``None``: no pruning).
-        densify: number of inputs to add at ``2 k_j`` before pruning.
-        ramp_steps: training steps with the ramped L1 penalty before pruning (0: prune at once).
-        finetune_steps: training steps after pruning (0: none).
-        alpha: final L1 weight on the weakest columns, reached at the last ramp step (next to a
-            mean squared error; see the module docstring for its scale).
-    """
-
-    target_inputs: int | None = None
-    densify: int = 0
-    ramp_steps: int = 500
-    finetune_steps: int = 500
-    alpha: float = 1e-2
+    target_inputs: int | None = param(
+        None, "after training, prune the input frequencies down to M", minimum=1, flag="--prune-to",
+        metavar="M")
+    densify: int = param(
+        0, "after training, add K inputs at twice the strongest frequencies", minimum=0, metavar="K")
+    ramp_steps: int = param(
+        500, "steps of ramped L1 penalty on the weakest inputs before pruning (0: prune at once)", minimum=0,
+        metavar="N")
+    finetune_steps: int = param(500, "steps after pruning", minimum=0, metavar="N")
+    alpha: float = param(
+        1e-2, "final L1 weight of the ramp on the weakest inputs, next to the mean squared error",
+        minimum=0.0, flag="--prune-alpha", metavar="A")
 
     def check(self, model: IntegerSineNet | None = None) -> None:
         """Raise :class:`SpecfitError` for values that make no sense (against ``model`` when given)."""
+        check_fields(self)
         if self.target_inputs is None and self.densify == 0:
             raise SpecfitError("a compaction plan needs target_inputs or densify")
-        for name in ("densify", "ramp_steps", "finetune_steps"):
-            if getattr(self, name) < 0:
-                raise SpecfitError(f"{name} must not be negative, got {getattr(self, name)}")
-        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
-            raise SpecfitError(f"alpha must be a non-negative number, got {self.alpha}")
-        if self.target_inputs is not None and self.target_inputs < 1:
-            raise SpecfitError(f"target_inputs must be at least 1, got {self.target_inputs}")
         if model is None:
             return
         if not isinstance(model, IntegerSineNet) or not model.hidden:

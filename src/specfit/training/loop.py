@@ -33,6 +33,7 @@ from torch import nn
 from specfit.errors import SpecfitError
 from specfit.metrics import psnr
 from specfit.models.evaluate import EVAL_CHUNK, Forward, predict
+from specfit.models.params import check_fields, param
 from specfit.signals.sampling import Sampling
 from specfit.training.state import TrainingState
 from specfit.util.interrupts import deferred_interrupts
@@ -49,46 +50,27 @@ Score = Callable[[torch.Tensor, torch.Tensor], float]
 
 @dataclass
 class FitOptions:
-    """Training settings.
+    """Training settings; each field's help says what it does (``specfit fit --help`` shows them)."""
 
-    Attributes:
-        steps: optimiser steps.
-        lr: Adam learning rate; ``None`` uses the model's default.
-        schedule: ``"none"``, ``"cosine"`` (to 0) or ``"exp"`` (to 0.1x at the last step).
-        batch_size: random samples per step; ``None`` trains on all training samples every step.
-        eval_every: evaluate PSNR every this many steps (and at the last step).
-        compile: ``"auto"``, ``"on"`` or ``"off"``.
-        seed: seed for mini-batch sampling.
-        checkpoint_every: hand the training state to ``on_checkpoint`` every this many steps
-            (0: only when interrupted and at the end).
-    """
-
-    steps: int = 2000
-    lr: float | None = None
-    schedule: str = "none"
-    batch_size: int | None = None
-    eval_every: int = 100
-    compile: str = "auto"
-    seed: int = 0
-    checkpoint_every: int = 500
+    steps: int = param(2000, "optimiser steps", minimum=1, fit_default=1000)
+    lr: float | None = param(None, "learning rate (default: the model's)")
+    schedule: str = param(
+        "none", "learning-rate schedule: none, cosine (to 0) or exp (to 0.1x at the last step)",
+        choices=SCHEDULES)
+    batch_size: int | None = param(
+        None, "random samples per step (default: all, or the signal type's batch)", minimum=1, metavar="N")
+    eval_every: int = param(
+        100, "evaluate every N steps (and at the last step)", minimum=1, metavar="N", fit_default=25)
+    compile: str = param("auto", "torch.compile (auto: for runs of 300 steps or more)", choices=COMPILE_MODES)
+    seed: int = param(0, "seed of mini-batch sampling (a fit sets it to its seed)", option=False)
+    checkpoint_every: int = param(
+        500, "save the training state every N steps, and when interrupted (0: only then)", minimum=0,
+        metavar="N")
 
     def check(self) -> None:
-        if self.steps < 1:
-            raise SpecfitError(f"--steps must be at least 1, got {self.steps}")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise SpecfitError(f"--lr must be a positive number, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise SpecfitError(f"--schedule must be one of {', '.join(SCHEDULES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise SpecfitError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.eval_every < 1:
-            raise SpecfitError(f"--eval-every must be at least 1, got {self.eval_every}")
-        if self.compile not in COMPILE_MODES:
-            raise SpecfitError(f"--compile must be one of {', '.join(COMPILE_MODES)}")
-        if self.checkpoint_every < 0:
-            raise SpecfitError(f"--checkpoint-every must be 0 or more, got {self.checkpoint_every}")
-
-
+        check_fields(self)
+        if self.lr is not None and not self.lr > 0:
+            raise SpecfitError(f"lr must be a positive number, got {self.lr}", setting="lr")
 
 
 @dataclass

@@ -1,0 +1,204 @@
+"""``specfit fit``: choose the knob by FreSh, train, write a run folder (or one per signal)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from specfit.cli.common import command_line, expand_sources, fit_settings, load, load_given, settings_given
+from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
+from specfit.cli.progress import ProgressBars, progress_for
+
+DEFAULT_RESIZE = 256  # the bundled image's short side
+DEMO_STEPS = 200  # the bundled image's steps
+
+EXAMPLES = examples(
+    "specfit fit                                   # the bundled image, FreSh picks omega_0",
+    "specfit fit photo.png --model finer --steps 2000",
+    "specfit fit song.wav --max-seconds 5 --set omega_0=3000   # the knob set: no FreSh",
+    "specfit fit photos/ --resize 128 --out runs/photos       # every image, one run each",
+    "specfit fit --config experiment.toml --steps 500          # options override the file",
+    "specfit fit --config runs/photo-siren/config.json         # fit a saved run again",
+    "specfit fit --resume runs/photo-siren --steps 4000        # continue from its checkpoint",
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from specfit.config.settings import FitSettings
+    from specfit.config.tree import add_flags, leaves
+
+    fit = add_command(sub, "fit", "choose the knob by FreSh, train, write a run folder", EXAMPLES)
+    fit.add_argument("signals", nargs="*", metavar="SIGNAL",
+                     help="image, .npy, .wav, video, NIfTI, mesh or NeRF scene (.npz) file, a folder of "
+                     "them, or a built-in phantom (none: the bundled cameraman image)")
+    fit.add_argument("--config", default=None, metavar="FILE",
+                     help="read the fit from a TOML, YAML or JSON file with the fields of a run's "
+                     "config.json (signal.source, load, settings); options given here override it")
+    fit.add_argument("--resume", default=None, metavar="RUN",
+                     help="continue RUN from its checkpoint to its step count (or --steps)")
+    steps = leaves(FitSettings)["steps"].fit_default
+    add_flags(fit, FitSettings, notes={
+        **setting_notes(), "steps": f"default {steps}; {DEMO_STEPS} for the bundled image"})
+    fit.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    add_load_flags(fit, {"resize": f"default for the bundled image: {DEFAULT_RESIZE}; files keep their size"})
+    output = fit.add_argument_group("output")
+    output.add_argument("--out", default=None,
+                        help="run folder (default: runs/NAME-MODEL, numbered when taken); with several "
+                        "signals, the folder that holds their runs and summary.csv (default: runs)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run in --out (otherwise refused; only a specfit run is "
+                        "ever replaced)")
+    output.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="log the training curves for TensorBoard under DIR/RUN_NAME (needs the "
+                        "tensorboard extra)")
+    output.add_argument("--together", default="auto", choices=("auto", "on", "off"),
+                        help="several images of one size: train them as one stacked computation where the "
+                        "model allows it (auto: on a GPU; on a CPU it is no faster, so one after another)")
+    fit.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return _resume(args)
+    sources, settings, options = asked(args)
+    if len(sources) > 1:
+        return _fit_many(args, sources, settings, options)
+    return _fit_one(args, sources[0], settings, options)
+
+
+def asked(args: argparse.Namespace) -> tuple[list[str | None], Any, dict[str, object]]:
+    """What the command line asks to fit: the signals (``[None]``: the bundled image), the checked
+    settings and the loading options; options given on the command line override those of a
+    ``--config`` file, which override the command's defaults."""
+    request = None
+    if args.config is not None:
+        from specfit.config.file import read_fit_config
+
+        request = read_fit_config(args.config)
+    named = args.signals or ([request.source] if request is not None and request.source else [])
+    sources = expand_sources(named)
+    bundled = sources == [None]
+    settings = fit_settings({"steps": DEMO_STEPS} if bundled else {},
+                            request.options() if request is not None else {}, settings_given(args))
+    options = {**({"resize": DEFAULT_RESIZE} if bundled else {}),
+               **(request.load if request is not None else {}), **load_given(args)}
+    return sources, settings, options
+
+
+def _unique_out(signal_name: str, model: str) -> Path:
+    base = Path("runs") / f"{signal_name}-{model}"
+    candidate, k = base, 2
+    while candidate.exists():
+        candidate, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return candidate
+
+
+def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, options: dict) -> int:
+    from specfit.api import check_fit, fit_plan
+    from specfit.runs.checkpoints import FolderCheckpoints
+    from specfit.runs.folder import check_writable_parent, refuse_existing, run_lock
+
+    plan = check_fit(load(source, options), settings)
+    task = plan.task
+    out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
+    refuse_existing(out, args.overwrite)
+    check_writable_parent(out)
+    if not args.json:
+        print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
+        for note in task.notes:
+            print(f"note: {note}", file=sys.stderr)
+    progress = progress_for(args.json, args.tensorboard, out.name)
+    with run_lock(out):
+        try:
+            fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
+            progress.status(f"writing {out}/ (reconstruction and report)")
+            fitted.save(out)
+        finally:
+            progress.close()
+    return _print_run(args, fitted, out, task.notes)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from specfit.api import resume
+    from specfit.errors import SpecfitError
+    from specfit.runs.checkpoints import FolderCheckpoints
+    from specfit.runs.folder import run_lock
+
+    out = Path(args.resume)
+    if args.signals or args.config:
+        raise SpecfitError("--resume continues a run with its own signal and settings; give only --steps, "
+                           "--tensorboard or --json with it")
+    progress = progress_for(args.json, args.tensorboard, out.name)
+    with run_lock(out):
+        try:
+            sink = FolderCheckpoints(out, continuing=True)
+            continued = resume(out, settings_given(args).get("steps"), progress, sink, command_line(args))
+            progress.status(f"writing {out}/ (reconstruction and report)")
+            continued.save(out)
+        finally:
+            progress.close()
+    return _print_run(args, continued, out, [])
+
+
+def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: list[str]) -> int:
+    from specfit.util.formatting import shown
+
+    metrics = fitted.metrics.to_json()
+    if args.json:
+        print(json.dumps({**{k: v for k, v in metrics.items() if k != "history"}, "out": str(out)}))
+        return 0
+    for note in metrics["notes"]:
+        if note not in printed_notes:  # loading notes were printed before the fit
+            print(f"note: {note}", file=sys.stderr)
+    if metrics["selection"]:
+        sel = metrics["selection"]
+        print(f"FreSh chose {sel['knob']} = {shown(sel['chosen'])} in {sel['seconds']:.1f} s "
+              f"(default {shown(metrics['default_value'])})")
+    print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
+    print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return 0
+
+
+def _fit_many(args: argparse.Namespace, sources: list[str], settings: Any, options: dict) -> int:
+    """Fit every signal (one run each under --out) and write the summary table."""
+    from specfit.fitting.batch import fit_many, summary_rows, write_summary
+    from specfit.util.runtime import resolve_device
+
+    if args.tensorboard is not None:
+        from specfit.training.tensorboard import require_tensorboard
+
+        require_tensorboard()
+    parent = Path(args.out) if args.out else Path("runs")
+    progress = ProgressBars(quiet=args.json)
+    on_gpu = resolve_device(settings.device).type == "cuda"
+    together = args.together == "on" or (args.together == "auto" and on_gpu)
+
+    def on_done(index: int, source: str, out: Path, fitted: Any) -> None:
+        if args.tensorboard is not None:  # each run's curves, once it is written
+            from specfit.training.tensorboard import TensorBoardLog
+
+            log = TensorBoardLog(Path(args.tensorboard) / out.name)
+            for record in fitted.history:
+                log.record(record)
+            log.close()
+        if not args.json:
+            progress.close()
+            print(f"[{index + 1}/{len(sources)}] {source} -> {out}/", file=sys.stderr)
+
+    try:
+        results = fit_many(sources, lambda source: load(source, options), settings, parent,
+                           overwrite=args.overwrite, batched=together, progress=progress,
+                           command=command_line(args), on_done=on_done)
+    finally:
+        progress.close()
+    rows = summary_rows(results)
+    table = write_summary(parent, rows)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(table)
+    print(f"summary in {parent / 'summary.csv'}")
+    return 0

@@ -1,0 +1,55 @@
+"""``specfit select``: FreSh alone, the distance table of the knob's candidate values."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from specfit.cli.common import fit_settings, load, load_given, settings_given
+from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
+from specfit.cli.progress import ProgressBars
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from specfit.config.settings import NOT_SELECTION, FitSettings
+    from specfit.config.tree import add_flags
+
+    sel = add_command(sub, "select", "FreSh selection only: print the distance table", examples(
+        "specfit select photo.png                    # SIREN's omega_0",
+        "specfit select song.wav --model finer --search full --json"))
+    sel.add_argument("signal")
+    add_flags(sel, FitSettings, skip=NOT_SELECTION, notes=setting_notes())
+    sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
+    sel.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
+    add_load_flags(sel)
+    sel.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from specfit.api import select_settings
+    from specfit.util.formatting import shown
+
+    settings = fit_settings(settings_given(args))
+    progress = ProgressBars(quiet=args.json)
+    try:
+        selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
+                                    progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(selection.to_json()))
+        return 0
+    print(f"{'value':>10} {'mean W':>9} {'stderr':>8} {'inits':>5}")
+    for row in selection.table:
+        mark = "  <- chosen" if row.value == selection.chosen else ""
+        if row.inits:
+            stderr = "-" if row.w_stderr is None else f"{row.w_stderr:.4f}"
+            print(f"{shown(row.value):>10} {row.w_mean:9.4f} {stderr:>8} {row.inits:5d}{mark}")
+        else:
+            print(f"{shown(row.value):>10} {'-':>9} {'-':>8} {0:5d}  (skipped by the search)")
+    print(f"{selection.knob} = {shown(selection.chosen)} ({selection.seconds:.1f} s, "
+          f"{selection.spectrum} spectrum, {selection.bins} bins, objective {selection.objective})")
+    for note in selection.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""``specfit spectrum``: a signal's spectrum vector, as FreSh matches it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from specfit.cli.common import load, load_given, settings_given
+from specfit.cli.parser import add_command, add_load_flags, examples
+
+OPTIONS = ("bins", "spectrum", "shape_target", "video_spectrum")  # the settings the spectrum depends on
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from specfit.config.settings import FitSettings
+    from specfit.config.tree import add_flags
+
+    spec = add_command(sub, "spectrum", "print a signal's spectrum vector", examples(
+        "specfit spectrum photo.png", "specfit spectrum song.wav --bins 32 --json"))
+    spec.add_argument("signal")
+    add_flags(spec, FitSettings, only=OPTIONS)
+    spec.add_argument("--json", action="store_true", help="print the vector as JSON on stdout")
+    add_load_flags(spec)
+    spec.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from specfit.api import spectrum_of
+    from specfit.config.settings import FitSettings
+
+    given = settings_given(args)
+    settings = FitSettings(**given)  # the defaults of the others
+    result = spectrum_of(load(args.signal, load_given(args)), settings.bins, settings.video_spectrum,
+                         settings.spectrum, shape_target=settings.shape_target)
+    band, vector = result.band, result.vector.tolist()
+    if args.json:
+        print(json.dumps({"bins": band.bins, "band": band.to_json(), "spectrum": vector}))
+        return 0
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    edge = f"frequency {band.edge:g} (cycles over the signal)"
+    if result.edge_hz is not None:
+        edge = f"{result.edge_hz:.0f} Hz"
+    what = f"; {result.description}" if result.description is not None else ""
+    print(f"{result.headline}, {band.bins} bins up to {edge} ({result.spectrum} spectrum{what})")
+    for m, value in enumerate(vector, start=1):
+        print(f"{m:4d}  {value:.6f}  {'#' * round(value * 400)}")
+    return 0
