@@ -321,6 +321,27 @@ def test_signals_trained_together_match_signals_trained_alone(cli, tmp_path) -> 
         assert together["notes"] != alone["notes"]  # the first says it was trained with the other
 
 
+
+def test_a_folder_fit_continues_with_resume_from_the_command_line(cli, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in (0, 1):
+        save_png8(folder / f"p{seed}.png", powerlaw_image(16, 2.0, seed=seed))
+    options = ["--no-fresh", *SMALL_SIREN, "--eval-every", "5", "--together", "on"]
+    out, straight = tmp_path / "runs", tmp_path / "straight"
+    assert cli("fit", folder, "--steps", "10", *options, "--out", out).code == 0
+    refused = cli("fit", folder, "--steps", "20", *options, "--out", out)
+    assert refused.code == 2 and "--resume" in refused.err
+    continued = cli("fit", folder, "--steps", "20", *options, "--out", out, "--resume")
+    assert continued.code == 0, continued.err
+    assert cli("fit", folder, "--steps", "20", *options, "--out", straight).code == 0
+    for name in ("p0-siren", "p1-siren"):
+        resumed = json.loads((out / name / "metrics.json").read_text())
+        whole = json.loads((straight / name / "metrics.json").read_text())
+        assert resumed["steps"] == 20 and resumed["history"] == whole["history"], name
+    lone = cli("fit", folder / "p0.png", "--resume")
+    assert lone.code == 2 and "--resume RUN" in lone.err
+
 # ---- logs and help --------------------------------------------------------------------------------
 
 def test_tensorboard_logs_the_training_curves(cli, images, tmp_path) -> None:

@@ -26,6 +26,9 @@ EXAMPLES = examples(
 )
 
 
+FOLDER_FIT = "<the folder fit in --out>"  # --resume given without a run folder
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from specfit.config.settings import FitSettings
     from specfit.config.tree import add_flags, leaves
@@ -37,8 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--config", default=None, metavar="FILE",
                      help="read the fit from a TOML, YAML or JSON file with the fields of a run's "
                      "config.json (signal.source, load, settings); options given here override it")
-    fit.add_argument("--resume", default=None, metavar="RUN",
-                     help="continue RUN from its checkpoint to its step count (or --steps)")
+    fit.add_argument("--resume", default=None, nargs="?", const=FOLDER_FIT, metavar="RUN",
+                     help="continue RUN from its checkpoint to its step count (or --steps); given without "
+                     "RUN after several SIGNALs, continue that folder fit in --out: runs with a "
+                     "checkpoint go on (runs trained together, together), the others start")
     steps = leaves(FitSettings)["steps"].fit_default
     add_flags(fit, FitSettings, notes={
         **setting_notes(), "steps": f"default {steps}; {DEMO_STEPS} for the bundled image"})
@@ -61,11 +66,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume is not None:
+    if args.resume is not None and args.resume is not FOLDER_FIT:
         return _resume(args)
     sources, settings, options = asked(args)
     if len(sources) > 1:
         return _fit_many(args, sources, settings, options)
+    if args.resume is FOLDER_FIT:
+        from specfit.errors import SpecfitError
+
+        raise SpecfitError("--resume without a run folder continues a fit of several signals; give the "
+                           "run folder to continue one run (--resume RUN)")
     return _fit_one(args, sources[0], settings, options)
 
 
@@ -191,7 +201,7 @@ def _fit_many(args: argparse.Namespace, sources: list[str], settings: Any, optio
     try:
         results = fit_many(sources, lambda source: load(source, options), settings, parent,
                            overwrite=args.overwrite, batched=together, progress=progress,
-                           command=command_line(args), on_done=on_done)
+                           command=command_line(args), on_done=on_done, resume=args.resume is FOLDER_FIT)
     finally:
         progress.close()
     rows = summary_rows(results)
