@@ -25,7 +25,9 @@ from the config file's folder.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from specfit.config.settings import FitSettings
@@ -102,6 +104,36 @@ def _source(value: object, path: Path) -> str | None:
     return value
 
 
+def _has_type(value: object, hint: object) -> bool:
+    """Whether ``value``, read from a file, has the declared type ``hint`` (``float`` takes whole
+    numbers; ``int`` and ``float`` never take ``true``/``false``)."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return any(_has_type(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else int | float) and not isinstance(value, bool)
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(_has_type(item, typing.get_args(hint)[0]) for item in value)
+    return isinstance(value, typing.get_origin(hint) or hint)
+
+
+def _check_types(settings: object, where: str) -> None:
+    """Refuse a field of the dataclass ``settings`` (and of those it holds) that a file gave the
+    wrong type, e.g. 2.5 steps or ``"yes"`` for a switch; ``where`` prefixes the field's name."""
+    hints = typing.get_type_hints(type(settings))
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if is_dataclass(value):
+            _check_types(value, f"{where}{item.name}.")
+        elif not _has_type(value, hint := hints[item.name]):
+            union = typing.get_origin(hint) in (types.UnionType, typing.Union)
+            names = ("none" if t is type(None) else getattr(t, "__name__", str(t))
+                     for t in (typing.get_args(hint) if union else (hint,)))
+            expected = " or ".join(names)
+            raise SpecfitError(f"{where}{item.name} must be {expected}, got {value!r}")
+
+
 def read_fit_config(path: str | Path) -> FitRequest:
     """Read a fit from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file (see the module docstring).
 
@@ -112,6 +144,8 @@ def read_fit_config(path: str | Path) -> FitRequest:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise SpecfitError(f"{path}: a config file must end in {', '.join(SUFFIXES)}")
+    if path.exists() and not path.is_file():  # a folder, or a named pipe that would never end
+        raise SpecfitError(f"cannot read {path} (not a regular file)")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise SpecfitError(f"{path} is larger than {MAX_BYTES} bytes: not a config file")
@@ -142,7 +176,9 @@ def read_fit_config(path: str | Path) -> FitRequest:
         raise SpecfitError(f"{path}: unknown loading option {bad[0]!r}; known: {', '.join(sorted(known))}")
     given = data.get("settings") or {}
     try:
+        _check_types(LoadOptions(**load), "load.")
         settings = FitSettings.from_json(given)
+        _check_types(settings, "settings.")
         settings.check()
     except SpecfitError as exc:
         raise SpecfitError(f"{path}: {exc}") from None
