@@ -159,7 +159,8 @@ def _ray_endpoint(address: str) -> tuple[str, int] | None:
         return None
     host, colon, port = address.partition("://")[2 if "://" in address else 0].rpartition(":")
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SpecfitError(f"--ray {address} is not a Ray address: give auto, local, HOST:PORT or ray://HOST:PORT")
+        raise SpecfitError(f"--ray {address!r} is not a Ray address: give auto, local, HOST:PORT or "
+                           "ray://HOST:PORT")
     return host.strip("[]"), int(port)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from specfit.bench.executor import RECORD_MAX_BYTES, Task, run_tasks
+from specfit.bench.executor import RECORD_MAX_BYTES, RECORDS, Task, run_tasks
 from specfit.bench.grid import _digest, grid_search
 from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
@@ -457,6 +457,7 @@ def run_suite(
     data = Path(data)
     folder = Path(folder)
     SUITE_FOLDER.check(folder)
+    RECORDS.check(folder / "records")
     check_writable(folder)
     missing = sorted(
         {

@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from specfit.errors import SpecfitError
 from specfit.runs.folder import staged_directory
@@ -103,6 +104,9 @@ def _problem(meta: object, tensors: dict[str, torch.Tensor], params: dict | None
     fit = meta["fit"]
     if params is not None and (fit.get("params") != params or not isinstance(fit.get("mode"), str)):
         return "it trained other hyperparameters than the run's config.json"
+    schedule = meta["scheduler"]
+    if not len(schedule["lr_lambdas"]) == len(schedule["base_lrs"]) == len(meta["adam_groups"]):
+        return "its learning-rate schedule and its optimiser disagree"
     model = {name: value for name, value in tensors.items() if name.startswith(_MODEL)}
     best = {name[len(_BEST):]: value for name, value in tensors.items() if name.startswith(_BEST)}
     if not all(value.is_floating_point() for value in model.values()):
@@ -120,6 +124,33 @@ def _problem(meta: object, tensors: dict[str, torch.Tensor], params: dict | None
     if generator is not None and (generator.dtype != torch.uint8 or generator.dim() != 1):
         return "the mini-batch generator's state is not a byte vector"
     return None
+
+
+def check_resumable(checkpoint: Checkpoint, model: nn.Module) -> None:
+    """Refuse, before training continues, a checkpoint that does not fit ``model`` (built from the
+    run's config, on its device): its parameters by name and shape, Adam's parameters and moments
+    (one moment per parameter, of its shape) and the mini-batch generator's state (its size on the
+    model's device). A one-line :class:`SpecfitError`; nothing is loaded.
+    """
+    state = checkpoint.state
+    params = list(model.parameters())
+    indices = sorted(i for group in state.optimiser["param_groups"] for i in group["params"])
+    moments = [(index, value) for index, values in state.optimiser["state"].items()
+               for key, value in values.items() if key != "step"]
+    problem = None
+    if {name: value.shape for name, value in state.model.items()} != {
+            name: value.shape for name, value in model.state_dict().items()}:
+        problem = "its parameters are not this model's"
+    elif indices != list(range(len(params))):
+        problem = "its optimiser does not hold this model's parameters"
+    elif any(index not in indices or value.shape != params[index].shape for index, value in moments):
+        problem = "its optimiser's moments are not of this model's parameters"
+    elif state.generator is not None:
+        device = params[0].device if params else torch.device("cpu")
+        if state.generator.numel() != torch.Generator(device=device).get_state().numel():
+            problem = "its mini-batch generator's state is not of this device's kind"
+    if problem is not None:
+        raise SpecfitError(f"the checkpoint does not match this model ({problem})")
 
 
 def read_checkpoint(path: Path, device: torch.device | str = "cpu", params: dict | None = None) -> Checkpoint:

@@ -58,9 +58,11 @@ RUN_FOLDER = OutputFolder("a specfit run", RUN_FILE_PATTERNS, "--out", _names_th
 
 
 def refuse_existing(out_dir: Path, overwrite: bool) -> None:
-    """Raise unless ``out_dir`` is absent or empty, or ``overwrite`` says to replace it; the
-    message points to ``--resume`` when the folder holds a checkpoint."""
-    if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+    """Raise unless ``out_dir`` is absent or empty, or a specfit run (:data:`RUN_FOLDER`) that
+    ``overwrite`` says to replace; the message points to ``--resume`` when the run holds a
+    checkpoint. Anything else is refused whatever ``overwrite`` says."""
+    RUN_FOLDER.check(Path(out_dir))
+    if overwrite or not out_dir.exists() or not any(out_dir.iterdir()):
         return
     hint = ", --resume to continue it" if (out_dir / CHECKPOINT).is_file() else ""
     raise SpecfitError(f"{out_dir} exists; give --overwrite to replace it{hint}, or another --out")

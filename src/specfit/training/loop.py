@@ -429,15 +429,12 @@ def _restore(
     try:
         model.load_state_dict(state.model, strict=True)
         optimiser.load_state_dict(state.optimiser)
-        for param, moments in optimiser.state.items():
-            if any(value.shape != param.shape for key, value in moments.items() if key != "step"):
-                raise ValueError("Adam's moments differ in shape from their parameters")
-        scheduler.load_state_dict(state.scheduler)
-        if state.generator is not None:
-            generator.set_state(state.generator)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+    except (RuntimeError, ValueError, KeyError) as exc:
         raise SpecfitError(f"the checkpoint does not match this model ({' '.join(str(exc).split())[:200]})") \
             from None
+    scheduler.load_state_dict(state.scheduler)
+    if state.generator is not None:
+        generator.set_state(state.generator)
     best.score, best.step = state.best_score, state.best_step
     best.state = None if state.best is None else dict(state.best)
     evaluator.history = list(state.history)
