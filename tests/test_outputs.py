@@ -125,6 +125,15 @@ def test_auto_follows_ray_address_to_the_cluster_it_names(tmp_path, monkeypatch)
     assert tree(tmp_path) == set()
 
 
+def test_nothing_is_reported_before_the_executor_has_started(tmp_path):
+    log, folder, reported = tmp_path / "log", tmp_path / "records", []
+    run_tasks([canned(log, "a", {"x": 1})], folder)
+    with pytest.raises(SpecfitError, match="no Ray cluster answers"):
+        run_tasks([canned(log, "a", {"x": 1}), canned(log, "b", {"x": 2})], folder,
+                  ray_address=dead_address(), on_done=lambda task, result, cached: reported.append(task.key))
+    assert reported == [] and sorted(p.name for p in folder.iterdir()) == ["a.json"]
+
+
 def test_recorded_tasks_need_no_executor(tmp_path):
     log = tmp_path / "log"
     run_tasks([canned(log, "a", {"x": 1})], tmp_path / "records")

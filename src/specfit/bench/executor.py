@@ -102,7 +102,9 @@ def run_tasks(
     """Run the tasks without a record in ``folder``; returns every task's record by key.
 
     ``on_done(task, result, cached)`` is called once per task, ``cached`` telling whether the
-    record was already there.
+    record was already there. ``folder`` must hold records only (:data:`RECORDS`); a record
+    that is not of its task's shape runs again. Nothing is created, and nothing reported, until
+    the executor has started (:func:`start_ray` for ``ray_address``).
     """
     tasks = list(tasks)
     keys = [task.key for task in tasks]
@@ -111,23 +113,9 @@ def run_tasks(
     folder = Path(folder)
     RECORDS.check(folder)
     check_writable(folder)
-    results: dict[str, dict] = {}
-    todo = []
-    for task in tasks:
-        record = read_record(folder, task.key, task.record)
-        if record is None:
-            todo.append(task)
-        else:
-            results[task.key] = record
-            if on_done is not None:
-                on_done(task, record, True)
-
-    def finish(task: Task, result: dict) -> None:
-        write_record(folder, task.key, result)
-        results[task.key] = result
-        if on_done is not None:
-            on_done(task, result, False)
-
+    results = {task.key: record for task in tasks
+               if (record := read_record(folder, task.key, task.record)) is not None}
+    todo = [task for task in tasks if task.key not in results]
     if todo and ray_address is not None:
         start_ray(ray_address)
     if todo:
@@ -135,6 +123,17 @@ def run_tasks(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpecfitError(f"cannot write {folder} ({exc.strerror or exc})") from exc
+    if on_done is not None:
+        for task in tasks:
+            if task.key in results:
+                on_done(task, results[task.key], True)
+
+    def finish(task: Task, result: dict) -> None:
+        write_record(folder, task.key, result)
+        results[task.key] = result
+        if on_done is not None:
+            on_done(task, result, False)
+
     if ray_address is not None:
         _run_on_ray(todo, finish)
     elif workers > 1 and len(todo) > 1:

@@ -6,7 +6,8 @@ resolved hyperparameters, convention, value range, coordinate convention, signal
 unpickled: loading reads JSON and tensors only.
 
 Writes are staged in a hidden sibling folder and renamed into place at the end, so an interrupted
-or failed write never leaves a half-written run.
+or failed write never leaves a half-written run. Whether a folder may become a run follows the
+output policy of :mod:`specfit.runs.outputs` (:data:`RUN_FOLDER`).
 """
 
 from __future__ import annotations
