@@ -163,6 +163,21 @@ def scores(printed: str) -> list[list[dict]]:
             for summary in json.loads(printed)]
 
 
+# --- fits of many signals ------------------------------------------------------------------------
+
+
+def test_fits_of_many_signals_replace_their_own_summary_and_refuse_a_users(cli, images, tmp_path):
+    out = tmp_path / "runs"
+    args = ["fit", images["noise32"], images["smooth"], *SMALL_SIREN, "--no-fresh", "--steps", "1",
+            "--out", out]
+    assert cli(*args).code == 0
+    assert cli(*args, "--overwrite").code == 0
+    (out / "summary.csv").write_text("name,grade\nme,A\n")
+    refused = cli(*args, "--overwrite")
+    assert refused.code == 2 and "summary.csv exists and was not written by specfit fit" in refused.err
+    assert (out / "summary.csv").read_text() == "name,grade\nme,A\n"
+
+
 # --- renders --------------------------------------------------------------------------------------
 
 
