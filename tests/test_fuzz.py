@@ -458,6 +458,8 @@ CHECKPOINT_EDITS: dict[str, CheckpointEdit] = {
     "adam-lr-text": lambda meta, tensors: (
         {**meta, "adam_groups": [{**meta["adam_groups"][0], "lr": "fast"}]}, tensors),
     "adam-state-list": _meta(adam_state=[1]),
+    "adam-moment-a-number": lambda meta, tensors: (
+        {**meta, "adam_state": {**meta["adam_state"], "0": {"max_exp_avg_sq": 5}}}, tensors),
     "schedule-list": _meta(scheduler=[1]),
     "schedule-garbage": _meta(scheduler={"nope": 1}),
     "fit-list": _meta(fit=[1]),

@@ -143,7 +143,8 @@ def check_resumable(checkpoint: Checkpoint, model: nn.Module) -> None:
         problem = "its parameters are not this model's"
     elif indices != list(range(len(params))):
         problem = "its optimiser does not hold this model's parameters"
-    elif any(index not in indices or value.shape != params[index].shape for index, value in moments):
+    elif any(index not in indices or not isinstance(value, torch.Tensor) or value.shape != params[index].shape
+             for index, value in moments):
         problem = "its optimiser's moments are not of this model's parameters"
     elif state.generator is not None:
         device = params[0].device if params else torch.device("cpu")
