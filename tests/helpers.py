@@ -121,3 +121,10 @@ def logged_task(log: str, key: str, seconds: float = 0.0) -> dict:
         handle.write(key + "\n")
     time.sleep(seconds)
     return {"key": key, "pid": os.getpid()}
+
+
+def canned_task(log: str, key: str, record: dict) -> dict:
+    """An executor task for tests: appends ``key`` to the file ``log`` and returns ``record``."""
+    with open(log, "a") as handle:
+        handle.write(key + "\n")
+    return record

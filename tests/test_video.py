@@ -14,9 +14,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from helpers import tree
+from helpers import SMALL_SIREN, tree
 
 from specfit.errors import SpecfitError
+from specfit.signals.sampling import fill_held_out
 from specfit.signals.video import VIDEO_SUFFIXES, frame_psnr, load_video, write_video
 
 
@@ -307,6 +308,30 @@ def test_frame_psnr_is_per_frame():
         frame_psnr(prediction, target[:, :3])
     with pytest.raises(ValueError):
         frame_psnr(prediction[0], target[0])
+
+
+def test_held_out_samples_of_clips_shorter_than_three_frames_are_filled_within_their_frames():
+    """A 3 x 3 x 3 neighbourhood reaches past a clip of one or two frames: what lies outside counts
+    as unknown, so a one-frame clip is filled as its image would be."""
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(3, 1, 6, 7, generator=generator)
+    known = torch.rand(1, 6, 7, generator=generator) > 0.4
+    filled = fill_held_out(values, known)
+    assert torch.allclose(filled[:, 0], fill_held_out(values[:, 0], known[0]))
+    assert torch.equal(filled[:, known], values[:, known])
+    two_frames = torch.rand(3, 2, 6, 7, generator=generator)
+    assert torch.isfinite(fill_held_out(two_frames, torch.rand(2, 6, 7, generator=generator) > 0.4)).all()
+
+
+def test_a_one_frame_clip_fits_with_fresh_and_renders(cli, tmp_path):
+    clip = encode_mp4(tmp_path / "one.mp4", moving_gradient(1, 16, 16))
+    fitted = cli("fit", clip, *SMALL_SIREN, "--steps", "3", "--inits", "2", "--out", tmp_path / "run",
+                 "--json")
+    assert fitted.code == 0, fitted.err
+    assert fitted.json()["selection"] is not None
+    rendered = cli("render", tmp_path / "run", "--size", "2x")
+    assert rendered.code == 0, rendered.err
+    assert "1 frames of 32 x 32" in rendered.out
 
 
 def test_video_suffixes():

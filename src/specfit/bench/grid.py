@@ -32,6 +32,7 @@ from specfit.kinds.load import load_signal
 from specfit.kinds.registry import task_for
 from specfit.models.evaluate import unit_from_model
 from specfit.models.registry import get_entry, resolve_params
+from specfit.runs.records import Each, MayOmit
 from specfit.training.loop import Trainer
 from specfit.training.stacked import StackedModels, can_stack
 
@@ -41,6 +42,13 @@ OBJECTIVES = {"psnr": (("train", "psnr_train"), ("held-out", "psnr_test"), ("all
 SELECTION_ONLY = ("spectrum", "objective", "search")
 SCORE_KEYS = ("psnr", "psnr_train", "psnr_test", "snr", "snr_train", "snr_test", "ssim", "psnr_grad",
               "iou_boundary", "iou_uniform", "chamfer")
+# What the tasks return, as :func:`summarize` reads them (see specfit.runs.records): a record of
+# another shape is trained or selected again.
+CANDIDATE = {"value": float, "w_mean": (float, None), "w_stderr": (float, None)}
+SELECT_RECORD = {"knob": str, "chosen": float, "seconds": float, "table": [CANDIDATE],
+                 "curve": MayOmit([CANDIDATE])}
+TRAIN_RECORD = Each({"value": float, "seconds": float, "batched": bool,
+                     **{key: MayOmit((float, None)) for key in SCORE_KEYS}})
 
 
 def _load(source: str | None, load: dict) -> object:
@@ -146,11 +154,11 @@ def grid_tasks(
         stem = "default" if source is None else Path(str(source)).name.split(".")[0]
         key = f"{index:02d}-{stem[:40]}-{entry.name}-{_digest(base)}"
         tasks.append(Task(f"{key}-select-{_digest(list(grid), choice)}", "specfit.bench.grid:select_task",
-                          {**base, "settings": settings.to_json(), "grid": list(grid)}))
+                          {**base, "settings": settings.to_json(), "grid": list(grid)}, SELECT_RECORD))
         for start in range(0, len(values), group):
             chunk = values[start:start + group]
             tasks.append(Task(f"{key}-train-{_digest(chunk, batched)}", "specfit.bench.grid:train_task",
-                              {**base, "values": chunk, "batched": batched}))
+                              {**base, "values": chunk, "batched": batched}, TRAIN_RECORD))
     return tasks
 
 

@@ -37,9 +37,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from specfit.bench.suites import get_suite, run_suite, suite_markdown, write_results_page
+    from specfit.bench.suites import (
+        check_results_page,
+        get_suite,
+        run_suite,
+        suite_markdown,
+        write_results_page,
+    )
 
     get_suite(args.suite, args.profile)  # a bad name fails before any work
+    if args.page:
+        check_results_page(Path(args.page))  # a page specfit did not write is refused before any work
     folder = Path(args.out) if args.out else Path("results") / "suites" / f"{args.suite}-{args.profile}"
 
     def on_done(task, result, cached) -> None:

@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from specfit.runs.render import render_run
 
     device = FitSettings(**settings_given(args)).device
-    result = render_run(Path(args.run_dir), args.size, Path(args.out) if args.out else None, device)
+    result = render_run(Path(args.run_dir), args.size, args.out, device)  # as typed: a trailing / is refused
     print(f"wrote {result.path} ({result.description})")
     return 0

@@ -121,6 +121,8 @@ def read_fit_config(path: str | Path) -> FitRequest:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise SpecfitError(f"{path}: a config file must end in {', '.join(SUFFIXES)}")
+    if path.exists() and not path.is_file():  # a folder, or a named pipe that would never end
+        raise SpecfitError(f"cannot read {path} (not a regular file)")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise SpecfitError(f"{path} is larger than {MAX_BYTES} bytes: not a config file")

@@ -25,6 +25,7 @@ from specfit.models.evaluate import unit_from_model
 from specfit.runs.checkpoints import Checkpoint, FolderCheckpoints, read_checkpoint
 from specfit.runs.folder import check_writable_parent, refuse_existing, run_lock
 from specfit.runs.format import CHECKPOINT
+from specfit.runs.outputs import check_output_file
 from specfit.runs.run import Run
 from specfit.training.loop import Callbacks, Trainer
 from specfit.training.stacked import StackedModels, can_stack
@@ -32,6 +33,7 @@ from specfit.util.files import staged_file
 from specfit.util.formatting import shown
 
 SUMMARY = "summary.csv"
+SUMMARY_HEADER = "signal,run,model,"  # how every summary this module writes begins
 SUMMARY_SCORES = ("psnr", "psnr_train", "psnr_test", "ssim", "iou", "iou_boundary", "chamfer", "snr")
 
 
@@ -48,7 +50,8 @@ class FitOutcome:
 
 def _folders(plans: list[FitPlan], parent: Path, overwrite: bool, resume: bool) -> list[Path]:
     """One run folder per signal, ``PARENT/NAME-MODEL`` (numbered when two signals share a name);
-    existing folders are refused unless ``overwrite``, or ``resume`` and they hold a checkpoint."""
+    existing folders are refused unless ``overwrite``, or ``resume`` and they hold a checkpoint, and
+    so is a ``PARENT/summary.csv`` that specfit did not write (see :mod:`specfit.runs.outputs`)."""
     outs: list[Path] = []
     for plan in plans:
         base = parent / f"{plan.task.name}-{plan.entry.name}"
@@ -59,7 +62,17 @@ def _folders(plans: list[FitPlan], parent: Path, overwrite: bool, resume: bool) 
             refuse_existing(out, overwrite)
         check_writable_parent(out)
         outs.append(out)
+    check_output_file(parent / SUMMARY, "--out", _is_summary, "specfit fit", create_folder=True)
     return outs
+
+
+def _is_summary(path: Path) -> bool:
+    """Whether the file ``path`` begins as :func:`write_summary` begins a table."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SUMMARY_HEADER)) == SUMMARY_HEADER.encode()
+    except OSError:
+        return False
 
 
 def _groups(plans: list[FitPlan], batched: bool, resumed: list[Checkpoint | None]) -> list[list[int]]:

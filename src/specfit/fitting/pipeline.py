@@ -22,7 +22,7 @@ from specfit.models.evaluate import unit_from_model
 from specfit.models.memory import check_fits, training_bytes
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
 from specfit.report.html import write_report
-from specfit.runs.checkpoints import Checkpoint, CheckpointSink
+from specfit.runs.checkpoints import Checkpoint, CheckpointSink, check_resumable
 from specfit.runs.run import Metrics, Run, RunConfig, hardware
 from specfit.tasks import Task
 from specfit.tasks.base import TrainingData
@@ -218,6 +218,8 @@ def run_plan(
     elif choice is None:
         choice = choose(plan, progress)
     ready = prepare(plan, choice)
+    if resume is not None:
+        check_resumable(resume, ready.model)
     options, params = ready.options, choice.params
     on_checkpoint = None
     if checkpoints is not None:

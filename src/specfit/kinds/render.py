@@ -117,12 +117,11 @@ def _parse_size(text: str, axes: int, example: str, limit: int) -> tuple[int, ..
 
 
 def _out_path(out: Path | None, default: Path, suffixes: tuple[str, ...]) -> Path:
-    """``out`` (else ``default``), refused unless it ends in one of ``suffixes`` and is not a folder."""
+    """``out`` (else ``default``), refused unless it ends in one of ``suffixes``; whether the
+    path may be written is checked by the caller (:func:`specfit.runs.render.render_run`)."""
     path = default if out is None else Path(out)
     if not path.name.lower().endswith(suffixes):
         raise SpecfitError(f"--out must be a {' or '.join(suffixes)} file, got {path}")
-    if path.is_dir():
-        raise SpecfitError(f"--out {path} is a directory")
     return path
 
 

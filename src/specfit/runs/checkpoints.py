@@ -19,15 +19,26 @@ from typing import Protocol
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from specfit.errors import SpecfitError
 from specfit.runs.folder import staged_directory
 from specfit.runs.format import CHECKPOINT, CONFIG, HISTORY, config_text, write_history
+from specfit.runs.records import Each, MayOmit, mismatch
 from specfit.training.state import TrainingState
 from specfit.util.files import dumps, staged_file
 
 _META_KEY = "specfit_checkpoint"
 _MODEL, _BEST, _ADAM, _GENERATOR = "model.", "best.", "adam.", "generator"
+# The metadata as write_checkpoint writes it (see specfit.runs.records); best_score may be a
+# non-finite float written as text or null.
+_SCORE = (float, str, None)
+_ADAM_GROUP = {"lr": float, "betas": [float], "eps": float, "weight_decay": float, "params": [int]}
+_SCHEDULE = {"base_lrs": [float], "last_epoch": int, "lr_lambdas": list, "_step_count": MayOmit(int),
+             "_last_lr": MayOmit([float])}  # a LambdaLR's state_dict
+META_SHAPE = {"step": int, "best_score": _SCORE, "best_step": int, "has_best": bool, "history": [dict],
+              "seconds": float, "step_seconds": float, "adam_groups": [_ADAM_GROUP],
+              "adam_state": Each(dict), "scheduler": _SCHEDULE, "fit": dict}
 
 
 @dataclass
@@ -80,10 +91,76 @@ def _number(value: object) -> float:
     return float(value)  # "inf" and "-inf" parse
 
 
-def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
+def _problem(meta: object, tensors: dict[str, torch.Tensor], params: dict | None) -> str | None:
+    """What is wrong with a checkpoint's metadata and tensors, as :func:`write_checkpoint` writes
+    them (``None``: nothing); ``params`` are the run's own hyperparameters, when known."""
+    problem = mismatch(meta, META_SHAPE)
+    if problem is not None:
+        return problem
+    if meta["step"] < 0 or meta["best_step"] < 0:
+        return "a negative step"
+    if isinstance(meta["best_score"], str) and meta["best_score"] not in ("inf", "-inf"):
+        return f"the best score {meta['best_score']!r} is not a number"
+    fit = meta["fit"]
+    if params is not None and (fit.get("params") != params or not isinstance(fit.get("mode"), str)):
+        return "it trained other hyperparameters than the run's config.json"
+    schedule = meta["scheduler"]
+    if not len(schedule["lr_lambdas"]) == len(schedule["base_lrs"]) == len(meta["adam_groups"]):
+        return "its learning-rate schedule and its optimiser disagree"
+    model = {name: value for name, value in tensors.items() if name.startswith(_MODEL)}
+    best = {name[len(_BEST):]: value for name, value in tensors.items() if name.startswith(_BEST)}
+    if not all(value.is_floating_point() for value in model.values()):
+        return "a model tensor is not floating-point"
+    shapes = {name[len(_MODEL):]: value.shape for name, value in model.items()}
+    if meta["has_best"] and {name: value.shape for name, value in best.items()} != shapes:
+        return "its best parameters do not match its model"
+    for name, value in tensors.items():
+        owner, _, key = name[len(_ADAM):].partition(".")
+        if name.startswith(_ADAM) and owner not in meta["adam_state"]:
+            return f"the optimiser tensor {name} belongs to no parameter"
+        if name.startswith(_ADAM) and key == "step" and value.numel() != 1:
+            return f"the optimiser tensor {name} is not one number"
+    generator = tensors.get(_GENERATOR)
+    if generator is not None and (generator.dtype != torch.uint8 or generator.dim() != 1):
+        return "the mini-batch generator's state is not a byte vector"
+    return None
+
+
+def check_resumable(checkpoint: Checkpoint, model: nn.Module) -> None:
+    """Refuse, before training continues, a checkpoint that does not fit ``model`` (built from the
+    run's config, on its device): its parameters by name and shape, Adam's parameters and moments
+    (one moment per parameter, of its shape) and the mini-batch generator's state (its size on the
+    model's device). A one-line :class:`SpecfitError`; nothing is loaded.
+    """
+    state = checkpoint.state
+    params = list(model.parameters())
+    indices = sorted(i for group in state.optimiser["param_groups"] for i in group["params"])
+    moments = [(index, value) for index, values in state.optimiser["state"].items()
+               for key, value in values.items() if key != "step"]
+    problem = None
+    if {name: value.shape for name, value in state.model.items()} != {
+            name: value.shape for name, value in model.state_dict().items()}:
+        problem = "its parameters are not this model's"
+    elif indices != list(range(len(params))):
+        problem = "its optimiser does not hold this model's parameters"
+    elif any(index not in indices or not isinstance(value, torch.Tensor) or value.shape != params[index].shape
+             for index, value in moments):
+        problem = "its optimiser's moments are not of this model's parameters"
+    elif state.generator is not None:
+        device = params[0].device if params else torch.device("cpu")
+        if state.generator.numel() != torch.Generator(device=device).get_state().numel():
+            problem = "its mini-batch generator's state is not of this device's kind"
+    if problem is not None:
+        raise SpecfitError(f"the checkpoint does not match this model ({problem})")
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu", params: dict | None = None) -> Checkpoint:
     """Read a checkpoint written by :func:`write_checkpoint`; tensors are moved to ``device``.
 
-    Raises :class:`SpecfitError` for a missing, unreadable or malformed file.
+    ``params``, the run's resolved hyperparameters (its ``config.json``'s), when given must be
+    those the checkpoint trained. Raises :class:`SpecfitError` for a missing, unreadable or
+    malformed file, checked against :data:`META_SHAPE` and its tensors' names, kinds and shapes
+    before anything is built from it.
     """
     if not path.is_file():
         raise SpecfitError(f"{path.parent} has no checkpoint ({path.name}); it cannot be continued")
@@ -91,8 +168,11 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {})[_META_KEY])
             tensors = {name: handle.get_tensor(name).to(device) for name in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+    except (SafetensorError, OSError, KeyError, ValueError, RecursionError) as exc:
         raise SpecfitError(f"{path} is not a readable checkpoint ({' '.join(str(exc).split())})") from None
+    problem = _problem(meta, tensors, params)
+    if problem is not None:
+        raise SpecfitError(f"{path} is not a checkpoint of this run ({problem})")
 
     def prefixed(prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}

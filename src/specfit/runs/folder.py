@@ -6,13 +6,12 @@ resolved hyperparameters, convention, value range, coordinate convention, signal
 unpickled: loading reads JSON and tensors only.
 
 Writes are staged in a hidden sibling folder and renamed into place at the end, so an interrupted
-or failed write never leaves a half-written run.
+or failed write never leaves a half-written run. Whether a folder may become a run follows the
+output policy of :mod:`specfit.runs.outputs` (:data:`RUN_FOLDER`).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import os
 import shutil
 import tempfile
@@ -37,79 +36,44 @@ from specfit.runs.format import (
     WEIGHTS,
     config_text,
 )
+from specfit.runs.outputs import OutputFolder, check_writable
+from specfit.runs.records import read_json
 from specfit.runs.schema import check_weights, validate_config
 from specfit.util.files import current_umask
 
 
-def _stray_entries(folder: Path) -> list[str]:
-    """Entries of ``folder`` that a specfit run does not write (folders are always stray)."""
-    return sorted(
-        entry.name + ("/" if entry.is_dir() else "")
-        for entry in folder.iterdir()
-        if entry.is_dir() or not any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_FILE_PATTERNS)
-    )
-
-
-def _names_this_format(config_path: Path) -> bool:
-    """Whether ``config_path`` is a specfit run config of this format (small, JSON, marked)."""
+def _names_this_format(folder: Path) -> bool:
+    """Whether ``folder/config.json`` is a specfit run config of this format (small, JSON, marked)."""
     try:
-        if not config_path.is_file() or config_path.stat().st_size > CONFIG_MAX_BYTES:
-            return False
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError, RecursionError):
+        config = read_json(folder / CONFIG, CONFIG_MAX_BYTES, "a run's config")
+    except SpecfitError:
         return False
     return isinstance(config, dict) and config.get("format") == FORMAT_VERSION and (
         isinstance(config.get("specfit"), str) and isinstance(config.get("model"), str))
 
 
-def check_replaceable(out_dir: Path) -> None:
-    """Raise unless ``out_dir`` is absent, empty, or provably a specfit run.
-
-    A run is recognised by its ``config.json`` (which names the format and the specfit version)
-    and by holding nothing that a run does not write; anything else is refused, so that a
-    mistyped output folder never deletes a user's files.
-    """
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise SpecfitError(f"{out_dir} exists and is not a directory")
-    if not any(out_dir.iterdir()):
-        return
-    if not _names_this_format(out_dir / CONFIG):
-        raise SpecfitError(f"{out_dir} exists and is not a specfit run; choose another output folder")
-    stray = _stray_entries(out_dir)
-    if stray:
-        shown = ", ".join(stray[:3]) + (", ..." if len(stray) > 3 else "")
-        raise SpecfitError(
-            f"{out_dir} holds files a specfit run does not write ({shown}); choose another output folder")
+# A run is recognised by its config.json (which names the format and the specfit version) and by
+# holding nothing that a run does not write, so that a mistyped output folder never deletes a
+# user's files.
+RUN_FOLDER = OutputFolder("a specfit run", RUN_FILE_PATTERNS, "--out", _names_this_format)
 
 
 def refuse_existing(out_dir: Path, overwrite: bool) -> None:
-    """Raise unless ``out_dir`` is absent or empty, or ``overwrite`` says to replace it; the
-    message points to ``--resume`` when the folder holds a checkpoint."""
-    if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+    """Raise unless ``out_dir`` is absent or empty, or a specfit run (:data:`RUN_FOLDER`) that
+    ``overwrite`` says to replace; the message points to ``--resume`` when the run holds a
+    checkpoint. Anything else is refused whatever ``overwrite`` says."""
+    RUN_FOLDER.check(Path(out_dir))
+    if overwrite or not out_dir.exists() or not any(out_dir.iterdir()):
         return
     hint = ", --resume to continue it" if (out_dir / CHECKPOINT).is_file() else ""
     raise SpecfitError(f"{out_dir} exists; give --overwrite to replace it{hint}, or another --out")
 
 
 def check_writable_parent(out_dir: Path) -> Path:
-    """Fail early, before any work, if ``out_dir`` cannot be written; returns it resolved.
-
-    An existing folder is only ever replaced when :func:`check_replaceable` accepts it.
-    """
-    out_dir = Path(out_dir).resolve()
-    check_replaceable(out_dir)
-    probe = out_dir.parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SpecfitError(f"cannot write the output directory {out_dir} ({probe} is not a directory)")
-    try:
-        Path(tempfile.mkdtemp(prefix=".specfit-probe-", dir=probe)).rmdir()
-    except OSError as exc:
-        raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
-    return out_dir
+    """Fail early, before any work, if the run folder ``out_dir`` cannot be written; returns it
+    resolved. An existing folder is only ever replaced when :data:`RUN_FOLDER` accepts it."""
+    RUN_FOLDER.check(Path(out_dir))
+    return check_writable(out_dir)
 
 
 _HELD: dict[Path, int] = {}  # output folders whose lock this process holds -> the holding thread
@@ -189,8 +153,7 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
     """Yield a staging folder; on success it replaces ``out_dir`` whole, on failure it vanishes.
 
     The caller should hold :func:`run_lock` for ``out_dir``; leftovers of killed writers are
-    removed first, and ``out_dir`` is checked again with :func:`check_replaceable` before it is
-    replaced.
+    removed first, and ``out_dir`` is checked again with :data:`RUN_FOLDER` before it is replaced.
     """
     out_dir = Path(out_dir).resolve()
     try:
@@ -202,7 +165,7 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
         raise SpecfitError(f"cannot write the output directory {out_dir} ({exc.strerror})") from exc
     try:
         yield stage
-        check_replaceable(out_dir)
+        RUN_FOLDER.check(out_dir)
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             out_dir.replace(old)
@@ -244,21 +207,7 @@ def read_config(run_dir: Path, needs: tuple[str, ...] = (), weights: bool = True
     if not path.is_file() or (weights and not (run_dir / WEIGHTS).is_file()):
         needed = f"{CONFIG} and {WEIGHTS}" if weights else CONFIG
         raise SpecfitError(f"{run_dir} is not a run directory (needs {needed})")
-    try:
-        with path.open("rb") as handle:  # what the file holds, up to one byte past the cap
-            data = handle.read(min(os.fstat(handle.fileno()).st_size, CONFIG_MAX_BYTES) + 1)
-    except OSError as exc:
-        raise SpecfitError(f"cannot read {path} ({exc.strerror or exc})") from exc
-    if len(data) > CONFIG_MAX_BYTES:
-        raise SpecfitError(f"{path} is larger than {CONFIG_MAX_BYTES} bytes: not a run's config")
-    try:
-        config = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpecfitError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except ValueError as exc:
-        raise SpecfitError(f"{path} is not valid JSON ({' '.join(str(exc).split())})") from exc
-    except RecursionError as exc:
-        raise SpecfitError(f"{path} nests its JSON too deeply to be a run's config") from exc
+    config = read_json(path, CONFIG_MAX_BYTES, "a run's config")
     return validate_config(config, path, needs)
 
 

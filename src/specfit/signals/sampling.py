@@ -114,14 +114,15 @@ def fill_held_out(values: torch.Tensor, known: torch.Tensor, max_rounds: int = 6
     sample is known. The known samples are returned unchanged; nothing else is read.
     """
     pool = _POOLS[known.dim()]
+    border = (1, 1) * known.dim()  # zeros around the grid, padded here: avg_pool3d refuses a side under 3
     known = known.clone()
     filled = torch.where(known, values, torch.zeros((), dtype=values.dtype, device=values.device))
     for _ in range(max_rounds):
         if bool(known.all()):
             break
         weight = known.to(values.dtype).unsqueeze(0)
-        total = pool((filled * weight).unsqueeze(0), 3, stride=1, padding=1)[0]
-        count = pool(weight.unsqueeze(0), 3, stride=1, padding=1)[0]
+        total = pool(F.pad((filled * weight).unsqueeze(0), border), 3, stride=1)[0]
+        count = pool(F.pad(weight.unsqueeze(0), border), 3, stride=1)[0]
         new = (~known) & (count[0] > 0)
         filled = torch.where(new, total / count.clamp_min(1e-12), filled)
         known = known | new

@@ -24,8 +24,20 @@ def _json_safe(value: object) -> object:
 
 
 def dumps(data: object) -> str:
-    """JSON text with non-finite floats made representable."""
+    """JSON text with non-finite floats made representable: NaN as ``null``, infinities as the
+    strings ``"inf"`` and ``"-inf"`` (read back by :func:`restore_infinities`)."""
     return json.dumps(_json_safe(data), indent=2)
+
+
+def restore_infinities(value: object) -> object:
+    """``value`` parsed from :func:`dumps`'s text, the strings ``"inf"`` and ``"-inf"`` made floats again."""
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: restore_infinities(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_infinities(v) for v in value]
+    return value
 
 
 def current_umask() -> int:
@@ -34,9 +46,14 @@ def current_umask() -> int:
     return mask
 
 
+# The name of a staged file (``.STEM.partial-RANDOM.SUFFIX``) that a killed writer left behind.
+STAGED_FILE_PATTERN = ".*.partial-*"
+
+
 @contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; renamed to ``path`` on success, removed on failure."""
+    """Yield a temporary path next to ``path`` (see :data:`STAGED_FILE_PATTERN`); renamed to ``path``
+    on success, removed on failure."""
     path = Path(path).resolve()
     try:
         handle, name = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
