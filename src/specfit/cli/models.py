@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<14} knob {e.knob.name} (default {shown(e.knob.default)}); FreSh grid "
                   f"{shown(g[0])}..{shown(g[-1])} "
                   f"({len(g)} values): {e.knob.description}")
+            if e.knob.benchmark is not None:
+                print(f"{'':<14} benchmark {shown(e.knob.benchmark)}: {e.knob.benchmark_source}")
         else:
             print(f"{'':<14} no frequency knob (FreSh does not apply)")
         shape = ", ".join(f"{k}={v}" for k, v in e.defaults.items() if not e.knob or k != e.knob.name)

@@ -43,12 +43,22 @@ from specfit.models.wavelet import Gauss, GaussParams, Wire, WireParams
 
 @dataclass(frozen=True)
 class Knob:
-    """The embedding-frequency hyperparameter of a model and its default FreSh grid."""
+    """The embedding-frequency hyperparameter of a model and its default FreSh grid.
+
+    Attributes:
+        benchmark: the fixed value that published benchmarks set for every signal, converted to
+            specfit's convention (``None``: none published), for comparing FreSh's choice with a
+            setting made by hand; it lies within ``grid``.
+        benchmark_source: where that value comes from, in its source's convention, and how it
+            was converted (or why there is none).
+    """
 
     name: str
     default: ParamValue
     grid: tuple[float, ...]
     description: str
+    benchmark: ParamValue = None
+    benchmark_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,13 @@ def build_model(
     return get_entry(name).create(in_features, out_features, params)
 
 
-SIREN_KNOB = Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0")
+# Benchmark values (Knob.benchmark): a source's fixed setting converted to specfit's conventions.
+# Coordinates: specfit's span [-1, 1]; Tancik et al.'s [0, 1) halve a Gaussian sigma and lower a
+# positional sigma_p by one here (docs/protocols.md). SIREN's omega_0 multiplies the same
+# first-layer weights in both SIREN conventions, so it keeps its number.
+SIREN_KNOB = Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0", 30.0,
+                  "omega_0 = 30 for every image (Sitzmann et al. 2020; also the SIREN baseline of Yeom "
+                  "et al. 2025's benchmark code), coordinates in [-1, 1]: the same number here")
 
 register(ModelEntry(
     name="siren",
@@ -247,7 +263,8 @@ register(ModelEntry(
     value_range="signed",
     convention="z = W h + b, out sin(omega (|z|+1) z), |z|+1 detached",
     knob=Knob("first_bias_scale", None, _grid(0.0, 3.0, 0.1),
-              "first-layer bias range k (default: PyTorch's 1/sqrt(n_in))"),
+              "first-layer bias range k (default: PyTorch's 1/sqrt(n_in))", None,
+              "none: FINER's code keeps PyTorch's first-layer bias (the knob's default) unless k is given"),
     reference="Liu et al. 2024",
 ))
 register(ModelEntry(
@@ -258,7 +275,8 @@ register(ModelEntry(
     lr=5e-4,
     value_range="signed",
     convention="z = W h + b, out sin(omega (|z|+1) z), first bias 0",
-    knob=Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0"),
+    knob=Knob("omega_0", 30.0, _grid(10, 200, 10), "first-layer frequency omega_0", 30.0,
+              "omega_0 = 30 in FINER's code (Liu et al. 2024), the same convention: the same number"),
     reference="Liu et al. 2024; FreSh variant",
 ))
 register(ModelEntry(
@@ -281,7 +299,9 @@ register(ModelEntry(
     lr=5e-3,
     value_range="signed",
     convention="exp(i omega_0 z) exp(-|s_0 z|^2), complex hidden layers, real output",
-    knob=Knob("omega_0", 20.0, _grid(5, 60, 5), "wavelet frequency omega_0 (own grid)"),
+    knob=Knob("omega_0", 20.0, _grid(5, 60, 5), "wavelet frequency omega_0 (own grid)", 10.0,
+              "omega_0 = 10 with s_0 = 10 in Yeom et al. 2025's benchmark code (WIRE baseline, "
+              "PyTorch's default init, width / sqrt(2)): the same convention and number"),
     reference="Saragadam et al. 2023",
     compile=False,
 ))
@@ -293,7 +313,9 @@ register(ModelEntry(
     lr=5e-3,
     value_range="signed",
     convention="exp(-(s z)^2), z = W h + b",
-    knob=Knob("scale", 30.0, _grid(5, 60, 5), "activation scale s (own grid)"),
+    knob=Knob("scale", 30.0, _grid(5, 60, 5), "activation scale s (own grid)", 20.0,
+              "exp(-(20 z)^2) in Yeom et al. 2025's benchmark code (Gaussian baseline, PyTorch's "
+              "default init): the same convention and number"),
     reference="Ramasinghe and Lucey 2022",
 ))
 register(ModelEntry(
@@ -327,7 +349,9 @@ register(ModelEntry(
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B axis-aligned log-spaced, sigmoid output",
-    knob=Knob("scale", 6.0, _grid(1, 12, 1), "log2 of the highest frequency, sigma_p"),
+    knob=Knob("scale", 6.0, _grid(1, 12, 1), "log2 of the highest frequency, sigma_p", 5.0,
+              "sigma_p = 6 on natural images (Tancik et al. 2020), coordinates in [0, 1): "
+              "sigma_p - 1 = 5 on specfit's [-1, 1] (6 on the lattice split's [0, 1))"),
     reference="Tancik et al. 2020 ('positional encoding')",
 ))
 register(ModelEntry(
@@ -338,7 +362,8 @@ register(ModelEntry(
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [v, sin 2^k pi v, cos 2^k pi v], sigmoid output",
-    knob=Knob("octaves", 10, _grid(1, 16, 1), "number of octaves L"),
+    knob=Knob("octaves", 10, _grid(1, 16, 1), "number of octaves L", 10,
+              "L = 10 for positions normalised to [-1, 1] (Mildenhall et al. 2020): the same number"),
     reference="Mildenhall et al. 2020",
 ))
 register(ModelEntry(
@@ -349,7 +374,9 @@ register(ModelEntry(
     lr=1e-3,
     value_range="unit",
     convention="gamma(v) = [cos 2 pi B v, sin 2 pi B v], B frozen, sigmoid output",
-    knob=Knob("sigma", 10.0, _grid(1, 20, 1), "scale sigma of B (default: Tancik's natural-image 10)"),
+    knob=Knob("sigma", 10.0, _grid(1, 20, 1), "scale sigma of B (default: Tancik's natural-image 10)", 5.0,
+              "sigma = 10 on natural images (Tancik et al. 2020), coordinates in [0, 1): sigma / 2 = 5 "
+              "on specfit's [-1, 1] (10 on the lattice split's [0, 1))"),
     reference="Tancik et al. 2020 ('Gaussian')",
 ))
 register(ModelEntry(
@@ -361,7 +388,8 @@ register(ModelEntry(
     value_range="unit",
     convention="grid on [0, 1] = (x + 1) / 2, N_l = floor(N_min b^l), d-linear, uint32 spatial hash",
     knob=Knob("n_max", 2048.0, tuple(float(round(2 ** (k / 2))) for k in range(8, 25)),
-              "finest resolution N_max (log-spaced grid 16..4096)"),
+              "finest resolution N_max (log-spaced grid 16..4096)", None,
+              "none: Instant-NGP sets N_max per task (for images, from their resolution)"),
     reference="Muller et al. 2022 (Instant-NGP)",
     compile=False,
     adam_betas=(0.9, 0.99),
@@ -369,7 +397,8 @@ register(ModelEntry(
     selection_overrides={"init_scale": 1e-2},
 ))
 
-_TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)")
+_TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)",
+                   None, "none: TUNER sets the band limit from each signal's size")
 
 
 def _tuner_views(model: nn.Module, in_features: int) -> list[tuple[str, str]]:

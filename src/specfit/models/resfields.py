@@ -15,7 +15,10 @@ i.e. ``Siren.hidden[i - 1]``) in ``resfield_layers`` uses the weight ``W_i + dW_
 Everything else (first layer, omega_0, both conventions, initialisation) is :class:`Siren`'s, and
 the base weights are drawn first, so with the same seed a ResFieldSiren starts from the same
 weights as a Siren. Init: ``coeff`` zero (the network starts as that plain SIREN), factors normal
-with the hidden weights' standard deviation ``sqrt(2 / width) / hidden_omega_0``.
+with the hidden weights' standard deviation ``sqrt(2 / width) / hidden_omega_0``. SIREN's
+initialisation options (``weight_scale``, ``winner_s0``, ``winner_s1``; :mod:`specfit.models.sine`)
+act on the base weights as in a Siren; the factors keep that standard deviation (at init the
+residuals are zero whatever the factors are, so the network starts as the scaled or perturbed SIREN).
 Extra parameters: ``len(layers) * (n_frames * rank + rank * width**2)``.
 """
 

@@ -2,6 +2,11 @@
 
 Both use PyTorch's default ``nn.Linear`` initialisation. Inputs ``(N, in_features)``, outputs
 ``(N, out_features)`` in about [-1, 1].
+
+Neither takes SIREN's initialisation options: weight scaling (Yeom et al. 2025) is defined for
+sinusoidal networks, as a multiple of SIREN's initialisation (the paper's code trains WIRE and the
+Gaussian network as baselines at PyTorch's default initialisation), and WINNER's noise scales
+(Chandravamsi et al. 2025) are fitted to SIREN's frequencies only.
 """
 
 from __future__ import annotations
