@@ -255,6 +255,32 @@ def test_resume_trains_a_finished_run_on_to_more_steps(cli, images, tmp_path) ->
     assert "cannot" not in cli("fit", "--resume", short, "--steps", "25").err
 
 
+
+def test_a_run_saved_before_a_family_gained_a_hyperparameter_resumes(cli, images, tmp_path) -> None:
+    """A run written by an earlier specfit lacks the hyperparameters added since (SIREN's
+    ``weight_scale``, ``winner_s0`` and ``winner_s1``) in its config.json and checkpoint; it still
+    continues, to the weights of a run that never stopped."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    old, whole = tmp_path / "old", tmp_path / "whole"
+    common = [images["noise32"], "--no-fresh", *SMALL_SIREN, "--eval-every", "5"]
+    assert cli("fit", *common, "--steps", "10", "--out", old).code == 0
+    assert cli("fit", *common, "--steps", "20", "--out", whole).code == 0
+    added = ("weight_scale", "winner_s0", "winner_s1")
+    config = json.loads((old / "config.json").read_text())
+    config["params"] = {k: v for k, v in config["params"].items() if k not in added}
+    (old / "config.json").write_text(json.dumps(config))
+    path = str(old / "checkpoint.safetensors")
+    with safe_open(path, framework="pt") as handle:
+        metadata = handle.metadata()
+    meta = json.loads(metadata["specfit_checkpoint"])
+    meta["fit"]["params"] = {k: v for k, v in meta["fit"]["params"].items() if k not in added}
+    save_file(load_file(path), path, metadata={**metadata, "specfit_checkpoint": json.dumps(meta)})
+    result = cli("fit", "--resume", old, "--steps", "20")
+    assert result.code == 0, result.err
+    assert _same_weights(old, whole)
+
 def test_a_killed_fit_leaves_a_folder_that_resumes(cli, images, tmp_path) -> None:
     """What a hard kill leaves (config.json and the last periodic checkpoint, no weights yet) is
     refused as an output but continued by --resume."""

@@ -205,7 +205,7 @@ def resume(
     # Planned without FreSh (its choice is in the checkpoint), the run keeps its own settings.
     plan = replace(plan_fit(_signal_again(config), replace(settings, fresh=False)), settings=settings)
     plan.command = command if command is not None else config.command
-    checkpoint = read_checkpoint(folder / CHECKPOINT, plan.device, config.params)
+    checkpoint = read_checkpoint(folder / CHECKPOINT, plan.device, config.params, config.model)
     if settings.fit.steps < checkpoint.state.step:
         raise SpecfitError(f"{folder} has trained {checkpoint.state.step} steps already; --steps must be "
                            "at least that")

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from specfit.errors import SpecfitError
+from specfit.models.registry import get_entry, resolve_params
 from specfit.runs.folder import staged_directory
 from specfit.runs.format import CHECKPOINT, CONFIG, HISTORY, config_text, write_history
 from specfit.runs.records import Each, MayOmit, mismatch
@@ -91,9 +92,13 @@ def _number(value: object) -> float:
     return float(value)  # "inf" and "-inf" parse
 
 
-def _problem(meta: object, tensors: dict[str, torch.Tensor], params: dict | None) -> str | None:
+def _problem(
+    meta: object, tensors: dict[str, torch.Tensor], params: dict | None, model: str | None,
+) -> str | None:
     """What is wrong with a checkpoint's metadata and tensors, as :func:`write_checkpoint` writes
-    them (``None``: nothing); ``params`` are the run's own hyperparameters, when known."""
+    them (``None``: nothing); ``params`` are the run's own hyperparameters of the registered
+    ``model``, when known (compared with every default filled in, so a run saved before a family
+    gained a hyperparameter still matches its checkpoint)."""
     problem = mismatch(meta, META_SHAPE)
     if problem is not None:
         return problem
@@ -102,7 +107,11 @@ def _problem(meta: object, tensors: dict[str, torch.Tensor], params: dict | None
     if isinstance(meta["best_score"], str) and meta["best_score"] not in ("inf", "-inf"):
         return f"the best score {meta['best_score']!r} is not a number"
     fit = meta["fit"]
-    if params is not None and (fit.get("params") != params or not isinstance(fit.get("mode"), str)):
+    trained = fit.get("params")
+    if params is not None and model is not None and isinstance(trained, dict):
+        entry = get_entry(model)
+        trained, params = resolve_params(entry, trained), resolve_params(entry, params)
+    if params is not None and (trained != params or not isinstance(fit.get("mode"), str)):
         return "it trained other hyperparameters than the run's config.json"
     schedule = meta["scheduler"]
     if not len(schedule["lr_lambdas"]) == len(schedule["base_lrs"]) == len(meta["adam_groups"]):
@@ -154,13 +163,14 @@ def check_resumable(checkpoint: Checkpoint, model: nn.Module) -> None:
         raise SpecfitError(f"the checkpoint does not match this model ({problem})")
 
 
-def read_checkpoint(path: Path, device: torch.device | str = "cpu", params: dict | None = None) -> Checkpoint:
+def read_checkpoint(path: Path, device: torch.device | str = "cpu", params: dict | None = None,
+                    model: str | None = None) -> Checkpoint:
     """Read a checkpoint written by :func:`write_checkpoint`; tensors are moved to ``device``.
 
-    ``params``, the run's resolved hyperparameters (its ``config.json``'s), when given must be
-    those the checkpoint trained. Raises :class:`SpecfitError` for a missing, unreadable or
-    malformed file, checked against :data:`META_SHAPE` and its tensors' names, kinds and shapes
-    before anything is built from it.
+    ``params``, the run's resolved hyperparameters (its ``config.json``'s) of the registered
+    ``model``, when given must be those the checkpoint trained. Raises :class:`SpecfitError` for a
+    missing, unreadable or malformed file, checked against :data:`META_SHAPE` and its tensors'
+    names, kinds and shapes before anything is built from it.
     """
     if not path.is_file():
         raise SpecfitError(f"{path.parent} has no checkpoint ({path.name}); it cannot be continued")
@@ -170,7 +180,7 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu", params: dict
             tensors = {name: handle.get_tensor(name).to(device) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, KeyError, ValueError, RecursionError) as exc:
         raise SpecfitError(f"{path} is not a readable checkpoint ({' '.join(str(exc).split())})") from None
-    problem = _problem(meta, tensors, params)
+    problem = _problem(meta, tensors, params, model)
     if problem is not None:
         raise SpecfitError(f"{path} is not a checkpoint of this run ({problem})")
 
