@@ -174,24 +174,9 @@ def fresh_signals(profile: str) -> Suite:
             {"resize": 32} if quick else {"resize": 96},
             steps,
         ),
-        GridJob(
-            "bunny",
-            "ff-gaussian",
-            ("meshes/bunny.ply",),
-            {"width": 128, "hidden_layers": 2},
-            {},
-            steps,
-            fit={"lr": 5e-4},
-        ),
-        GridJob(
-            "armadillo",
-            "ff-gaussian",
-            ("meshes/armadillo.obj",),
-            {"width": 128, "hidden_layers": 2},
-            {},
-            steps,
-            fit={"lr": 5e-4},
-        ),
+        *(GridJob(name, "ff-gaussian", (mesh,), {"width": 128, "hidden_layers": 2}, {}, steps,
+                  fit={"lr": 5e-4})
+          for name, mesh in (("bunny", "meshes/bunny.ply"), ("armadillo", "meshes/armadillo.obj"))),
     )
     size = "SIREN 64 x 2 on 1 s of audio, 8 frames of video at 32 px and the volume at 32 voxels; "
     size += "Gaussian FF 128 x 2 on the meshes; 300 steps"
