@@ -51,7 +51,7 @@ class SelectionSettings:
     search: str = param(
         "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve), full (every "
         "value) or probes (fit only: the bracket's best values and their neighbours trained briefly, the "
-        "best kept by successive halving on the objective; about 5 % of a trained grid's cost)",
+        "best kept by successive halving on the objective; about twice the fit's training)",
         choices=SEARCHES)
 
 

@@ -178,7 +178,10 @@ def probes_plot(probes: dict) -> Figure:
     last_rung = max(len(curve["rung_scores"]) for curve in probes["curves"])
     for end in probes["rungs"][:last_rung]:
         axis.axvline(end, color="0.6", ls=":", lw=1)
-    for number, curve in enumerate(probes["curves"]):
+    curves = probes["curves"]
+    if all(_numeric(curve["value"]) for curve in curves):
+        curves = sorted(curves, key=lambda curve: curve["value"])
+    for number, curve in enumerate(curves):
         steps = curve["steps"]
         scores = [math.nan if score is None else score for score in curve["scores"]]
         won = curve["value"] == chosen
