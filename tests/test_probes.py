@@ -27,6 +27,9 @@ from specfit.fitting.probes import (
     successive_halving,
 )
 from specfit.fresh.search import Candidate, Selection
+from specfit.models.evaluate import Forward
+from specfit.signals.sampling import make_sampling
+from specfit.tasks.base import TrainingData
 
 TINY = {"width": 16, "hidden_layers": 1}
 
@@ -122,6 +125,21 @@ def test_the_probes_never_see_the_held_out_samples(objective):
     assert all(np.isfinite(curve.scores).all() for curve in result.curves)
     assert result.on == ("validation" if objective == "generalize" else "training")
     assert result.validation_samples == (round(0.1 * len(train)) if objective == "generalize" else None)
+
+
+def test_a_mini_batch_pool_follows_the_samples_into_the_probes_training_part():
+    """A forward model's pool (positions among the training samples, e.g. NeRF's central rays)
+    points at the same samples once the validation part is carved out, and at none of those."""
+    sampling = make_sampling((10, 10), "holdout", 0.2, seed=3)
+    centre = torch.arange(0, len(sampling.train), 2)
+    forward = Forward(apply=lambda model, x: x, pool=lambda step: centre if step <= 5 else None)
+    data = TrainingData(sampling, torch.rand(100, 1), forward)
+    probe = probe_data(data, "generalize", seed=0)
+    moved = probe.forward.pool(1)
+    samples = sampling.train[centre]  # the samples the pool meant, as indices of the whole grid
+    fitted, validation = sampling.train[probe.sampling.train], sampling.train[probe.sampling.test]
+    assert set(fitted[moved].tolist()) == set(samples.tolist()) - set(validation.tolist())
+    assert len(moved) < len(centre) and probe.forward.pool(6) is None
 
 
 @pytest.mark.parametrize("batch_size", [None, 64], ids=["stacked", "one-by-one"])
