@@ -16,6 +16,8 @@ from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.fitting.pipeline import plan_fit
 from specfit.fitting.probes import (
+    ProbeCurve,
+    ProbeResult,
     ProbeSetup,
     _Networks,
     baseline_rungs,
@@ -90,6 +92,14 @@ def test_probes_choose_the_best_trained_value_where_freshs_choice_is_not():
     assert [curve.value for curve in probes.curves] == propose(selection)
     assert probes.stacked and probes.objective == "fit" and probes.on == "training"
     json.dumps(probes.to_json())  # plain JSON for metrics.json
+
+
+def test_a_diverged_candidate_is_null_in_the_record():
+    curves = [ProbeCurve(10.0, [5], [21.5], [21.5]), ProbeCurve(20.0, [5], [float("nan")], [float("nan")])]
+    result = ProbeResult("omega_0", 10.0, "fit", "psnr", "training", [5], curves, 10, 0.1, True)
+    record = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    assert record["curves"][1]["scores"] == record["curves"][1]["rung_scores"] == [None]
+    assert record["curves"][0]["scores"] == [21.5]
 
 
 def _positions(indices: torch.Tensor) -> set[int]:

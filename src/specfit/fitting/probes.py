@@ -86,8 +86,9 @@ class ProbeSetup:
 @dataclass
 class ProbeCurve:
     """One candidate's training as the probes saw it: the objective's score (``NaN`` for a diverged
-    network) at each evaluation (``steps``: cumulative optimiser steps, :data:`PROBE_EVALS` a rung)
-    and at the end of each rung it trained in (``rung_scores``, what successive halving compared)."""
+    network, ``null`` in JSON) at each evaluation (``steps``: cumulative optimiser steps,
+    :data:`PROBE_EVALS` a rung) and at the end of each rung it trained in (``rung_scores``, what
+    successive halving compared)."""
 
     value: ParamValue
     steps: list[int] = field(default_factory=list)
@@ -127,7 +128,12 @@ class ProbeResult:
     validation_samples: int | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The record as plain JSON (a diverged network's scores as ``null``)."""
+        data = asdict(self)
+        for curve in data["curves"]:
+            for key in ("scores", "rung_scores"):
+                curve[key] = [None if math.isnan(score) else score for score in curve[key]]
+        return data
 
 
 def propose(selection: Selection, count: int = PROBE_CANDIDATES) -> list[ParamValue]:
