@@ -164,6 +164,13 @@ def curve_plot(spectra: dict) -> Figure:
     return figure
 
 
+def _by_value(curves: list[dict]) -> list[dict]:
+    """The probes' curves in increasing knob value (as proposed for a non-numeric knob)."""
+    if all(_numeric(curve["value"]) for curve in curves):
+        return sorted(curves, key=lambda curve: curve["value"])
+    return curves
+
+
 def probes_figure(probes: dict) -> str:
     """:func:`probes_plot` as a data-URI PNG."""
     return figure_uri(probes_plot(probes))
@@ -178,10 +185,7 @@ def probes_plot(probes: dict) -> Figure:
     last_rung = max(len(curve["rung_scores"]) for curve in probes["curves"])
     for end in probes["rungs"][:last_rung]:
         axis.axvline(end, color="0.6", ls=":", lw=1)
-    curves = probes["curves"]
-    if all(_numeric(curve["value"]) for curve in curves):
-        curves = sorted(curves, key=lambda curve: curve["value"])
-    for number, curve in enumerate(curves):
+    for number, curve in enumerate(_by_value(probes["curves"])):
         steps = curve["steps"]
         scores = [math.nan if score is None else score for score in curve["scores"]]
         won = curve["value"] == chosen
@@ -261,7 +265,7 @@ def _probes_table(probes: dict) -> str:
     rungs = probes["rungs"]
     head = "".join(f"<th>after {end} steps</th>" for end in rungs)
     rows = []
-    for curve in probes["curves"]:
+    for curve in _by_value(probes["curves"]):
         cells = [_fmt(score) if score is not None else "-" for score in curve["rung_scores"]]
         cells += ["-"] * (len(rungs) - len(cells))
         mark = " (chosen)" if curve["value"] == probes["chosen"] else ""
