@@ -49,8 +49,10 @@ class SelectionSettings:
         None, "what FreSh's choice serves: fit (the training samples) or generalize (the held-out samples); "
         f"default: {DEFAULT_OBJECTIVE} when samples are held out, else fit", choices=OBJECTIVES)
     search: str = param(
-        "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve) or full (every "
-        "value)", choices=SEARCHES)
+        "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve), full (every "
+        "value) or probes (fit only: the bracket's best values and their neighbours trained briefly, the "
+        "best kept by successive halving on the objective; about twice the fit's training)",
+        choices=SEARCHES)
 
 
 @dataclass

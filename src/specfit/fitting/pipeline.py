@@ -16,6 +16,8 @@ import torch
 from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
+from specfit.fitting.probes import ProbeSetup, run_probes, with_probes
+from specfit.fresh.options import SPECTRUM_SEARCHES
 from specfit.fresh.search import Selection, SelectionPlan, fresh_select, init_spectrum
 from specfit.kinds.registry import task_for
 from specfit.models.evaluate import unit_from_model
@@ -97,7 +99,9 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
     target = task.fresh_target(entry.value_range, device, settings.resolved_spectrum(task.kind),
                                settings.resolved_objective(), settings.bins, settings.split, settings.holdout,
                                settings.seed)
-    selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, settings.search)
+    # The probes start from the bracket search's ranking (see specfit.fitting.probes).
+    search = settings.search if settings.search in SPECTRUM_SEARCHES else "bracket"
+    selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, search)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target.values,
                    target.coords)
 
@@ -151,7 +155,8 @@ class Choice:
 
 
 def choose(plan: FitPlan, progress: Progress = ignore) -> Choice:
-    """Settle the hyperparameters of a planned fit: FreSh's selection in ``"fresh"`` mode."""
+    """Settle the hyperparameters of a planned fit: FreSh's selection in ``"fresh"`` mode, and with
+    ``search="probes"`` the probes' choice among its best values (:mod:`specfit.fitting.probes`)."""
     entry, params = plan.entry, plan.params
     if plan.mode != "fresh":
         return Choice(params, plan.mode)
@@ -161,6 +166,9 @@ def choose(plan: FitPlan, progress: Progress = ignore) -> Choice:
         plan.target, plan.coords, entry.name, params, seed=plan.settings.seed, plan=plan.selection,
         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)),
     )
+    if plan.settings.search == "probes":
+        setup = ProbeSetup(plan.task, entry, params, plan.settings, plan.device)
+        selection = with_probes(selection, run_probes(setup, selection, progress))
     params = resolve_params(entry, {**params, knob: selection.chosen})
     spectra = _plain(_report_spectra(plan, params, selection))
     return Choice(params, "fresh", selection, selection.to_json(), spectra)
@@ -328,17 +336,20 @@ def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Sel
     complete = {str(row.value) for row in selection.table if row.inits == selection.inits}
     if plan.selection is None or plan.coords is None:
         raise SpecfitError("report spectra need a FreSh selection")
-    if str(default) in complete:
-        default_spectrum = selection.mean_spectra[str(default)]
-    else:
-        default_spectrum = init_spectrum(plan.coords, entry.name, {**params, knob: default}, plan.selection,
-                                         plan.settings.seed)
+
+    def untrained(value: ParamValue, evaluated: set[str]) -> list[float]:
+        """The mean spectrum at ``value``: FreSh's when its key is in ``evaluated``, else computed."""
+        if str(value) in evaluated:
+            return selection.mean_spectra[str(value)]
+        return init_spectrum(plan.coords, entry.name, {**params, knob: value}, plan.selection,
+                             plan.settings.seed)
 
     return {
         "knob": knob,
         "target": selection.target_spectrum,
-        "chosen": selection.mean_spectra[str(selection.chosen)],
-        "default": default_spectrum,
+        # the probes may choose a value FreSh's search skipped
+        "chosen": untrained(selection.chosen, set(selection.mean_spectra)),
+        "default": untrained(default, complete),
         "chosen_value": selection.chosen,
         "default_value": default,
         "table": selection.to_json()["table"],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 SPECTRA = ("signal", "published")
 OBJECTIVES = ("fit", "generalize")
-SEARCHES = ("bracket", "full")
+SEARCHES = ("bracket", "full", "probes")
+# The searches that rank values by spectra alone; "probes" also trains FreSh's best values briefly
+# (specfit.fitting.probes), which only a fit does.
+SPECTRUM_SEARCHES = ("bracket", "full")
 # Fraction of the signal's power the "signal" band holds, per objective.
 BAND_POWER = {"fit": 0.99, "generalize": 0.9}
 # The spectrum per signal type when none is set, from the validation (docs/fresh.md): the signal

@@ -40,7 +40,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from specfit.errors import SpecfitError
 from specfit.fresh.measured import MeasuredSpectrum
-from specfit.fresh.options import SEARCHES
+from specfit.fresh.options import SEARCHES, SPECTRUM_SEARCHES
 from specfit.fresh.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
 from specfit.models.params import DEFAULT_LAYER_WIDTH, declared
 from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
@@ -73,7 +73,7 @@ class Selection:
 
     Attributes:
         knob: name of the searched hyperparameter.
-        chosen: the value with the smallest mean distance.
+        chosen: the value with the smallest mean distance, or the probes' winner when they ran.
         table: one :class:`Candidate` per grid value, in grid order (a value the search skipped
             has no mean and 0 initialisations).
         seconds: wall time of the whole selection.
@@ -85,6 +85,8 @@ class Selection:
         band: the spectrum's band (:class:`specfit.fresh.spectra.Band` as JSON).
         spectrum: ``"signal"`` or ``"published"``.
         objective: ``"fit"`` or ``"generalize"``.
+        probes: with ``search="probes"``, the record of the probes that trained FreSh's best values
+            and chose among them (:meth:`specfit.fitting.probes.ProbeResult.to_json`); else ``None``.
     """
 
     knob: str
@@ -99,6 +101,7 @@ class Selection:
     band: dict = field(default_factory=dict)
     spectrum: str = "signal"
     objective: str = "fit"
+    probes: dict | None = None
 
     def edge_note(self) -> str | None:
         """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
@@ -121,6 +124,8 @@ class Selection:
             "spectrum": self.spectrum,
             "objective": self.objective,
         }
+        if self.probes is not None:
+            data["probes"] = self.probes
         if with_spectra:
             data["target_spectrum"] = self.target_spectrum
             data["mean_spectra"] = self.mean_spectra
@@ -331,7 +336,10 @@ def _checked_candidates(
     if not 2 <= inits <= MAX_INITS:
         raise SpecfitError(f"--inits must be 2 to {MAX_INITS} (2 for a standard error), got {inits}")
     if search not in SEARCHES:
-        raise SpecfitError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}")
+        raise SpecfitError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}", setting="search")
+    if search not in SPECTRUM_SEARCHES:
+        raise SpecfitError(f"search {search} trains candidate values, which only a fit does (specfit fit); "
+                           f"FreSh alone searches by {' or '.join(SPECTRUM_SEARCHES)}", setting="search")
     knob = entry.knob.name
     candidates = list(entry.knob.grid if grid is None else grid)
     if not candidates:

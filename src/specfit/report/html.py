@@ -164,6 +164,49 @@ def curve_plot(spectra: dict) -> Figure:
     return figure
 
 
+def _by_value(curves: list[dict]) -> list[dict]:
+    """The probes' curves in increasing knob value (as proposed for a non-numeric knob)."""
+    if all(_numeric(curve["value"]) for curve in curves):
+        return sorted(curves, key=lambda curve: curve["value"])
+    return curves
+
+
+def probes_figure(probes: dict) -> str:
+    """:func:`probes_plot` as a data-URI PNG."""
+    return figure_uri(probes_plot(probes))
+
+
+def probes_plot(probes: dict) -> Figure:
+    """The probes' curves: the objective's score against optimiser steps for every candidate they
+    trained, rung ends as dotted lines, the winner thick with a star at its last point; a candidate
+    set aside at a rung ends there (a hollow circle)."""
+    figure, axis = subplots(figsize=(7.5, 4.2))
+    knob, chosen = probes["knob"], probes["chosen"]
+    last_rung = max(len(curve["rung_scores"]) for curve in probes["curves"])
+    for end in probes["rungs"][:last_rung]:
+        axis.axvline(end, color="0.6", ls=":", lw=1)
+    for number, curve in enumerate(_by_value(probes["curves"])):
+        steps = curve["steps"]
+        scores = [math.nan if score is None else score for score in curve["scores"]]
+        won = curve["value"] == chosen
+        fresh = curve["value"] == probes.get("fresh_chosen")
+        tags = [tag for tag, yes in (("chosen", won), ("FreSh's spectra", fresh)) if yes]
+        label = f"{knob} = {_num(curve['value'])}" + (f" ({', '.join(tags)})" if tags else "")
+        colour = "C1" if won else f"C{(number + 2) % 10}"
+        axis.plot(steps, scores, "-", color=colour, lw=2.6 if won else 1.2, marker=".", ms=5, label=label,
+                  zorder=4 if won else 2)
+        if steps:
+            axis.plot(steps[-1], scores[-1], "*" if won else "o", ms=14 if won else 7, color=colour,
+                      mfc=colour if won else "white", mec="k" if won else colour, zorder=5)
+    axis.set_xlabel("optimiser steps of the probe")
+    validation = probes.get("on") == "validation"
+    what = "validation part of the training samples" if validation else "training samples"
+    axis.set_ylabel(f"{str(probes.get('score', 'psnr')).upper()} on the {what}")
+    axis.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axis.grid(alpha=0.3)
+    return figure
+
+
 def history_figure(history: list[dict]) -> str:
     """The training score (PSNR, or IoU for shapes) on all, training and held-out samples versus step."""
     figure, axis = subplots(figsize=(7.5, 4))
@@ -201,6 +244,37 @@ def _curve_guide(spectra: dict) -> str:
             "after the initialisations the legend gives), so their means are rougher; grey ticks at the "
             "bottom are values never evaluated. Good: a clear dip at the chosen value, inside the grid "
             "rather than at its edge.")
+
+
+def _probes_guide(probes: dict) -> str:
+    knob = html.escape(probes["knob"])
+    score = html.escape(str(probes.get("score", "psnr")).upper())
+    on = "a validation part of the training samples (never the held-out ones)" \
+        if probes.get("on") == "validation" else "the training samples"
+    return (f"<b>How to read:</b> x: optimiser steps of each probe; y: {score} on {on}, what the fit's "
+            f"objective ({html.escape(str(probes.get('objective')))}) compares. Each line is one {knob} "
+            "value FreSh's spectra ranked among the best, trained briefly from the fit's own initial "
+            "weights; dotted lines are the ends of the rungs, where the better half went on from where it "
+            "was and the others stopped (hollow circles). The thick line with the star is the value then "
+            "trained in full. Good: the winner leads clearly at the last rung; lines that cross late mean "
+            "the short probes could not tell those values apart.")
+
+
+def _probes_table(probes: dict) -> str:
+    """The probes as a collapsible table: each candidate's score at the end of every rung."""
+    rungs = probes["rungs"]
+    head = "".join(f"<th>after {end} steps</th>" for end in rungs)
+    rows = []
+    for curve in _by_value(probes["curves"]):
+        cells = [_fmt(score) if score is not None else "-" for score in curve["rung_scores"]]
+        cells += ["-"] * (len(rungs) - len(cells))
+        mark = " (chosen)" if curve["value"] == probes["chosen"] else ""
+        rows.append(f"<tr><td>{_fmt(curve['value'])}{mark}</td>" + "".join(f"<td>{c}</td>" for c in cells)
+                    + "</tr>")
+    cost = (f"{probes['steps']} network-steps in {_num(probes['seconds'])} s, "
+            f"{'stacked' if probes.get('stacked') else 'one network after another'}")
+    return (f"<details><summary>The probes' table: every candidate ({html.escape(cost)})</summary><table>"
+            f"<tr><th>{html.escape(probes['knob'])}</th>{head}</tr>" + "".join(rows) + "</table></details>")
 
 
 def _history_guide(history: list[dict]) -> str:
@@ -379,14 +453,21 @@ def _triple(metrics: dict, keys: tuple[str, str, str]) -> str:
 def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
     """``(label, text)`` rows of what the fit reached."""
     knob = metrics.get("knob")
+    mode = _MODES.get(metrics["mode"], metrics["mode"])
+    if (metrics.get("selection") or {}).get("probes"):
+        mode = "chosen by FreSh-guided probes"
     rows = [
         ("signal", str((config.get("signal") or {}).get("kind", "image"))),
         ("model", str(metrics["model"])),
-        ("knob", f"{knob} = {metrics['value']} ({_MODES.get(metrics['mode'], metrics['mode'])}; "
+        ("knob", f"{knob} = {metrics['value']} ({mode}; "
                  f"default {metrics.get('default_value')})" if knob else "none"),
     ]
     if metrics.get("selection"):
         rows.append(("FreSh time (s)", _num(metrics["selection"]["seconds"])))
+        probes = metrics["selection"].get("probes")
+        if probes:
+            rows.append(("probes: time (s), network-steps, FreSh's spectra chose",
+                         f"{_num(probes['seconds'])}, {probes['steps']}, {_num(probes['fresh_chosen'])}"))
     if metrics.get("psnr") is not None:
         rows.append(("PSNR all / training / held-out (dB)",
                      _triple(metrics, ("psnr", "psnr_train", "psnr_test"))))
@@ -446,8 +527,9 @@ def write_report(
     views: list[View | tuple[str, str]],
 ) -> None:
     """Write ``report.html``: a table of results, then ``views`` from the signal's task (a
-    :class:`View`, or a ``(title, data-URI PNG)`` pair), the FreSh spectra and curve, the training
-    curve and the run's provenance. Every figure has a reading guide under it."""
+    :class:`View`, or a ``(title, data-URI PNG)`` pair), the FreSh spectra and curve, the probes'
+    curves (``search="probes"``), the training curve and the run's provenance. Every figure has a
+    reading guide under it."""
     sections = [_as_view(view) for view in views]
     if spectra is not None:
         sections += [
@@ -455,6 +537,10 @@ def write_report(
             View("FreSh: distance versus knob", curve_figure(spectra), _curve_guide(spectra),
                  extra=_fresh_table(spectra)),
         ]
+    probes = (metrics.get("selection") or {}).get("probes")
+    if probes:
+        sections.append(View("Probes: score versus training steps", probes_figure(probes),
+                             _probes_guide(probes), extra=_probes_table(probes)))
     if metrics.get("history"):
         history = metrics["history"]
         sections.append(View("Training", history_figure(history), _history_guide(history)))
