@@ -32,6 +32,7 @@ from specfit.fresh.search import Candidate, Selection
 from specfit.models.evaluate import Forward
 from specfit.signals.sampling import make_sampling
 from specfit.tasks.base import TrainingData
+from specfit.util.formatting import shown
 
 TINY = {"width": 16, "hidden_layers": 1}
 
@@ -212,3 +213,15 @@ def test_cli_fit_with_probes_records_and_draws_them_and_select_refuses(cli, imag
     assert "Probes: score versus training steps" in report and "The probes' table" in report
     refused = cli("select", images["noise32"], "--search", "probes")
     assert refused.code == 2 and refused.err.startswith("error:") and "specfit fit" in refused.err
+
+
+def test_cli_says_what_fresh_and_the_probes_chose_with_a_bar_of_their_own(cli, images, tmp_path):
+    result = cli("fit", images["noise32"], *SMALL_SIREN, "--steps", "10", "--inits", "2",
+                 "--grid", "10,30,60,90", "--search", "probes", "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    probes = metrics["selection"]["probes"]
+    line = next(line for line in result.out.splitlines() if line.startswith("FreSh chose"))
+    assert f"omega_0 = {shown(probes['fresh_chosen'])} in" in line
+    assert f"the probes chose {shown(metrics['value'])} in" in line
+    assert "probes: training" in result.err  # the probes' phase announces itself

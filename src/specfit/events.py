@@ -13,9 +13,11 @@ from enum import Enum
 
 
 class Phase(Enum):
-    """The phases of a fit, in order (``COMPACT`` only for models that compact after training)."""
+    """The phases of a fit, in order (``PROBE`` only with ``search="probes"``, ``COMPACT`` only for
+    models that compact after training)."""
 
     SELECT = "select"
+    PROBE = "probe"
     TRAIN = "train"
     COMPACT = "compact"
     EVALUATE = "evaluate"

@@ -164,9 +164,12 @@ def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: 
         if note not in printed_notes:  # loading notes were printed before the fit
             print(f"note: {note}", file=sys.stderr)
     if metrics["selection"]:
-        sel = metrics["selection"]
-        print(f"FreSh chose {sel['knob']} = {shown(sel['chosen'])} in {sel['seconds']:.1f} s "
-              f"(default {shown(metrics['default_value'])})")
+        sel, probes = metrics["selection"], metrics["selection"].get("probes")
+        fresh = probes["fresh_chosen"] if probes else sel["chosen"]
+        line = f"FreSh chose {sel['knob']} = {shown(fresh)} in {sel['seconds']:.1f} s"
+        if probes:
+            line += f"; the probes chose {shown(sel['chosen'])} in {probes['seconds']:.1f} s"
+        print(f"{line} (default {shown(metrics['default_value'])})")
     print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
     print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0

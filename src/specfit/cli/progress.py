@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 # Phases shown as a bar: (label, unit).
-BARS = {"select": ("FreSh", "init"), "train": ("fit", "step"), "compact": ("compact", "step")}
+BARS = {"select": ("FreSh", "init"), "probe": ("probes", "step"), "train": ("fit", "step"),
+        "compact": ("compact", "step")}
 
 
 class Bar:
@@ -68,7 +69,7 @@ def score_text(record: dict) -> str:
 class ProgressBars:
     """Shows :class:`~specfit.events.Event` objects as progress bars on stderr (nothing when quiet)."""
 
-    MESSAGES: ClassVar[tuple[str, ...]] = ("select", "train", "compact")
+    MESSAGES: ClassVar[tuple[str, ...]] = ("select", "probe", "train", "compact")
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet

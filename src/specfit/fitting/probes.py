@@ -335,14 +335,14 @@ def successive_halving(
     curves = [ProbeCurve(value) for value in values]
     alive = list(range(len(values)))
     total, spent, previous = _planned(len(values), rungs), 0, 0
-    progress(Event(Phase.SELECT, 0, total, message=f"probes: training {len(values)} values of {knob} "
+    progress(Event(Phase.PROBE, 0, total, message=f"probes: training {len(values)} values of {knob} "
                    f"({', '.join(shown(v) for v in values)}) for up to {rungs[-1]} steps"))
     for number, end in enumerate(rungs):
         share = len(alive) if networks.stacked else 1
 
         def on_step(position: int, step: int, before: int = spent, start: int = previous, share: int = share,
                     width: int = end - previous) -> None:
-            progress(Event(Phase.SELECT, before + (position * width + step - start) * share, total))
+            progress(Event(Phase.PROBE, before + (position * width + step - start) * share, total))
 
         for k, history in zip(alive, networks.train(alive, previous, end, on_step), strict=True):
             curves[k].steps = [record["step"] for record in history]
