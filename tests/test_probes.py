@@ -225,3 +225,17 @@ def test_cli_says_what_fresh_and_the_probes_chose_with_a_bar_of_their_own(cli, i
     assert f"omega_0 = {shown(probes['fresh_chosen'])} in" in line
     assert f"the probes chose {shown(metrics['value'])} in" in line
     assert "probes: training" in result.err  # the probes' phase announces itself
+
+
+def test_a_grid_search_selection_with_probes_records_them_and_counts_their_time(images):
+    from specfit.bench.grid import select_task, summarize
+
+    settings = FitSettings(params={"width": 8, "hidden_layers": 1}, search="probes", inits=2)
+    settings = replace(settings, fit=replace(settings.fit, steps=10, compile="off"))
+    record = select_task(str(images["noise32"]), {}, settings.to_json(), [10.0, 30.0, 60.0])
+    probes = record["probes"]
+    assert record["chosen"] == probes["chosen"] and probes["steps"] > 0
+    trained = {str(v): {"value": v, "seconds": 1.0, "psnr_train": v, "psnr_test": -v}
+               for v in (10.0, 30.0, 60.0)}
+    summary = summarize(record, trained, 30.0)
+    assert summary["selection_seconds"] == pytest.approx(record["seconds"] + probes["seconds"])

@@ -24,7 +24,7 @@ import torch
 from specfit.bench.executor import Task, run_tasks
 from specfit.config.settings import FitSettings
 from specfit.errors import SpecfitError
-from specfit.fitting.pipeline import fit_signal, plan_fit
+from specfit.fitting.pipeline import choose, fit_signal, plan_fit
 from specfit.fresh.options import DEFAULT_SPECTRUM
 from specfit.fresh.search import fresh_select
 from specfit.kinds.kind import LoadOptions
@@ -46,7 +46,7 @@ SCORE_KEYS = ("psnr", "psnr_train", "psnr_test", "snr", "snr_train", "snr_test",
 # another shape is trained or selected again.
 CANDIDATE = {"value": float, "w_mean": (float, None), "w_stderr": (float, None)}
 SELECT_RECORD = {"knob": str, "chosen": float, "seconds": float, "table": [CANDIDATE],
-                 "curve": MayOmit([CANDIDATE])}
+                 "curve": MayOmit([CANDIDATE]), "probes": MayOmit({"seconds": float, "steps": int})}
 TRAIN_RECORD = Each({"value": float, "seconds": float, "batched": bool,
                      **{key: MayOmit((float, None)) for key in SCORE_KEYS}})
 
@@ -58,12 +58,17 @@ def _load(source: str | None, load: dict) -> object:
 
 def select_task(source: str | None, load: dict, settings: dict, grid: list[float]) -> dict:
     """FreSh over ``grid`` on one signal: the table, the choice and the seconds, as
-    :func:`specfit.fit` would select; when its search skips values, ``"curve"`` holds the distance
-    of every value (all initialisations, no race) for the rank correlations."""
+    :func:`specfit.fit` would select (with ``search="probes"``, the probes' choice and record); when
+    its search skips values, ``"curve"`` holds the distance of every value (all initialisations, no
+    race) for the rank correlations."""
 
     fit = FitSettings.from_json(settings)
     plan = plan_fit(_load(source, load), replace(fit, fresh=True, grid=list(grid), params=_without_knob(fit)))
-    selection = fresh_select(plan.target, plan.coords, plan.entry.name, seed=fit.seed, plan=plan.selection)
+    if fit.search == "probes":  # FreSh's ranking, then the probes' training decides
+        selection = choose(plan).selection
+    else:
+        selection = fresh_select(plan.target, plan.coords, plan.entry.name, seed=fit.seed,
+                                 plan=plan.selection)
     out = selection.to_json()
     if any(row.inits == 0 for row in selection.table):
         full = replace(plan.selection, search="full")
@@ -202,7 +207,8 @@ def summarize(selection: dict, trained: dict, default: float | None) -> dict:
         }
     return {
         "knob": selection["knob"], "chosen": chosen, "default": default, "rows": rows,
-        "objectives": objectives, "selection_seconds": selection["seconds"],
+        "objectives": objectives,
+        "selection_seconds": selection["seconds"] + selection.get("probes", {}).get("seconds", 0.0),
         "grid_seconds": sum(s.get("seconds", 0.0) for s in trained.values()),
     }
 
