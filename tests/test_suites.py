@@ -69,3 +69,13 @@ def test_variant_names():
     assert variant_name({"spectrum": None, "objective": None}) == ""
     assert variant_name({"spectrum": "published", "objective": "generalize"}) == (
         "objective-generalize-spectrum-published")
+
+
+def test_trust_verdicts_compare_with_the_default_first():
+    from specfit.bench.suites import trust_verdict
+
+    assert "**worse than the default** by 0.07 dB" in trust_verdict(0.07, 0.0)  # within 0.5 dB, yet worse
+    assert trust_verdict(0.0, 0.2).endswith("no worse than the default; on target")
+    assert trust_verdict(1.38, 7.29).endswith("no worse than the default; off the grid's best")
+    assert trust_verdict(0.3, None).endswith("the default is not a grid value; on target")
+    assert "worse than the default" in trust_verdict(0.02, 0.0, iou=True)
