@@ -252,7 +252,7 @@ def select_settings(
     target = task.fresh_target(entry.value_range, device, settings.resolved_spectrum(task.kind),
                                settings.resolved_objective(), settings.bins, settings.split,
                                settings.holdout, settings.seed)
-    plan = target.plan(entry.name, base, grid, settings.inits, settings.search)
+    plan = target.plan(entry.name, base, grid, settings.inits, settings.search, settings.two_knobs)
     return fresh_select(target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
                         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
 

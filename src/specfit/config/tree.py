@@ -11,7 +11,9 @@ name), and from its one declaration come:
   declared otherwise, help text from the declaration, the default shown;
 - the key in config files and in the JSON of a run's ``config.json`` (:func:`to_json`,
   :func:`from_json`): the dotted path of its field, where a *flat* group adds no level (so the
-  Python tree can be nested while the JSON keeps its shape);
+  Python tree can be nested while the JSON keeps its shape); a leaf declared ``written_when_set``
+  is written only when it differs from its default (a setting added later leaves older JSON as it
+  was);
 - its checks (:func:`check_tree`, via :func:`specfit.models.params.check_fields`).
 
 A dataclass with flat groups is declared with :func:`tree` (over ``@dataclass(init=False)``): it
@@ -222,10 +224,18 @@ def check_tree(instance: object) -> None:
 
 
 def to_json(instance: object) -> dict:
-    """A settings tree as JSON: leaves by field name, groups nested under theirs unless flat."""
+    """A settings tree as JSON: leaves by field name, groups nested under theirs unless flat.
+
+    A leaf declared with ``param(..., written_when_set=True)`` is left out while it holds its
+    default (:func:`from_json` reads it back as the default), so adding such a setting changes
+    neither the JSON of settings that leave it alone nor anything keyed by that JSON (saved runs'
+    ``config.json``, grid records).
+    """
     out: dict = {}
     for f in fields(instance):
         value = getattr(instance, f.name)
+        if f.metadata.get("written_when_set") and value == _default(f):
+            continue
         if f.metadata.get("flat"):
             out.update(to_json(value))
         elif _is_group(f):

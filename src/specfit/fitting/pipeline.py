@@ -96,12 +96,16 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
         return FitPlan(signal, settings, entry, task, device, "set", params)
     if knob is None or not settings.fresh:
         return FitPlan(signal, settings, entry, task, device, "default", params)
+    if settings.two_knobs and settings.search == "probes":
+        raise SpecfitError("the probes train values of one knob; with two_knobs, search by bracket or full",
+                           setting="search")
     target = task.fresh_target(entry.value_range, device, settings.resolved_spectrum(task.kind),
                                settings.resolved_objective(), settings.bins, settings.split, settings.holdout,
                                settings.seed)
     # The probes start from the bracket search's ranking (see specfit.fitting.probes).
     search = settings.search if settings.search in SPECTRUM_SEARCHES else "bracket"
-    selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, search)
+    selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, search,
+                            settings.two_knobs)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target.values,
                    target.coords)
 
@@ -155,13 +159,15 @@ class Choice:
 
 
 def choose(plan: FitPlan, progress: Progress = ignore) -> Choice:
-    """Settle the hyperparameters of a planned fit: FreSh's selection in ``"fresh"`` mode, and with
-    ``search="probes"`` the probes' choice among its best values (:mod:`specfit.fitting.probes`)."""
+    """Settle the hyperparameters of a planned fit: FreSh's selection in ``"fresh"`` mode (of both
+    knobs with ``two_knobs``), and with ``search="probes"`` the probes' choice among its best
+    values (:mod:`specfit.fitting.probes`)."""
     entry, params = plan.entry, plan.params
     if plan.mode != "fresh":
         return Choice(params, plan.mode)
-    knob = entry.knob.name
-    progress(Event(Phase.SELECT, message=f"FreSh: choosing {knob} for {entry.name}"))
+    knobs = entry.knob.name if plan.selection.second_knob is None else \
+        f"{entry.knob.name} and {plan.selection.second_knob}"
+    progress(Event(Phase.SELECT, message=f"FreSh: choosing {knobs} for {entry.name}"))
     selection = fresh_select(
         plan.target, plan.coords, entry.name, params, seed=plan.settings.seed, plan=plan.selection,
         progress=lambda done, total: progress(Event(Phase.SELECT, done, total)),
@@ -169,7 +175,7 @@ def choose(plan: FitPlan, progress: Progress = ignore) -> Choice:
     if plan.settings.search == "probes":
         setup = ProbeSetup(plan.task, entry, params, plan.settings, plan.device)
         selection = with_probes(selection, run_probes(setup, selection, progress))
-    params = resolve_params(entry, {**params, knob: selection.chosen})
+    params = resolve_params(entry, {**params, **selection.pair})
     spectra = _plain(_report_spectra(plan, params, selection))
     return Choice(params, "fresh", selection, selection.to_json(), spectra)
 
@@ -330,26 +336,37 @@ def _plain(value: object) -> object:
 
 
 def _report_spectra(plan: FitPlan, params: dict[str, ParamValue], selection: Selection) -> dict:
-    """Target spectrum and mean init spectra at the chosen and default values, for the report."""
+    """Target spectrum and mean init spectra at the chosen and default values (with two knobs:
+    the chosen and default pairs), for the report."""
     entry = plan.entry
     knob, default = entry.knob.name, entry.knob.default
     complete = {str(row.value) for row in selection.table if row.inits == selection.inits}
+    defaults = {}
+    if selection.second_knob is not None:
+        defaults = {selection.second_knob: plan.params[selection.second_knob]}
+        if selection.second_chosen != plan.params[selection.second_knob]:
+            complete = set()  # FreSh's spectra are at another value of the second knob
     if plan.selection is None or plan.coords is None:
         raise SpecfitError("report spectra need a FreSh selection")
 
-    def untrained(value: ParamValue, evaluated: set[str]) -> list[float]:
-        """The mean spectrum at ``value``: FreSh's when its key is in ``evaluated``, else computed."""
+    def untrained(value: ParamValue, evaluated: set[str], others: dict[str, ParamValue]) -> list[float]:
+        """The mean spectrum at ``value``: FreSh's when its key is in ``evaluated``, else computed
+        with ``others`` over the trained parameters."""
         if str(value) in evaluated:
             return selection.mean_spectra[str(value)]
-        return init_spectrum(plan.coords, entry.name, {**params, knob: value}, plan.selection,
+        return init_spectrum(plan.coords, entry.name, {**params, **others, knob: value}, plan.selection,
                              plan.settings.seed)
 
+    two = {} if selection.table_2d is None else {
+        "second_knob": selection.second_knob, "second_chosen": selection.second_chosen,
+        "second_default": defaults[selection.second_knob], "table_2d": selection.table_2d.to_json()}
     return {
+        **two,
         "knob": knob,
         "target": selection.target_spectrum,
         # the probes may choose a value FreSh's search skipped
-        "chosen": untrained(selection.chosen, set(selection.mean_spectra)),
-        "default": untrained(default, complete),
+        "chosen": untrained(selection.chosen, set(selection.mean_spectra), {}),
+        "default": untrained(default, complete, defaults),
         "chosen_value": selection.chosen,
         "default_value": default,
         "table": selection.to_json()["table"],

@@ -24,6 +24,15 @@ over the shared initialisations, has a mean above ``z = 3`` standard errors of t
 when its mean distance is within one standard error of the best's (a tie: either choice is as
 good). The race stops when one candidate is left (the ranking is settled) or all left have ``R``
 initialisations; the choice is the best of those left. Every candidate keeps its statistics in the table.
+
+Two knobs (``two_knobs``, for a family that declares a second knob, see
+:class:`~specfit.models.registry.ModelEntry`): the search above runs once for each value of the
+second knob's small grid, every pair drawing from the same random stream (so pairs differ only by
+their values); each run's best value is raised to ``R`` initialisations, and the pair of least mean
+``W`` is chosen. Distances that agree to :data:`SAME_W` (relative) are the same: what float rounding
+leaves when the second knob does not change the untrained network (SIREN's ``hidden_omega_0`` in
+the fresh convention only scales weights it first divides); such a tie goes to the second knob's
+default.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from specfit.fresh.measured import MeasuredSpectrum
 from specfit.fresh.options import SEARCHES, SPECTRUM_SEARCHES
 from specfit.fresh.spectra import Band, signal_band, signal_spectrum, spectra, spectrum_side, wasserstein
 from specfit.models.params import DEFAULT_LAYER_WIDTH, declared
-from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, resolve_params
+from specfit.models.registry import ModelEntry, ParamValue, check_buildable, get_entry, models, resolve_params
 
 RACE_ROUNDS = (2, 4, 6)
 RACE_Z = 3.0
@@ -55,6 +64,7 @@ FLAT = 0.1
 EVAL_SEGMENTS = 4
 CHUNK_ACTIVATIONS = 2**22
 MAX_INITS = 1000
+SAME_W = 1e-4
 
 
 @dataclass
@@ -65,6 +75,23 @@ class Candidate:
     w_mean: float | None
     w_stderr: float | None
     inits: int
+
+
+@dataclass
+class Table2D:
+    """The distances of a two-knob search: one row per value of the second knob, one column per
+    value of the first (both in grid order); ``cells[i][j]`` is the pair ``(rows[i], columns[j])``
+    (a pair the search skipped has no mean and 0 initialisations)."""
+
+    rows: list[ParamValue]
+    columns: list[ParamValue]
+    cells: list[list[Candidate]]
+
+    def to_json(self) -> dict:
+        """``rows``, ``columns`` and, as matrices of rows, ``w_mean``, ``w_stderr`` and ``inits``."""
+        return {"rows": self.rows, "columns": self.columns,
+                **{name: [[getattr(cell, name) for cell in row] for row in self.cells]
+                   for name in ("w_mean", "w_stderr", "inits")}}
 
 
 @dataclass
@@ -87,6 +114,9 @@ class Selection:
         objective: ``"fit"`` or ``"generalize"``.
         probes: with ``search="probes"``, the record of the probes that trained FreSh's best values
             and chose among them (:meth:`specfit.fitting.probes.ProbeResult.to_json`); else ``None``.
+        second_knob: with two knobs, the second knob's name (else ``None``); second_chosen: its
+            value in the chosen pair; table_2d: every pair's distances. ``table`` and
+            ``mean_spectra`` are then those of the first knob at ``second_chosen``.
     """
 
     knob: str
@@ -102,6 +132,9 @@ class Selection:
     spectrum: str = "signal"
     objective: str = "fit"
     probes: dict | None = None
+    second_knob: str | None = None
+    second_chosen: ParamValue = None
+    table_2d: Table2D | None = None
 
     def edge_note(self) -> str | None:
         """A warning when the choice is the first or last grid value (the optimum may lie beyond)."""
@@ -111,6 +144,12 @@ class Selection:
             return (f"FreSh chose the {side} {self.knob} of the grid ({self.chosen}); "
                     "the best value may lie outside it (widen it with --grid)")
         return None
+
+    @property
+    def pair(self) -> dict[str, ParamValue]:
+        """The chosen value of each searched knob, by name."""
+        chosen = {self.knob: self.chosen}
+        return chosen if self.second_knob is None else {**chosen, self.second_knob: self.second_chosen}
 
     def to_json(self, with_spectra: bool = False) -> dict:
         data = {
@@ -126,6 +165,9 @@ class Selection:
         }
         if self.probes is not None:
             data["probes"] = self.probes
+        if self.table_2d is not None:
+            data.update(second_knob=self.second_knob, second_chosen=self.second_chosen,
+                        table_2d=self.table_2d.to_json())
         if with_spectra:
             data["target_spectrum"] = self.target_spectrum
             data["mean_spectra"] = self.mean_spectra
@@ -248,6 +290,8 @@ class SelectionPlan:
         resample: with the signal spectrum, a non-cubic grid's target is resampled to a cube and
             the models are evaluated on that cube directly (its spatial shape; ``None``: on the
             signal's own grid).
+        second_knob: with two knobs, the second knob's name (``None``: one knob); second_values:
+            its grid, resolved (``base`` holds its default).
     """
 
     entry: ModelEntry
@@ -266,6 +310,8 @@ class SelectionPlan:
     search: str = "bracket"
     notes: tuple[str, ...] = ()
     measured: MeasuredSpectrum | None = None
+    second_knob: str | None = None
+    second_values: list[ParamValue] = field(default_factory=list)
 
     @property
     def bins(self) -> int:
@@ -296,20 +342,22 @@ def plan_selection(
     spectrum: str = "signal",
     objective: str = "fit",
     search: str = "bracket",
+    two_knobs: bool = False,
 ) -> SelectionPlan:
     """Check everything a selection needs before any work is done.
 
     ``values`` is what training sees of the signal (see the tasks' ``spectrum_target``).
     ``per_frame`` compares the mean 2-D spectrum of the frames of a clip ``(C, T, H, W)`` instead
     of its 3-D spectrum (the published video protocol); a constant output counts as flat.
+    ``two_knobs`` searches the model's second knob too (see the module docstring).
 
     Raises:
-        SpecfitError: the model has no knob, a grid value or parameter is invalid, ``inits < 2``,
-            ``bins`` is too large, an unknown spectrum, objective or search, or the target has no
-            spectrum (constant signal).
+        SpecfitError: the model has no knob (or no second knob with ``two_knobs``, or the user set
+            it), a grid value or parameter is invalid, ``inits < 2``, ``bins`` is too large, an
+            unknown spectrum, objective or search, or the target has no spectrum (constant signal).
     """
-    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
-                                                        values.dim() - 1, values.shape[0])
+    entry, knob, candidates, base, second = _checked_candidates(model, params, grid, inits, search,
+                                                                values.dim() - 1, values.shape[0], two_knobs)
     band, notes = signal_band(values, spectrum, objective, bins, per_frame)  # raises for a constant signal
     target = signal_spectrum(values, band, per_frame)
     samples, output_shape, resample = None, tuple(values.shape), None
@@ -322,14 +370,15 @@ def plan_selection(
             output_shape = (*values.shape[: values.dim() - len(spatial)], *(side,) * len(spatial))
             resample = output_shape[1:]
     return SelectionPlan(entry, knob, candidates, base, band, target, inits, output_shape, samples,
-                         resample, per_frame, spectrum, objective, search, tuple(notes))
+                         resample, per_frame, spectrum, objective, search, tuple(notes), None, *second)
 
 
 def _checked_candidates(
     model: str, params: dict[str, ParamValue] | None, grid: Sequence[float] | None, inits: int, search: str,
-    in_features: int, out_features: int,
-) -> tuple[ModelEntry, str, list[ParamValue], dict[str, ParamValue]]:
-    """The model's entry, knob, resolved candidate values and base parameters, all checked."""
+    in_features: int, out_features: int, two_knobs: bool,
+) -> tuple[ModelEntry, str, list[ParamValue], dict[str, ParamValue], tuple[str | None, list[ParamValue]]]:
+    """The model's entry, knob, resolved candidate values, base parameters, and the second knob's
+    name and values (``(None, [])`` for one knob), all checked."""
     entry = get_entry(model)
     if entry.knob is None:
         raise SpecfitError(f"model {model} has no frequency knob for FreSh to choose")
@@ -346,9 +395,31 @@ def _checked_candidates(
         raise SpecfitError("the FreSh grid is empty")
     base = resolve_params(entry, params)
     candidates = [resolve_params(entry, {**base, knob: value})[knob] for value in candidates]
+    second_knob, seconds = _second_knob(entry, params, two_knobs)
     for value in candidates:
-        check_buildable(entry, in_features, out_features, {**base, **entry.selection_overrides, knob: value})
-    return entry, knob, candidates, base
+        for other in seconds:
+            check_buildable(entry, in_features, out_features,
+                            {**base, **entry.selection_overrides, **other, knob: value})
+    second_values = [value for other in seconds for value in other.values()]
+    return entry, knob, candidates, base, (second_knob, second_values)
+
+
+def _second_knob(entry: ModelEntry, params: dict[str, ParamValue] | None, two_knobs: bool
+                 ) -> tuple[str | None, list[dict[str, ParamValue]]]:
+    """The second knob's name and its resolved values, each as ``{name: value}`` (``(None, [{}])``
+    for one knob)."""
+    if not two_knobs:
+        return None, [{}]
+    second = entry.second_knob
+    if second is None:
+        having = ", ".join(name for name, other in models().items() if other.second_knob is not None)
+        raise SpecfitError(f"model {entry.name} has no second knob for FreSh to choose with its "
+                           f"{entry.knob.name} (two_knobs works with {having})", setting="two_knobs")
+    if second.name in (params or {}):
+        raise SpecfitError(f"two_knobs chooses {second.name}, which is set to {params[second.name]}; "
+                           "leave it unset or turn two_knobs off", setting="two_knobs")
+    name, given = second.name, params or {}
+    return name, [{name: resolve_params(entry, {**given, name: value})[name]} for value in second.grid]
 
 
 def plan_measured_selection(
@@ -360,14 +431,15 @@ def plan_measured_selection(
     spectrum: str = "signal",
     objective: str = "fit",
     search: str = "bracket",
+    two_knobs: bool = False,
 ) -> SelectionPlan:
     """:func:`plan_selection` for a signal seen only through measurements: the target and the
     candidates' spectra are those of the measurements (see :mod:`specfit.fresh.measured`)."""
-    entry, knob, candidates, base = _checked_candidates(model, params, grid, inits, search,
-                                                        measured.in_features, measured.out_features)
+    entry, knob, candidates, base, (second_knob, second_values) = _checked_candidates(
+        model, params, grid, inits, search, measured.in_features, measured.out_features, two_knobs)
     return SelectionPlan(entry, knob, candidates, base, measured.band, measured.target, inits, (),
                          spectrum=spectrum, objective=objective, search=search, notes=tuple(measured.notes),
-                         measured=measured)
+                         measured=measured, second_knob=second_knob, second_values=second_values)
 
 
 @dataclass
@@ -395,15 +467,16 @@ class FreshTarget:
 
     def plan(
         self, model: str, params: dict[str, ParamValue] | None = None, grid: Sequence[float] | None = None,
-        inits: int = 10, search: str = "bracket",
+        inits: int = 10, search: str = "bracket", two_knobs: bool = False,
     ) -> SelectionPlan:
-        """The checked plan of a selection of ``model``'s knob against this target (see
-        :func:`plan_selection` and :func:`plan_measured_selection`)."""
+        """The checked plan of a selection of ``model``'s knob (and second knob, with
+        ``two_knobs``) against this target (see :func:`plan_selection` and
+        :func:`plan_measured_selection`)."""
         if self.measured is not None:
             return plan_measured_selection(self.measured, model, params, grid, inits, self.spectrum,
-                                           self.objective, search)
+                                           self.objective, search, two_knobs)
         return plan_selection(self.values, model, params, grid, inits, self.bins, self.per_frame,
-                              self.spectrum, self.objective, search)
+                              self.spectrum, self.objective, search, two_knobs)
 
     def spectrum_vector(self) -> tuple[Band, list[str], torch.Tensor]:
         """The band, its notes and the normalised spectrum vector ``(band.bins,)`` FreSh matches
@@ -571,7 +644,8 @@ def fresh_select(
             scale and mean). Unused with a measured plan (:func:`plan_measured_selection`).
         coords: ``(N, d)`` coordinates of all samples in row-major order, on the device to use
             (with a measured plan, only its device counts).
-        model: registry name; its knob is searched.
+        model: registry name; its knob is searched (and its second knob, when the plan says so:
+            :func:`plan_selection`'s ``two_knobs``).
         params: fixed hyperparameters (the knob's value in them is ignored).
         grid: candidate knob values (default: the registry's grid).
         inits: initialisations ``R`` per candidate.
@@ -585,50 +659,123 @@ def fresh_select(
 
     Raises:
         SpecfitError: the model has no knob, the grid is empty, or the target has no spectrum.
+        With two knobs, ``table``, ``chosen`` and ``mean_spectra`` are those of the first knob at the
+        chosen value of the second, and ``table_2d`` holds every pair.
     """
     started = time.perf_counter()
     plan = plan or plan_selection(values, model, params, grid, inits, bins, per_frame)
-    entry, knob, candidates, base = plan.entry, plan.knob, plan.candidates, plan.base
+    knob, candidates = plan.knob, plan.candidates
     target = plan.target.to(coords.device)
     if plan.measured is not None:
-        in_features, out_features = plan.measured.in_features, plan.measured.out_features
+        features = plan.measured.in_features, plan.measured.out_features
     else:
-        in_features, out_features = coords.shape[1], values.shape[0]
+        features = coords.shape[1], values.shape[0]
 
-    def build(value: ParamValue) -> torch.nn.Module:
-        return entry.create(in_features, out_features, {**base, **entry.selection_overrides, knob: value})
+    def search_at(others: dict[str, ParamValue], report: Callable[[int, int], None] | None
+                  ) -> tuple[_Search, int]:
+        return _search_knob(plan, {**plan.base, **others}, coords, features, target, seed, race, report)
 
-    evaluator = _evaluator(build, coords, plan, seed, _layer_width(entry, base))
-    search = _Search(plan, evaluator, target, progress)
-    numeric = all(isinstance(v, int | float) for v in candidates)
-    bracketed = plan.search == "bracket" and numeric and len(candidates) >= MIN_BRACKET
-    alive = search.bracket(race) if bracketed else None
-    if alive is None:
-        search.total = search.done + sum(plan.inits - len(d) for d in search.distances)
-        alive = search.race(list(range(len(candidates))), race)
-    distances = search.distances
-    table = [Candidate(v, *_stats(d), len(d)) for v, d in zip(candidates, distances, strict=True)]
-    chosen = candidates[min(alive, key=search.mean)]
+    second_chosen, table_2d, notes = None, None, list(plan.notes)
+    if plan.second_knob is None:
+        search, best = search_at({}, progress)
+    else:
+        rows = _search_rows(plan, search_at, progress)
+        pick, alike = _best_row(plan, rows)
+        if alike:
+            notes.append(f"{plan.second_knob} does not change the untrained models' spectra here (every "
+                         f"value's distance is the same); it stays at its default "
+                         f"{plan.second_values[pick]}")
+        search, best = rows[pick]
+        second_chosen = plan.second_values[pick]
+        table_2d = Table2D(list(plan.second_values), list(candidates), [_table(plan, row) for row, _ in rows])
     selection = Selection(
         knob=knob,
-        chosen=chosen,
-        table=table,
+        chosen=candidates[best],
+        table=_table(plan, search),
         seconds=time.perf_counter() - started,
         bins=plan.bins,
         inits=plan.inits,
         target_spectrum=target.tolist(),
         mean_spectra={
             str(v): (s / len(d)).tolist()
-            for v, s, d in zip(candidates, search.spectra_sum, distances, strict=True) if d
+            for v, s, d in zip(candidates, search.spectra_sum, search.distances, strict=True) if d
         },
-        notes=list(plan.notes),
+        notes=notes,
         band=plan.band.to_json(),
         spectrum=plan.spectrum,
         objective=plan.objective,
+        second_knob=plan.second_knob,
+        second_chosen=second_chosen,
+        table_2d=table_2d,
     )
     if selection.edge_note():
         selection.notes.append(selection.edge_note())
     return selection
+
+
+def _search_knob(
+    plan: SelectionPlan, params: dict[str, ParamValue], coords: torch.Tensor, features: tuple[int, int],
+    target: torch.Tensor, seed: int, race: bool, progress: Callable[[int, int], None] | None,
+) -> tuple[_Search, int]:
+    """One search of ``plan``'s knob, the other hyperparameters at ``params``: the search (its
+    distances per candidate) and the position of the best candidate."""
+    entry, knob = plan.entry, plan.knob
+
+    def build(value: ParamValue) -> torch.nn.Module:
+        return entry.create(*features, {**params, **entry.selection_overrides, knob: value})
+
+    evaluator = _evaluator(build, coords, plan, seed, _layer_width(entry, params))
+    search = _Search(plan, evaluator, target, progress)
+    numeric = all(isinstance(v, int | float) for v in plan.candidates)
+    bracketed = plan.search == "bracket" and numeric and len(plan.candidates) >= MIN_BRACKET
+    alive = search.bracket(race) if bracketed else None
+    if alive is None:
+        search.total = search.done + sum(plan.inits - len(d) for d in search.distances)
+        alive = search.race(list(range(len(plan.candidates))), race)
+    return search, min(alive, key=search.mean)
+
+
+def _search_rows(
+    plan: SelectionPlan, search_at: Callable[[dict[str, ParamValue], Callable[[int, int], None] | None],
+                                             tuple[_Search, int]],
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[_Search, int]]:
+    """One search of the knob per value of the second knob, in its grid order; each one's best
+    candidate raised to ``R`` initialisations, so that rows compare on the same ones. Progress
+    counts every row, the rows to come estimated at the current one's total."""
+    rows: list[tuple[_Search, int]] = []
+    for index, value in enumerate(plan.second_values):
+        before, after = sum(row.done for row, _ in rows), len(plan.second_values) - index - 1
+
+        def report(done: int, total: int, before: int = before, after: int = after) -> None:
+            if progress is not None:
+                progress(before + done, before + total * (1 + after))
+
+        search, best = search_at({plan.second_knob: value}, report)
+        search.extend(best, plan.inits)
+        rows.append((search, best))
+    return rows
+
+
+def _same(a: float, b: float) -> bool:
+    """Two mean distances that agree to :data:`SAME_W` (relative): float rounding apart."""
+    return abs(a - b) <= SAME_W * max(abs(a), abs(b))
+
+
+def _best_row(plan: SelectionPlan, rows: list[tuple[_Search, int]]) -> tuple[int, bool]:
+    """The row of least mean ``W`` at its best candidate (among rows the same as it, see
+    :func:`_same`, the second knob's default), and whether every row is the same as it (more
+    than one)."""
+    means = [search.mean(best) for search, best in rows]
+    low = min(range(len(rows)), key=means.__getitem__)
+    tied = [i for i in range(len(rows)) if _same(means[i], means[low])]
+    default = plan.base[plan.second_knob]
+    return next((i for i in tied if plan.second_values[i] == default), low), 1 < len(tied) == len(rows)
+
+
+def _table(plan: SelectionPlan, search: _Search) -> list[Candidate]:
+    """One :class:`Candidate` per grid value of the knob, in grid order."""
+    return [Candidate(v, *_stats(d), len(d)) for v, d in zip(plan.candidates, search.distances, strict=True)]
 
 
 def _layer_width(entry: ModelEntry, params: dict[str, ParamValue]) -> int:

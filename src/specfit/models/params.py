@@ -73,20 +73,23 @@ def declared(params: object) -> ModelParams:
 
 def param(default: object, help: str, *, minimum: float | None = None, maximum: float | None = None,
           choices: tuple[str, ...] | None = None, flag: str | None = None, metavar: str | None = None,
-          fit_default: object = MISSING, option: bool = True) -> Any:
+          fit_default: object = MISSING, option: bool = True, written_when_set: bool = False) -> Any:
     """A hyperparameter or setting field: its default, a one-line help text, its bounds or choices.
 
     For settings (see :mod:`specfit.config.tree`) also: ``flag``, its command-line flag (default
     ``--NAME`` with dashes, ``--no-NAME`` for a switch that is on by default; ``""``: none);
     ``metavar``, the flag's value in ``--help``; ``fit_default``, the default of
     :func:`specfit.fit` and ``specfit fit`` where it differs from the dataclass's; and
-    ``option=False`` for a field that is no option of its own (set from another setting). A dict or
-    list default is copied for every instance.
+    ``option=False`` for a field that is no option of its own (set from another setting);
+    ``written_when_set=True`` for a setting left out of the JSON while it holds its default (see
+    :func:`specfit.config.tree.to_json`). A dict or list default is copied for every instance.
     """
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "flag": flag,
                 "metavar": metavar, "option": option}
     if fit_default is not MISSING:
         metadata["fit_default"] = fit_default
+    if written_when_set:
+        metadata["written_when_set"] = True
     if isinstance(default, dict | list):
         return field(default_factory=functools.partial(copy.deepcopy, default), metadata=metadata)
     return field(default=default, metadata=metadata)

@@ -2,7 +2,9 @@
 
 Every model is built as ``entry.create(in_features, out_features, params)``, where ``params`` (the
 user's, by name) update the entry's defaults into the family's parameter object, which the builder
-receives. The frequency knob is one of those parameters; FreSh searches it over ``knob.grid``.
+receives. The frequency knob is one of those parameters; FreSh searches it over ``knob.grid``. A
+family whose knob interacts with another parameter declares that one as its ``second_knob``, with a
+small grid holding its default; FreSh then chooses both at once when asked (``two_knobs``).
 
 To add a model: write an ``nn.Module`` taking ``(in_features, out_features, params)`` (its
 :class:`~specfit.models.params.ModelParams` dataclass) and mapping ``(N, in_features)`` coordinates
@@ -81,6 +83,9 @@ class ModelEntry:
             hash grid's larger table init), never for training.
         compactable: whether the network can be compacted after training (pruned and densified,
             :mod:`specfit.training.compaction`; TUNER's integer-frequency networks).
+        second_knob: a parameter that interacts with the knob, with a small grid (its default among
+            its values) over which FreSh searches the knob once per value when asked to choose both
+            (``two_knobs``); ``None``: none.
         report_views: extra report sections for a trained model, ``(model, in_features) ->
             [(title, data-URI PNG)]``.
     """
@@ -99,6 +104,7 @@ class ModelEntry:
     adam_eps: float = 1e-8
     selection_overrides: dict[str, ParamValue] = field(default_factory=dict)
     compactable: bool = False
+    second_knob: Knob | None = None
     report_views: Callable[[nn.Module, int], list[tuple[str, str]]] | None = None
 
     @property
@@ -172,6 +178,11 @@ def _check_plugin(entry: object, builtin: set[str]) -> None:
         raise ValueError(f"value_range must be 'signed' or 'unit', got {entry.value_range!r}")
     if entry.knob is not None and entry.knob.name not in table:
         raise ValueError(f"its knob {entry.knob.name!r} is not one of its parameters ({', '.join(table)})")
+    second = entry.second_knob
+    knob = entry.knob.name if entry.knob is not None else None
+    if second is not None and (knob is None or second.name == knob or second.name not in table):
+        raise ValueError(f"its second knob {second.name!r} must be another of its parameters "
+                         f"({', '.join(table)}) next to a knob")
 
 
 def models() -> dict[str, ModelEntry]:
@@ -252,6 +263,7 @@ register(ModelEntry(
     convention="fresh: sin(W(omega_0 x)+b), hidden sin(W(30h)+b), out W(30h)+b; "
     "siren: sin(omega(Wx+b))",
     knob=SIREN_KNOB,
+    second_knob=Knob("hidden_omega_0", 30.0, (15.0, 30.0, 60.0), "hidden-layer frequency"),
     reference="Sitzmann et al. 2020; FreSh convention from Kania et al. 2024",
 ))
 register(ModelEntry(
@@ -302,6 +314,7 @@ register(ModelEntry(
     knob=Knob("omega_0", 20.0, _grid(5, 60, 5), "wavelet frequency omega_0 (own grid)", 10.0,
               "omega_0 = 10 with s_0 = 10 in Yeom et al. 2025's benchmark code (WIRE baseline, "
               "PyTorch's default init, width / sqrt(2)): the same convention and number"),
+    second_knob=Knob("scale", 10.0, (5.0, 10.0, 20.0), "wavelet scale s_0"),
     reference="Saragadam et al. 2023",
     compile=False,
 ))
@@ -377,6 +390,7 @@ register(ModelEntry(
     knob=Knob("sigma", 10.0, _grid(1, 20, 1), "scale sigma of B (default: Tancik's natural-image 10)", 5.0,
               "sigma = 10 on natural images (Tancik et al. 2020), coordinates in [0, 1): sigma / 2 = 5 "
               "on specfit's [-1, 1] (10 on the lattice split's [0, 1))"),
+    second_knob=Knob("features", 256, (64, 128, 256, 512), "random frequency vectors m"),
     reference="Tancik et al. 2020 ('Gaussian')",
 ))
 register(ModelEntry(
@@ -395,6 +409,7 @@ register(ModelEntry(
     adam_betas=(0.9, 0.99),
     adam_eps=1e-15,
     selection_overrides={"init_scale": 1e-2},
+    second_knob=Knob("log2_table", 16, (12, 14, 16, 18), "log2 of the table entries per level"),
 ))
 
 _TUNER_KNOB = Knob("band_limit", 40, _grid(16, 128, 8), "band limit B of the integer frequencies (L = B/3)",
@@ -409,13 +424,14 @@ def _tuner_views(model: nn.Module, in_features: int) -> list[tuple[str, str]]:
     return [("Spectrum of the network", figure_uri(sine_spectrum_figure(model, trained=True)))]
 
 
-def _tuner_entry(name: str, init: str, summary: str, convention: str, reference: str) -> ModelEntry:
+def _tuner_entry(name: str, init: str, summary: str, convention: str, reference: str,
+                 second_knob: Knob | None = None) -> ModelEntry:
     def build(in_features: int, out_features: int, params: TunerParams) -> nn.Module:
         return IntegerSineNet(in_features, out_features, params, init)
 
     return ModelEntry(name=name, summary=summary, build=build, params=TunerParams(), lr=5e-4,
                       value_range="signed", convention=convention, knob=_TUNER_KNOB, reference=reference,
-                      compactable=True,
+                      compactable=True, second_knob=second_knob,
                       report_views=_tuner_views)
 
 
@@ -424,6 +440,8 @@ register(_tuner_entry(
     "integer-frequency sine net, bounded hidden weights (low/high column bounds)",
     "sin((2 pi / p) K x + phi), K integer, frozen; hidden sin(omega_0 (W h + b)), |W[:, j]| <= c_j / omega_0",
     "Aldana et al., CVPR 2025",
+    # the bounds only the bounded initialisation applies
+    Knob("c_high", 0.5, (0.25, 0.5, 1.0), "column bound of the high frequencies"),
 ))
 register(_tuner_entry(
     "tuner-uniform", "uniform",
