@@ -166,7 +166,10 @@ def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: 
     if metrics["selection"]:
         sel, probes = metrics["selection"], metrics["selection"].get("probes")
         fresh = probes["fresh_chosen"] if probes else sel["chosen"]
-        line = f"FreSh chose {sel['knob']} = {shown(fresh)} in {sel['seconds']:.1f} s"
+        line = f"FreSh chose {sel['knob']} = {shown(fresh)}"
+        if sel.get("second_knob"):
+            line += f" and {sel['second_knob']} = {shown(sel['second_chosen'])}"
+        line += f" in {sel['seconds']:.1f} s"
         if probes:
             line += f"; the probes chose {shown(sel['chosen'])} in {probes['seconds']:.1f} s"
         print(f"{line} (default {shown(metrics['default_value'])})")

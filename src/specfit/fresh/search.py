@@ -415,10 +415,11 @@ def _second_knob(entry: ModelEntry, params: dict[str, ParamValue] | None, two_kn
         having = ", ".join(name for name, other in models().items() if other.second_knob is not None)
         raise SpecfitError(f"model {entry.name} has no second knob for FreSh to choose with its "
                            f"{entry.knob.name} (two_knobs works with {having})", setting="two_knobs")
-    if second.name in (params or {}):
-        raise SpecfitError(f"two_knobs chooses {second.name}, which is set to {params[second.name]}; "
-                           "leave it unset or turn two_knobs off", setting="two_knobs")
     name, given = second.name, params or {}
+    default = resolve_params(entry, {})[name]
+    if name in given and resolve_params(entry, {name: given[name]})[name] != default:
+        raise SpecfitError(f"two_knobs chooses {name}, which is set to {given[name]}; "
+                           "leave it unset or turn two_knobs off", setting="two_knobs")
     return name, [{name: resolve_params(entry, {**given, name: value})[name]} for value in second.grid]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from specfit.figures import View, figure_uri, subplots
 
@@ -164,6 +165,44 @@ def curve_plot(spectra: dict) -> Figure:
     return figure
 
 
+def heatmap_figure(spectra: dict) -> str:
+    """:func:`heatmap_plot` as a data-URI PNG."""
+    return figure_uri(heatmap_plot(spectra))
+
+
+def heatmap_plot(spectra: dict) -> Figure:
+    """Mean Wasserstein distance of every pair of a two-knob search (``spectra["table_2d"]``): one
+    row per value of the second knob, one column per value of the first, in grid order. Pairs the
+    search skipped are left blank (hatched); the chosen pair is a star, the default pair a ring."""
+    table = spectra["table_2d"]
+    means = np.array([[np.nan if w is None else w for w in row] for row in table["w_mean"]], dtype=float)
+    rows, columns = table["rows"], table["columns"]
+    figure, axis = subplots(figsize=(max(5.0, 0.45 * len(columns) + 2.5), max(2.6, 0.45 * len(rows) + 1.6)))
+    # hatching behind the grid shows through where a pair has no mean
+    axis.add_patch(Rectangle((-0.5, -0.5), len(columns), len(rows), facecolor="0.92", edgecolor="0.7",
+                             hatch="//", lw=0, zorder=0))
+    shown = axis.imshow(np.ma.masked_invalid(means), cmap="viridis_r", aspect="auto", origin="lower",
+                        interpolation="nearest", zorder=1)
+    figure.colorbar(shown, ax=axis, label="mean W (lower is closer)", fraction=0.05, pad=0.02)
+
+    def position(values: list, value: object) -> int | None:
+        return next((i for i, v in enumerate(values) if v == value), None)
+
+    marks = [(spectra["chosen_value"], spectra["second_chosen"], "*", 15, "C1", "chosen"),
+             (spectra["default_value"], spectra.get("second_default"), "o", 11, "none", "default")]
+    for first, second, marker, size, face, label in marks:
+        x, y = position(columns, first), position(rows, second)
+        if x is not None and y is not None:
+            axis.plot(x, y, marker, ms=size, mfc=face, mec="k" if face != "none" else "w", mew=1.4, zorder=3,
+                      label=f"{label} ({spectra['knob']} {first}, {spectra['second_knob']} {second})")
+    axis.set_xticks(range(len(columns)), [str(v) for v in columns], rotation=45)
+    axis.set_yticks(range(len(rows)), [str(v) for v in rows])
+    axis.set_xlabel(f"{spectra['knob']} (first knob)")
+    axis.set_ylabel(f"{spectra['second_knob']} (second knob)")
+    axis.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(0.0, -0.28), frameon=False, ncol=2)
+    return figure
+
+
 def _by_value(curves: list[dict]) -> list[dict]:
     """The probes' curves in increasing knob value (as proposed for a non-numeric knob)."""
     if all(_numeric(curve["value"]) for curve in curves):
@@ -244,6 +283,36 @@ def _curve_guide(spectra: dict) -> str:
             "after the initialisations the legend gives), so their means are rougher; grey ticks at the "
             "bottom are values never evaluated. Good: a clear dip at the chosen value, inside the grid "
             "rather than at its edge.")
+
+
+def _heatmap_guide(spectra: dict) -> str:
+    knob, second = html.escape(spectra["knob"]), html.escape(spectra["second_knob"])
+    return (f"<b>How to read:</b> x: candidate {knob} values; y: candidate {second} values; colour: mean "
+            "Wasserstein distance between the signal's spectrum and the untrained models' spectra for that "
+            "pair (darker is lower, closer); hatched cells are pairs the search skipped. For each "
+            f"{second} value the search of {knob} ran on its own, so each row is one curve like the one "
+            "below. The star is the chosen pair (the least distance), the ring the default pair. Good: a "
+            "clear dark valley with the star inside the grid; rows of one colour mean the second knob "
+            "hardly changes the untrained spectra.")
+
+
+def _table_2d(spectra: dict) -> str:
+    """The distances of every pair as a collapsible table: rows the second knob, columns the first."""
+    table = spectra["table_2d"]
+    head = "".join(f"<th>{_fmt(value)}</th>" for value in table["columns"])
+    rows = []
+    for second, means, errors, inits in zip(table["rows"], table["w_mean"], table["w_stderr"], table["inits"],
+                                            strict=True):
+        cells = []
+        for first, mean, error, count in zip(table["columns"], means, errors, inits, strict=True):
+            chosen = (first, second) == (spectra["chosen_value"], spectra["second_chosen"])
+            text = "-" if mean is None else f"{mean:.4g}" + ("" if error is None else f" ± {error:.2g}")
+            cells.append(f"<td>{'<b>' if chosen else ''}{text} ({count}){'</b>' if chosen else ''}</td>")
+        rows.append(f"<tr><th>{_fmt(second)}</th>{''.join(cells)}</tr>")
+    corner = f"{html.escape(spectra['second_knob'])} \\ {html.escape(spectra['knob'])}"
+    return ("<details><summary>FreSh's table: mean W ± standard error (initialisations) of every pair, "
+            f"the chosen one in bold</summary><table><tr><th>{corner}</th>{head}</tr>" + "".join(rows)
+            + "</table></details>")
 
 
 def _probes_guide(probes: dict) -> str:
@@ -462,6 +531,10 @@ def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
         ("knob", f"{knob} = {metrics['value']} ({mode}; "
                  f"default {metrics.get('default_value')})" if knob else "none"),
     ]
+    if (metrics.get("selection") or {}).get("second_knob"):
+        selection = metrics["selection"]
+        rows.append(("second knob", f"{selection['second_knob']} = {selection['second_chosen']} (chosen by "
+                                    f"FreSh with {knob})"))
     if metrics.get("selection"):
         rows.append(("FreSh time (s)", _num(metrics["selection"]["seconds"])))
         probes = metrics["selection"].get("probes")
@@ -527,16 +600,19 @@ def write_report(
     views: list[View | tuple[str, str]],
 ) -> None:
     """Write ``report.html``: a table of results, then ``views`` from the signal's task (a
-    :class:`View`, or a ``(title, data-URI PNG)`` pair), the FreSh spectra and curve, the probes'
+    :class:`View`, or a ``(title, data-URI PNG)`` pair), the FreSh spectra and curve (and the heat
+    map of both knobs' distances when FreSh chose two), the probes'
     curves (``search="probes"``), the training curve and the run's provenance. Every figure has a
     reading guide under it."""
     sections = [_as_view(view) for view in views]
     if spectra is not None:
-        sections += [
-            View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra)),
-            View("FreSh: distance versus knob", curve_figure(spectra), _curve_guide(spectra),
-                 extra=_fresh_table(spectra)),
-        ]
+        sections.append(View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra)))
+        if spectra.get("table_2d"):
+            sections.append(View("FreSh: distance over both knobs", heatmap_figure(spectra),
+                                 _heatmap_guide(spectra), extra=_table_2d(spectra)))
+        at = f" at {spectra['second_knob']} = {spectra['second_chosen']}" if spectra.get("table_2d") else ""
+        sections.append(View(f"FreSh: distance versus knob{at}", curve_figure(spectra), _curve_guide(spectra),
+                             extra=_fresh_table(spectra)))
     probes = (metrics.get("selection") or {}).get("probes")
     if probes:
         sections.append(View("Probes: score versus training steps", probes_figure(probes),
