@@ -181,7 +181,7 @@ def heatmap_plot(spectra: dict) -> Figure:
     # hatching behind the grid shows through where a pair has no mean
     axis.add_patch(Rectangle((-0.5, -0.5), len(columns), len(rows), facecolor="0.92", edgecolor="0.7",
                              hatch="//", lw=0, zorder=0))
-    shown = axis.imshow(np.ma.masked_invalid(means), cmap="viridis_r", aspect="auto", origin="lower",
+    shown = axis.imshow(np.ma.masked_invalid(means), cmap="viridis", aspect="auto", origin="lower",
                         interpolation="nearest", zorder=1)
     figure.colorbar(shown, ax=axis, label="mean W (lower is closer)", fraction=0.05, pad=0.02)
 
@@ -193,7 +193,7 @@ def heatmap_plot(spectra: dict) -> Figure:
     for first, second, marker, size, face, label in marks:
         x, y = position(columns, first), position(rows, second)
         if x is not None and y is not None:
-            axis.plot(x, y, marker, ms=size, mfc=face, mec="k" if face != "none" else "w", mew=1.4, zorder=3,
+            axis.plot(x, y, marker, ms=size, mfc=face, mec="k" if face != "none" else "C3", mew=1.6, zorder=3,
                       label=f"{label} ({spectra['knob']} {first}, {spectra['second_knob']} {second})")
     axis.set_xticks(range(len(columns)), [str(v) for v in columns], rotation=45)
     axis.set_yticks(range(len(rows)), [str(v) for v in rows])
@@ -292,7 +292,7 @@ def _heatmap_guide(spectra: dict) -> str:
             "pair (darker is lower, closer); hatched cells are pairs the search skipped. For each "
             f"{second} value the search of {knob} ran on its own, so each row is one curve like the one "
             "below. The star is the chosen pair (the least distance), the ring the default pair. Good: a "
-            "clear dark valley with the star inside the grid; rows of one colour mean the second knob "
+            "clear dark valley with the star inside the grid; rows that look alike mean the second knob "
             "hardly changes the untrained spectra.")
 
 
