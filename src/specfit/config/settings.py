@@ -54,9 +54,10 @@ class SelectionSettings:
         "best kept by successive halving on the objective; about twice the fit's training)",
         choices=SEARCHES)
     two_knobs: bool = param(
-        False, "FreSh chooses the model's knob together with its second knob (e.g. SIREN's hidden_omega_0; "
-        "`specfit models` lists them): the knob is searched once for each value of the second knob's "
-        "small grid and the pair of least distance kept (costs that many searches)", written_when_set=True)
+        False, "FreSh chooses the model's knob together with its second knob (siren: hidden_omega_0, "
+        "hashgrid: log2_table, ff-gaussian: features, tuner: c_high, wire: scale): the knob is searched "
+        "once for each value of the second knob's small grid and the pair of least distance kept (as "
+        "many searches)", written_when_set=True)
 
 
 @dataclass
