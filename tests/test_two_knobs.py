@@ -224,3 +224,11 @@ def test_api_select_and_fit_take_two_knobs_by_keyword(images):
     selection = specfit.select(load_signal(images["noise32"]), "wire", grid=[10.0, 30.0], inits=2,
                                width=8, hidden_layers=1, two_knobs=True)
     assert selection.second_knob == "scale"
+
+
+def test_a_grid_search_refuses_two_knobs(tmp_path):
+    from specfit.bench.grid import grid_search
+
+    with pytest.raises(SpecfitError, match="two_knobs is for fit and select"):
+        grid_search([None], FitSettings(two_knobs=True), tmp_path / "records", [10.0, 30.0])
+    assert not (tmp_path / "records").exists()

@@ -237,6 +237,9 @@ def grid_search(
     entry = get_entry(settings.model)
     if entry.knob is None:
         raise SpecfitError(f"model {entry.name} has no frequency knob to search")
+    if settings.two_knobs:
+        raise SpecfitError("a grid search trains one knob's values; two_knobs is for fit and select",
+                           setting="two_knobs")
     grid = list(_default_grid(sources[0], load or {}, settings) if grid is None else grid)
     values = len(grid) + 1
     tasks = grid_tasks(sources, settings, grid, dict(load or {}), max(1, group or values), batched)

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
                   f"({len(g)} values): {e.knob.description}")
             if e.knob.benchmark is not None:
                 print(f"{'':<14} benchmark {shown(e.knob.benchmark)}: {e.knob.benchmark_source}")
+            if e.second_knob is not None:
+                second = ", ".join(shown(v) for v in e.second_knob.grid)
+                print(f"{'':<14} second knob {e.second_knob.name} (--two-knobs): {second}")
         else:
             print(f"{'':<14} no frequency knob (FreSh does not apply)")
         shape = ", ".join(f"{k}={v}" for k, v in e.defaults.items() if not e.knob or k != e.knob.name)
