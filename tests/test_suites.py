@@ -52,7 +52,8 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
     assert "| SIREN | siren | 2 | train | 1.00 | 3.00 | 0.80 | 2.0 | 20.0 |" in page
     assert "| gaussian | ff-gaussian | 1 | 10.0 | psnr_test | 24.00 | 25.57 |" in page
     assert "commit abc1234" in page
-    assert "- SIREN (demo, quick), train: FreSh's regret 1.00 dB (the default: 3.00 dB): better than" in page
+    assert ("- SIREN (demo, quick), train: FreSh's regret 1.00 dB, the default's 3.00 dB: no worse than the "
+            "default; off the grid's best.") in page
     assert "FreSh variants" not in page  # one record: nothing to compare
     variant = {**record, "fresh": {"spectrum": "published"}, "fits": []}
     variant["grids"] = json.loads(json.dumps(record["grids"]))
