@@ -8,10 +8,8 @@ Importing specfit loads nothing heavy and changes no global state; the names bel
 first use.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from specfit.errors import SpecfitError
 from specfit.version import __version__
@@ -51,7 +49,7 @@ __all__ = [
     "spectrum", "spectrum_of",
 ]
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from specfit.api import (
         SignalSpectrum,
         check_fit,
@@ -77,7 +75,12 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        value = getattr(_import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'specfit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``), loaded or not, so that ``dir(specfit)`` and completion show them."""
+    return sorted(__all__)

@@ -114,8 +114,9 @@ def _settings(model: str, options: dict[str, object], skip: tuple[str, ...] = ()
 
 
 def fit(signal: object, model: str = "siren", *, progress: Progress = ignore, **options: object) -> Run:
-    """Fit ``signal`` with ``model``; the knob is chosen by FreSh unless ``fresh=False`` (its
-    default) or set among the hyperparameters (e.g. ``omega_0=60``). Writes nothing.
+    """Fit ``signal`` with ``model``, its knob (e.g. SIREN's ``omega_0``) chosen by FreSh by
+    default; ``fresh=False`` trains the model's default value instead, and a value set among the
+    hyperparameters (e.g. ``omega_0=60``) is trained as given. Writes nothing.
 
     ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``progress`` receives
     :class:`~specfit.events.Event` objects. ``options`` are the settings of
