@@ -16,6 +16,7 @@ from specfit.version import __version__
 
 _LAZY = {
     "load_signal": "specfit.api",
+    "build_model": "specfit.api",
     "fit": "specfit.api",
     "fit_settings": "specfit.api",
     "check_fit": "specfit.api",
@@ -44,14 +45,15 @@ _LAZY = {
 
 __all__ = [
     "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
-    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "__version__", "check_fit", "fit", "fit_plan",
-    "fit_settings", "load_run", "load_signal", "register", "rerun", "resume", "select", "select_settings",
-    "spectrum", "spectrum_of",
+    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "__version__", "build_model", "check_fit",
+    "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "register", "rerun", "resume", "select",
+    "select_settings", "spectrum", "spectrum_of",
 ]
 
 if _TYPE_CHECKING:
     from specfit.api import (
         SignalSpectrum,
+        build_model,
         check_fit,
         fit,
         fit_plan,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from specfit.config.settings import NOT_SELECTION, FitSettings
 from specfit.config.tree import describe, keyword_parameters, option_names
@@ -163,6 +164,23 @@ def fit_plan(
     if command is not None:
         plan.command = command
     return run_plan(plan, progress, checkpoints)
+
+
+def build_model(model: str, in_features: int, out_features: int, **params: object) -> nn.Module:
+    """An untrained ``model`` (a registry name, as ``specfit models`` lists them) for a training
+    loop of your own, with ``params`` (its hyperparameters by name, e.g. ``omega_0=60``) over its
+    defaults.
+
+    The module maps coordinates ``(N, in_features)``, every axis in [-1, 1] as specfit samples
+    them (endpoints included), to values ``(N, out_features)``. It is meant to be trained on
+    values in its family's range, as ``specfit models`` lists it: [-1, 1] for the sine and wavelet
+    families (SIREN, FINER, ResFields, WIRE, Gauss, TUNER), that is ``2 * v - 1`` for a signal's
+    values ``v`` in [0, 1]; [0, 1] as they are for the others (ReLU, Fourier features, hash grid).
+    Its initial weights are drawn from torch's global random stream (``torch.manual_seed`` makes
+    them repeatable). Nothing is chosen by FreSh here: ``select(signal, model).chosen`` gives a knob
+    value to pass. Raises :class:`SpecfitError` for an unknown model or hyperparameter.
+    """
+    return get_entry(model).create(in_features, out_features, params)
 
 
 def _signal_again(config: RunConfig) -> object:
