@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import specfit
-from specfit import SpecfitError
+from specfit import SpecfitError, SpecfitWarning
 
 
 def test_dir_lists_the_public_names_and_no_helpers():
@@ -37,3 +37,33 @@ def test_build_model_gives_the_registry_model_untrained():
     assert "build_model" in specfit.__all__
     with pytest.raises(SpecfitError, match="unknown model"):
         specfit.build_model("nope", 2, 1)
+
+
+SMALL = ["--set", "width=16", "--set", "hidden_layers=1", "--device", "cpu"]
+EDGE = {"grid": [10.0, 20.0], "inits": 2, "width": 16, "hidden_layers": 1, "device": "cpu"}
+
+
+def test_select_warns_an_edge_choice_in_the_apis_words(images):
+    with pytest.warns(SpecfitWarning) as caught:
+        selection = specfit.select(images["rough"], "siren", **EDGE)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SpecfitWarning)]
+    assert any("FreSh chose the largest omega_0" in m and "widen it with grid=[...]" in m for m in messages)
+    assert not any("--grid" in m for m in messages)
+    assert {w.filename for w in caught} == {__file__}  # the warning points at the caller
+    assert any("widen it with --grid" in note for note in selection.notes)  # the CLI's wording stays
+
+
+def test_fit_warns_an_edge_choice_and_keeps_the_cli_note(images):
+    with pytest.warns(SpecfitWarning, match=r"widen it with grid=\[\.\.\.\]"):
+        run = specfit.fit(images["rough"], "siren", steps=2, compile="off", **EDGE)
+    assert any("widen it with --grid" in note for note in run.metrics.notes)
+
+
+@pytest.mark.parametrize("command", ["select", "fit"])
+def test_cli_prints_the_edge_note_once_with_its_flag(cli, images, tmp_path, command):
+    extra = ["--steps", 2, "--compile", "off", "--out", tmp_path / "run"] if command == "fit" else []
+    result = cli(command, images["rough"], "--model", "siren", "--grid", "10,20", "--inits", 2,
+                 *SMALL, *extra)
+    assert result.code == 0, result.err
+    assert result.err.count("widen it with") == 1
+    assert "widen it with --grid" in result.err and "grid=[" not in result.err

@@ -28,6 +28,7 @@ _LAZY = {
     "spectrum": "specfit.api",
     "spectrum_of": "specfit.api",
     "SignalSpectrum": "specfit.api",
+    "SpecfitWarning": "specfit.api",
     "load_run": "specfit.runs.run",
     "Run": "specfit.runs.run",
     "RunConfig": "specfit.runs.run",
@@ -45,14 +46,15 @@ _LAZY = {
 
 __all__ = [
     "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
-    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "__version__", "build_model", "check_fit",
-    "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "register", "rerun", "resume", "select",
-    "select_settings", "spectrum", "spectrum_of",
+    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "SpecfitWarning", "__version__",
+    "build_model", "check_fit", "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "register",
+    "rerun", "resume", "select", "select_settings", "spectrum", "spectrum_of",
 ]
 
 if _TYPE_CHECKING:
     from specfit.api import (
         SignalSpectrum,
+        SpecfitWarning,
         build_model,
         check_fit,
         fit,

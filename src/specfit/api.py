@@ -7,6 +7,10 @@ These names are importable from ``specfit`` itself.
 from __future__ import annotations
 
 import inspect
+import re
+import sys
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import torch
 from torch import nn
 
 from specfit.config.settings import NOT_SELECTION, FitSettings
-from specfit.config.tree import describe, keyword_parameters, option_names
+from specfit.config.tree import describe, keyword_parameters, leaves, option_names
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.fitting.pipeline import FitPlan, plan_fit, run_plan
@@ -34,6 +38,40 @@ from specfit.util.runtime import resolve_device
 
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
 _LOAD_FIELDS = {f.name for f in fields(LoadOptions)} - {"kind"}
+_PACKAGE = str(Path(__file__).resolve().parent)
+_FLAG = re.compile(r"--[a-z][a-z-]*")
+
+
+class SpecfitWarning(UserWarning):
+    """A note on a fit or a selection that names a setting (e.g. FreSh chose an edge of its grid:
+    widen it with ``grid=[...]``), worded with the API's keywords. The command line prints the
+    same notes as ``note:`` lines naming its flags instead."""
+
+
+def _api_wording(note: str) -> str:
+    """``note`` with the command-line flag of each setting replaced by its keyword
+    (``--grid``: ``grid=[...]``, ``--split``: ``split=...``)."""
+    declared = {**leaves(LoadOptions), **leaves(FitSettings)}
+    settings = {leaf.flag: leaf for leaf in declared.values() if leaf.flag}
+
+    def keyword(flag: re.Match) -> str:
+        leaf = settings.get(flag.group())
+        if leaf is None:
+            return flag.group()
+        return f"{leaf.name}=[...]" if leaf.kind is list else f"{leaf.name}=..."
+
+    return _FLAG.sub(keyword, note)
+
+
+def _warn_notes(notes: Iterable[str]) -> None:
+    """Warn (:class:`SpecfitWarning`) each note that names a setting's flag, in the API's words,
+    pointing at the first caller outside specfit."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    for note in notes:
+        if _FLAG.search(note):
+            warnings.warn(_api_wording(note), SpecfitWarning, stacklevel=level)
 
 
 def load_signal(source: object = None, kind: str | None = None, **options: object) -> object:
@@ -124,7 +162,9 @@ def fit(signal: object, model: str = "siren", *, progress: Progress = ignore, **
     :class:`~specfit.config.settings.FitSettings` by name (a group may also be given whole, e.g.
     ``compaction=CompactionPlan(...)``; its options by name change it) and the model's
     hyperparameters (``specfit models``; also as ``params={...}``). ``help(specfit.fit)`` lists
-    the settings with their defaults, as does the table in the API reference.
+    the settings with their defaults, as does the table in the API reference. Notes on the fit are
+    in ``run.metrics.notes``; those that name a setting (e.g. FreSh chose an edge of its grid) are
+    also warned (:class:`SpecfitWarning`).
     """
     return fit_settings(signal, _settings(model, options), progress)
 
@@ -163,7 +203,9 @@ def fit_plan(
     recorded in the run."""
     if command is not None:
         plan.command = command
-    return run_plan(plan, progress, checkpoints)
+    run = run_plan(plan, progress, checkpoints)
+    _warn_notes(run.metrics.notes)
+    return run
 
 
 def build_model(model: str, in_features: int, out_features: int, **params: object) -> nn.Module:
@@ -228,7 +270,9 @@ def resume(
     if settings.fit.steps < checkpoint.state.step:
         raise SpecfitError(f"{folder} has trained {checkpoint.state.step} steps already; --steps must be "
                            "at least that")
-    return run_plan(plan, progress, checkpoints, resume=checkpoint)
+    run = run_plan(plan, progress, checkpoints, resume=checkpoint)
+    _warn_notes(run.metrics.notes)
+    return run
 
 
 def select(
@@ -242,7 +286,8 @@ def select(
     :class:`~specfit.config.settings.FitSettings`) and the model's hyperparameters; ``race=False``
     gives every value all its initialisations. The target is what training under ``split`` would
     see (held-out samples are filled from their neighbours), so the choice is the one :func:`fit`
-    makes with the same settings.
+    makes with the same settings. Notes that name a setting (e.g. the choice is an edge of the
+    grid) are warned (:class:`SpecfitWarning`) and kept in ``selection.notes``.
     """
     settings = _settings(model, {**options, "grid": grid, "inits": inits, "bins": bins}, skip=NOT_SELECTION)
     return select_settings(signal, settings, race=race, progress=progress)
@@ -272,8 +317,11 @@ def select_settings(
                                settings.resolved_objective(), settings.bins, settings.split,
                                settings.holdout, settings.seed)
     plan = target.plan(entry.name, base, grid, settings.inits, settings.search, settings.two_knobs)
-    return fresh_select(target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
-                        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+    selection = fresh_select(
+        target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
+        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+    _warn_notes(selection.notes)
+    return selection
 
 
 @dataclass

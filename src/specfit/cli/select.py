@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from specfit.cli.common import fit_settings, load, load_given, settings_given
+from specfit.cli.common import fit_settings, load, load_given, notes_as_flags, settings_given
 from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
 from specfit.cli.progress import ProgressBars
 
@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
     settings = fit_settings(settings_given(args))
     progress = ProgressBars(quiet=args.json)
     try:
-        selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
-                                    progress=progress)
+        with notes_as_flags():
+            selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
+                                        progress=progress)
     finally:
         progress.close()
     if args.json:
