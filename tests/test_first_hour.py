@@ -6,6 +6,7 @@ import pytest
 
 import specfit
 from specfit import SpecfitError, SpecfitWarning
+from specfit.cli.main import main
 
 
 def test_dir_lists_the_public_names_and_no_helpers():
@@ -67,3 +68,31 @@ def test_cli_prints_the_edge_note_once_with_its_flag(cli, images, tmp_path, comm
     assert result.code == 0, result.err
     assert result.err.count("widen it with") == 1
     assert "widen it with --grid" in result.err and "grid=[" not in result.err
+
+
+def test_bare_specfit_prints_the_help_and_succeeds(cli):
+    result = cli()
+    assert result.code == 0
+    assert "usage: specfit" in result.out and "select" in result.out and not result.err
+
+
+@pytest.mark.parametrize("command", ["select", "spectrum", "render"])
+def test_positional_arguments_have_help(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    first = out.split("positional arguments:\n")[1].splitlines()[0]
+    assert len(first.split()) > 1, out  # the argument's name, then its help
+
+
+@pytest.mark.parametrize("args, suggestion", [
+    (["fti"], "did you mean fit?"),
+    (["fit", "--stpes", "3"], "did you mean --steps?"),
+    (["fit", "--model", "SIREN"], "did you mean siren?"),
+    (["select", "photo.png", "--model", "sirne"], "did you mean siren?"),
+])
+def test_typos_get_a_suggestion_on_one_error_line(cli, args, suggestion):
+    result = cli(*args)
+    assert result.code == 2 and not result.out
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1
+    assert suggestion in result.err

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sel = add_command(sub, "select", "FreSh selection only: print the distance table", examples(
         "specfit select photo.png                    # SIREN's omega_0",
         "specfit select song.wav --model finer --search full --json"))
-    sel.add_argument("signal")
+    sel.add_argument("signal", help="the signal file (as for specfit fit) whose knob FreSh chooses")
     add_flags(sel, FitSettings, skip=NOT_SELECTION, notes=setting_notes())
     sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
     sel.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
