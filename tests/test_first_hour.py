@@ -96,3 +96,17 @@ def test_typos_get_a_suggestion_on_one_error_line(cli, args, suggestion):
     assert result.code == 2 and not result.out
     assert result.err.startswith("error: ") and result.err.count("\n") == 1
     assert suggestion in result.err
+
+
+def test_resume_of_a_finished_run_without_more_steps_is_refused(cli, images, tmp_path):
+    run = tmp_path / "run"
+    assert cli("fit", images["noise32"], "--no-fresh", *SMALL, "--steps", 4, "--compile", "off",
+               "--out", run).code == 0
+    report = (run / "report.html").stat().st_mtime_ns
+    for extra in ([], ["--steps", 4]):
+        result = cli("fit", "--resume", run, *extra)
+        assert result.code == 2 and result.err.count("\n") == 1
+        assert f"error: {run} is already at step 4; add --steps M (more than 4) to train on" in result.err
+    assert (run / "report.html").stat().st_mtime_ns == report
+    with pytest.raises(SpecfitError, match="already at step 4"):
+        specfit.resume(run)

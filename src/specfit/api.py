@@ -7,6 +7,7 @@ These names are importable from ``specfit`` itself.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 import warnings
@@ -32,6 +33,7 @@ from specfit.models.params import check_fields
 from specfit.models.registry import get_entry
 from specfit.runs.checkpoints import CHECKPOINT, CheckpointSink, read_checkpoint
 from specfit.runs.folder import read_config
+from specfit.runs.format import METRICS
 from specfit.runs.run import Run, RunConfig, load_run
 from specfit.signals.shape import shape_from_mesh
 from specfit.util.runtime import resolve_device
@@ -243,6 +245,15 @@ def rerun(run: Run | RunConfig | str | Path, progress: Progress = ignore) -> Run
     return fit_settings(_signal_again(config), config.settings, progress)
 
 
+def _finished_steps(folder: Path) -> int | None:
+    """The steps a finished run in ``folder`` trained (``None``: it has no metrics, or was interrupted)."""
+    path = folder / METRICS
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return None if metrics.get("interrupted") else int(metrics["steps"])
+
+
 def resume(
     folder: str | Path, steps: int | None = None, progress: Progress = ignore,
     checkpoints: CheckpointSink | None = None, command: str | None = None,
@@ -250,11 +261,12 @@ def resume(
     """Continue the fit saved in ``folder`` from its checkpoint (``checkpoint.safetensors``).
 
     The run may have been interrupted (Ctrl-C, SIGTERM, a killed job: the last periodic
-    checkpoint) or finished. Training goes on to the run's step count, or to ``steps`` when given
-    (at least the checkpoint's step), and ends with the weights an uninterrupted fit of as many
-    steps would have (bit for bit on the CPU; a ``cosine`` or ``exp`` schedule follows the new
-    step count from the checkpoint on). FreSh is not run again. Writes nothing unless
-    ``checkpoints`` is given; save the returned :class:`Run` to replace the folder.
+    checkpoint) or finished (then ``steps`` must be larger than its step count). Training goes on
+    to the run's step count, or to ``steps`` when given (more than the checkpoint's step), and ends
+    with the weights an uninterrupted fit of as many steps would have (bit for bit on the CPU; a
+    ``cosine`` or ``exp`` schedule follows the new step count from the checkpoint on). FreSh is not
+    run again. Writes nothing unless ``checkpoints`` is given; save the returned :class:`Run` to
+    replace the folder.
     """
     folder = Path(folder)
     config = RunConfig.from_json(read_config(folder, weights=False))
@@ -263,6 +275,10 @@ def resume(
     settings = config.settings
     if steps is not None:
         settings = replace(settings, fit=replace(settings.fit, steps=steps))
+    trained = _finished_steps(folder)
+    if trained is not None and settings.fit.steps == trained:
+        raise SpecfitError(f"{folder} is already at step {trained}; add --steps M (more than {trained}) "
+                           "to train on")
     # Planned without FreSh (its choice is in the checkpoint), the run keeps its own settings.
     plan = replace(plan_fit(_signal_again(config), replace(settings, fresh=False)), settings=settings)
     plan.command = command if command is not None else config.command
