@@ -8,16 +8,15 @@ Importing specfit loads nothing heavy and changes no global state; the names bel
 first use.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from specfit.errors import SpecfitError
 from specfit.version import __version__
 
 _LAZY = {
     "load_signal": "specfit.api",
+    "build_model": "specfit.api",
     "fit": "specfit.api",
     "fit_settings": "specfit.api",
     "check_fit": "specfit.api",
@@ -29,6 +28,7 @@ _LAZY = {
     "spectrum": "specfit.api",
     "spectrum_of": "specfit.api",
     "SignalSpectrum": "specfit.api",
+    "SpecfitWarning": "specfit.api",
     "load_run": "specfit.runs.run",
     "Run": "specfit.runs.run",
     "RunConfig": "specfit.runs.run",
@@ -46,14 +46,16 @@ _LAZY = {
 
 __all__ = [
     "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
-    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "__version__", "check_fit", "fit", "fit_plan",
-    "fit_settings", "load_run", "load_signal", "register", "rerun", "resume", "select", "select_settings",
-    "spectrum", "spectrum_of",
+    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "SpecfitWarning", "__version__",
+    "build_model", "check_fit", "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "register",
+    "rerun", "resume", "select", "select_settings", "spectrum", "spectrum_of",
 ]
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from specfit.api import (
         SignalSpectrum,
+        SpecfitWarning,
+        build_model,
         check_fit,
         fit,
         fit_plan,
@@ -77,7 +79,12 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        value = getattr(_import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'specfit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``), loaded or not, so that ``dir(specfit)`` and completion show them."""
+    return sorted(__all__)

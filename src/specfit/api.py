@@ -7,14 +7,20 @@ These names are importable from ``specfit`` itself.
 from __future__ import annotations
 
 import inspect
+import json
+import re
+import sys
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from specfit.config.settings import NOT_SELECTION, FitSettings
-from specfit.config.tree import describe, keyword_parameters, option_names
+from specfit.config.tree import describe, keyword_parameters, leaves, option_names
 from specfit.errors import SpecfitError
 from specfit.events import Event, Phase, Progress, ignore
 from specfit.fitting.pipeline import FitPlan, plan_fit, run_plan
@@ -27,12 +33,47 @@ from specfit.models.params import check_fields
 from specfit.models.registry import get_entry
 from specfit.runs.checkpoints import CHECKPOINT, CheckpointSink, read_checkpoint
 from specfit.runs.folder import read_config
+from specfit.runs.format import METRICS
 from specfit.runs.run import Run, RunConfig, load_run
 from specfit.signals.shape import shape_from_mesh
 from specfit.util.runtime import resolve_device
 
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
 _LOAD_FIELDS = {f.name for f in fields(LoadOptions)} - {"kind"}
+_PACKAGE = str(Path(__file__).resolve().parent)
+_FLAG = re.compile(r"--[a-z][a-z-]*")
+
+
+class SpecfitWarning(UserWarning):
+    """A note on a fit or a selection that names a setting (e.g. FreSh chose an edge of its grid:
+    widen it with ``grid=[...]``), worded with the API's keywords. The command line prints the
+    same notes as ``note:`` lines naming its flags instead."""
+
+
+def _api_wording(note: str) -> str:
+    """``note`` with the command-line flag of each setting replaced by its keyword
+    (``--grid``: ``grid=[...]``, ``--split``: ``split=...``)."""
+    declared = {**leaves(LoadOptions), **leaves(FitSettings)}
+    settings = {leaf.flag: leaf for leaf in declared.values() if leaf.flag}
+
+    def keyword(flag: re.Match) -> str:
+        leaf = settings.get(flag.group())
+        if leaf is None:
+            return flag.group()
+        return f"{leaf.name}=[...]" if leaf.kind is list else f"{leaf.name}=..."
+
+    return _FLAG.sub(keyword, note)
+
+
+def _warn_notes(notes: Iterable[str]) -> None:
+    """Warn (:class:`SpecfitWarning`) each note that names a setting's flag, in the API's words,
+    pointing at the first caller outside specfit."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    for note in notes:
+        if _FLAG.search(note):
+            warnings.warn(_api_wording(note), SpecfitWarning, stacklevel=level)
 
 
 def load_signal(source: object = None, kind: str | None = None, **options: object) -> object:
@@ -114,15 +155,18 @@ def _settings(model: str, options: dict[str, object], skip: tuple[str, ...] = ()
 
 
 def fit(signal: object, model: str = "siren", *, progress: Progress = ignore, **options: object) -> Run:
-    """Fit ``signal`` with ``model``; the knob is chosen by FreSh unless ``fresh=False`` (its
-    default) or set among the hyperparameters (e.g. ``omega_0=60``). Writes nothing.
+    """Fit ``signal`` with ``model``, its knob (e.g. SIREN's ``omega_0``) chosen by FreSh by
+    default; ``fresh=False`` trains the model's default value instead, and a value set among the
+    hyperparameters (e.g. ``omega_0=60``) is trained as given. Writes nothing.
 
     ``signal`` is a loaded signal or anything :func:`load_signal` accepts; ``progress`` receives
     :class:`~specfit.events.Event` objects. ``options`` are the settings of
     :class:`~specfit.config.settings.FitSettings` by name (a group may also be given whole, e.g.
     ``compaction=CompactionPlan(...)``; its options by name change it) and the model's
     hyperparameters (``specfit models``; also as ``params={...}``). ``help(specfit.fit)`` lists
-    the settings with their defaults, as does the table in the API reference.
+    the settings with their defaults, as does the table in the API reference. Notes on the fit are
+    in ``run.metrics.notes``; those that name a setting (e.g. FreSh chose an edge of its grid) are
+    also warned (:class:`SpecfitWarning`).
     """
     return fit_settings(signal, _settings(model, options), progress)
 
@@ -161,7 +205,26 @@ def fit_plan(
     recorded in the run."""
     if command is not None:
         plan.command = command
-    return run_plan(plan, progress, checkpoints)
+    run = run_plan(plan, progress, checkpoints)
+    _warn_notes(run.metrics.notes)
+    return run
+
+
+def build_model(model: str, in_features: int, out_features: int, **params: object) -> nn.Module:
+    """An untrained ``model`` (a registry name, as ``specfit models`` lists them) for a training
+    loop of your own, with ``params`` (its hyperparameters by name, e.g. ``omega_0=60``) over its
+    defaults.
+
+    The module maps coordinates ``(N, in_features)``, every axis in [-1, 1] as specfit samples
+    them (endpoints included), to values ``(N, out_features)``. It is meant to be trained on
+    values in its family's range, as ``specfit models`` lists it: [-1, 1] for the sine and wavelet
+    families (SIREN, FINER, ResFields, WIRE, Gauss, TUNER), that is ``2 * v - 1`` for a signal's
+    values ``v`` in [0, 1]; [0, 1] as they are for the others (ReLU, Fourier features, hash grid).
+    Its initial weights are drawn from torch's global random stream (``torch.manual_seed`` makes
+    them repeatable). Nothing is chosen by FreSh here: ``select(signal, model).chosen`` gives a knob
+    value to pass. Raises :class:`SpecfitError` for an unknown model or hyperparameter.
+    """
+    return get_entry(model).create(in_features, out_features, params)
 
 
 def _signal_again(config: RunConfig) -> object:
@@ -182,6 +245,15 @@ def rerun(run: Run | RunConfig | str | Path, progress: Progress = ignore) -> Run
     return fit_settings(_signal_again(config), config.settings, progress)
 
 
+def _finished_steps(folder: Path) -> int | None:
+    """The steps a finished run in ``folder`` trained (``None``: it has no metrics, or was interrupted)."""
+    path = folder / METRICS
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return None if metrics.get("interrupted") else int(metrics["steps"])
+
+
 def resume(
     folder: str | Path, steps: int | None = None, progress: Progress = ignore,
     checkpoints: CheckpointSink | None = None, command: str | None = None,
@@ -189,11 +261,12 @@ def resume(
     """Continue the fit saved in ``folder`` from its checkpoint (``checkpoint.safetensors``).
 
     The run may have been interrupted (Ctrl-C, SIGTERM, a killed job: the last periodic
-    checkpoint) or finished. Training goes on to the run's step count, or to ``steps`` when given
-    (at least the checkpoint's step), and ends with the weights an uninterrupted fit of as many
-    steps would have (bit for bit on the CPU; a ``cosine`` or ``exp`` schedule follows the new
-    step count from the checkpoint on). FreSh is not run again. Writes nothing unless
-    ``checkpoints`` is given; save the returned :class:`Run` to replace the folder.
+    checkpoint) or finished (then ``steps`` must be larger than its step count). Training goes on
+    to the run's step count, or to ``steps`` when given (more than the checkpoint's step), and ends
+    with the weights an uninterrupted fit of as many steps would have (bit for bit on the CPU; a
+    ``cosine`` or ``exp`` schedule follows the new step count from the checkpoint on). FreSh is not
+    run again. Writes nothing unless ``checkpoints`` is given; save the returned :class:`Run` to
+    replace the folder.
     """
     folder = Path(folder)
     config = RunConfig.from_json(read_config(folder, weights=False))
@@ -202,6 +275,10 @@ def resume(
     settings = config.settings
     if steps is not None:
         settings = replace(settings, fit=replace(settings.fit, steps=steps))
+    trained = _finished_steps(folder)
+    if trained is not None and settings.fit.steps == trained:
+        raise SpecfitError(f"{folder} is already at step {trained}; add --steps M (more than {trained}) "
+                           "to train on")
     # Planned without FreSh (its choice is in the checkpoint), the run keeps its own settings.
     plan = replace(plan_fit(_signal_again(config), replace(settings, fresh=False)), settings=settings)
     plan.command = command if command is not None else config.command
@@ -209,7 +286,9 @@ def resume(
     if settings.fit.steps < checkpoint.state.step:
         raise SpecfitError(f"{folder} has trained {checkpoint.state.step} steps already; --steps must be "
                            "at least that")
-    return run_plan(plan, progress, checkpoints, resume=checkpoint)
+    run = run_plan(plan, progress, checkpoints, resume=checkpoint)
+    _warn_notes(run.metrics.notes)
+    return run
 
 
 def select(
@@ -223,7 +302,8 @@ def select(
     :class:`~specfit.config.settings.FitSettings`) and the model's hyperparameters; ``race=False``
     gives every value all its initialisations. The target is what training under ``split`` would
     see (held-out samples are filled from their neighbours), so the choice is the one :func:`fit`
-    makes with the same settings.
+    makes with the same settings. Notes that name a setting (e.g. the choice is an edge of the
+    grid) are warned (:class:`SpecfitWarning`) and kept in ``selection.notes``.
     """
     settings = _settings(model, {**options, "grid": grid, "inits": inits, "bins": bins}, skip=NOT_SELECTION)
     return select_settings(signal, settings, race=race, progress=progress)
@@ -253,8 +333,11 @@ def select_settings(
                                settings.resolved_objective(), settings.bins, settings.split,
                                settings.holdout, settings.seed)
     plan = target.plan(entry.name, base, grid, settings.inits, settings.search, settings.two_knobs)
-    return fresh_select(target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
-                        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+    selection = fresh_select(
+        target.values, target.coords, entry.name, seed=settings.seed, race=race, plan=plan,
+        progress=lambda done, total: progress(Event(Phase.SELECT, done, total)))
+    _warn_notes(selection.notes)
+    return selection
 
 
 @dataclass

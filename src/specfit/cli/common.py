@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,14 @@ def expand_sources(items: list[str]) -> list[str | None]:
             raise SpecfitError(f"{item} holds no signal files ({', '.join(suffixes)})")
         sources.extend(found)
     return sources
+
+
+@contextmanager
+def notes_as_flags() -> Iterator[None]:
+    """Silence the API's :class:`~specfit.api.SpecfitWarning`: a command prints those notes itself,
+    as ``note:`` lines naming its flags (``--grid``), not the API's keywords (``grid=[...]``)."""
+    from specfit.api import SpecfitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpecfitWarning)
+        yield

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from specfit.cli.common import command_line, expand_sources, fit_settings, load, load_given, settings_given
+from specfit.cli.common import (
+    command_line,
+    expand_sources,
+    fit_settings,
+    load,
+    load_given,
+    notes_as_flags,
+    settings_given,
+)
 from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
 from specfit.cli.progress import ProgressBars, progress_for
 
@@ -123,7 +131,8 @@ def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, option
     progress = progress_for(args.json, args.tensorboard, out.name)
     with run_lock(out):
         try:
-            fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
+            with notes_as_flags():
+                fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
             progress.status(f"writing {out}/ (reconstruction and report)")
             fitted.save(out)
         finally:
@@ -145,7 +154,8 @@ def _resume(args: argparse.Namespace) -> int:
     with run_lock(out):
         try:
             sink = FolderCheckpoints(out, continuing=True)
-            continued = resume(out, settings_given(args).get("steps"), progress, sink, command_line(args))
+            with notes_as_flags():
+                continued = resume(out, settings_given(args).get("steps"), progress, sink, command_line(args))
             progress.status(f"writing {out}/ (reconstruction and report)")
             continued.save(out)
         finally:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from specfit.cli import bench, fit, grid, models, render, select, spectrum
-from specfit.cli.parser import HelpFormatter, Parser, examples
+from specfit.cli.parser import HelpFormatter, Parser, check_model, examples
 from specfit.errors import SpecfitError
 from specfit.version import __version__
 
@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "specfit render runs/photo-siren --size 2x", "specfit models",
                                     "specfit COMMAND --help    # options and examples of a command"))
     parser.add_argument("--version", action="version", version=f"specfit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():  # so that an unknown option is checked against its own
+        command_parser.set_defaults(parser=command_parser)
     return parser
 
 
@@ -103,7 +105,15 @@ def _flag_of(setting: str) -> str | None:
 def _run(argv: list[str] | None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            getattr(args, "parser", parser).refuse_unknown(extras)
+        if args.command is None:  # bare `specfit`: what it can do
+            parser.print_help()
+            return 0
+        if isinstance(getattr(args, "model", None), str):
+            check_model(args.model)
         args.argv = argv
         code = int(args.run(args))
         sys.stdout.flush()

@@ -8,15 +8,57 @@ Settings are not declared here: their flags come from the settings tree
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Iterable
+from difflib import get_close_matches
 
 from specfit.errors import SpecfitError
 
+# argparse's message for a value outside an argument's choices (quotes vary with Python's version)
+_INVALID_CHOICE = re.compile(r"invalid choice: '?([^']*?)'? \(choose from (.*)\)$")
+
+
+def did_you_mean(word: str, choices: Iterable[str], ignore_case: bool = False) -> str:
+    """``"; did you mean X?"`` for the choice closest to ``word`` (``ignore_case``: compared in
+    lower case, an exact match first), or ``""`` when none is close."""
+    choices = list(choices)
+    if ignore_case:
+        lowered = {choice.lower(): choice for choice in choices}
+        close = get_close_matches(word.lower(), list(lowered), n=1)
+        match = lowered[close[0]] if close else None
+    else:
+        close = get_close_matches(word, choices, n=1)
+        match = close[0] if close else None
+    return "" if match is None else f"; did you mean {match}?"
+
+
+def check_model(name: str) -> None:
+    """Raise a :class:`SpecfitError` that suggests the closest model name when ``name`` is none."""
+    from specfit.models.registry import models
+
+    names = list(models())
+    if name not in names:
+        raise SpecfitError(f"unknown model {name!r}{did_you_mean(name, names, ignore_case=True)} "
+                           f"(choose from {', '.join(names)})")
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line ``error:`` messages and exit code 2."""
+    """argparse with one-line ``error:`` messages (a close choice suggested) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        invalid = _INVALID_CHOICE.search(message)
+        if invalid:
+            choices = [choice.strip("'") for choice in invalid.group(2).split(", ")]
+            message = message[:invalid.start()] + f"invalid choice: {invalid.group(1)!r}" + \
+                f"{did_you_mean(invalid.group(1), choices)} (choose from {', '.join(choices)})"
         raise SpecfitError(message)
+
+    def refuse_unknown(self, extras: list[str]) -> None:
+        """Raise for arguments that no option or positional took, suggesting the closest option."""
+        options = [name for action in self._actions for name in action.option_strings]
+        unknown = next((arg.split("=")[0] for arg in extras if arg.startswith("-")), None)
+        hint = "" if unknown is None else did_you_mean(unknown, options)
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

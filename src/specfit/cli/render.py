@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "specfit render runs/photo-siren --size 2x            # twice the signal's size",
         "specfit render runs/photo-siren --size 1920x1080 --out big.png",
         "specfit render runs/bunny-siren --size 512           # a mesh from a 512^3 grid"))
-    ren.add_argument("run_dir", metavar="RUN")
+    ren.add_argument("run_dir", metavar="RUN", help="a run folder written by specfit fit")
     ren.add_argument("--size", default=None,
                      help="images and video WIDTHxHEIGHT; audio: samples; volumes: DxHxW; shapes: grid "
                      "resolution; or a factor of the signal's size, e.g. 2x (default: the signal's; "

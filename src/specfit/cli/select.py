@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from specfit.cli.common import fit_settings, load, load_given, settings_given
+from specfit.cli.common import fit_settings, load, load_given, notes_as_flags, settings_given
 from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
 from specfit.cli.progress import ProgressBars
 
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sel = add_command(sub, "select", "FreSh selection only: print the distance table", examples(
         "specfit select photo.png                    # SIREN's omega_0",
         "specfit select song.wav --model finer --search full --json"))
-    sel.add_argument("signal")
+    sel.add_argument("signal", help="the signal file (as for specfit fit) whose knob FreSh chooses")
     add_flags(sel, FitSettings, skip=NOT_SELECTION, notes=setting_notes())
     sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
     sel.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
     settings = fit_settings(settings_given(args))
     progress = ProgressBars(quiet=args.json)
     try:
-        selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
-                                    progress=progress)
+        with notes_as_flags():
+            selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
+                                        progress=progress)
     finally:
         progress.close()
     if args.json:

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     spec = add_command(sub, "spectrum", "print a signal's spectrum vector", examples(
         "specfit spectrum photo.png", "specfit spectrum song.wav --bins 32 --json"))
-    spec.add_argument("signal")
+    spec.add_argument("signal", help="the signal file (as for specfit fit) whose spectrum to print")
     add_flags(spec, FitSettings, only=OPTIONS)
     spec.add_argument("--json", action="store_true", help="print the vector as JSON on stdout")
     add_load_flags(spec)
