@@ -13,13 +13,13 @@ returning one), loaded the first time the kinds are listed.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from specfit.errors import SpecfitError
 from specfit.kinds import builtin
 from specfit.kinds.kind import MAX_CHANNELS, MAX_COORDINATES, SignalKind
 from specfit.tasks.base import SHAPE_TARGETS, VIDEO_SPECTRA, Task
+from specfit.util.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "specfit.kinds"
 
@@ -42,19 +42,7 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from importlib.metadata import entry_points
-
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = point.load()
-            kind = loaded if isinstance(loaded, SignalKind) else loaded()
-            _check_plugin(kind)
-        except Exception as exc:  # a broken plugin must not break specfit
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            _FAILED_PLUGINS[point.name] = reason
-            warnings.warn(f"signal kind plugin {point.name} ({point.value}) was not loaded: {reason}",
-                          stacklevel=2)
-            continue
+    for kind in load_plugins(ENTRY_POINT_GROUP, "signal kind", SignalKind, _check_plugin, _FAILED_PLUGINS):
         register_kind(kind)
 
 

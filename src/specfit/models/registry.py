@@ -15,7 +15,6 @@ written so keep working).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
@@ -41,6 +40,7 @@ from specfit.models.sine import Finer, FinerParams, Siren, SirenParams
 from specfit.models.tuner import IntegerSineNet, TunerParams
 from specfit.models.tuner_spectrum import sine_spectrum_figure
 from specfit.models.wavelet import Gauss, GaussParams, Wire, WireParams
+from specfit.util.plugins import load_plugins
 
 
 @dataclass(frozen=True)
@@ -150,19 +150,9 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from importlib.metadata import entry_points
-
     builtin = set(REGISTRY)
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = point.load()
-            entry = loaded if isinstance(loaded, ModelEntry) else loaded()
-            _check_plugin(entry, builtin)
-        except Exception as exc:  # a broken plugin must not break specfit
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            _FAILED_PLUGINS[point.name] = reason
-            warnings.warn(f"model plugin {point.name} ({point.value}) was not loaded: {reason}", stacklevel=2)
-            continue
+    for entry in load_plugins(ENTRY_POINT_GROUP, "model", ModelEntry,
+                              lambda found: _check_plugin(found, builtin), _FAILED_PLUGINS):
         register(entry)
 
 
