@@ -265,3 +265,44 @@ def test_reference_check_reports_a_stale_page(tmp_path: Path, monkeypatch: pytes
     assert hook.main(["--check"]) == 1 and "stale" in capsys.readouterr().out
     assert (tmp_path / "cli.md").read_text() == "old\n"  # --check writes nothing
     assert hook.main([]) == 0 and (tmp_path / "cli.md").read_text() == hook.render("cli.md")
+
+
+# --- one name per knob ------------------------------------------------------------------------------
+
+# The papers' symbols for a knob, each allowed only in parentheses after the knob's own name.
+SYMBOLS = {"sigma_p": "scale", "N_max": "n_max", "band limit B": "band_limit",
+           "bias range": "first_bias_scale"}
+
+
+def test_each_knob_has_one_name_in_models_set_the_readme_and_the_models_page(capsys) -> None:
+    """The name `specfit models` gives a family's knob is its ``--set`` key (a hyperparameter the
+    family accepts by that name), and the README's and the models page's tables use it."""
+    from specfit.cli.main import main
+
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    models_page = (DOCS / "models.md").read_text(encoding="utf-8")
+    readme_rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
+    for name, entry in REGISTRY.items():
+        if entry.knob is None:
+            continue
+        knob = entry.knob.name
+        assert f"knob {knob} (default" in listing, name
+        value = entry.knob.grid[0]
+        assert getattr(entry.hyperparameters({knob: value}), knob) == value  # what `--set KNOB=VALUE` takes
+        assert re.search(rf"^\| `{re.escape(name)}` \| `{re.escape(knob)}`", models_page, re.MULTILINE), name
+        row = next((r for r in readme_rows if f"`{name}`" in r.split("|")[1]), None)
+        assert row is not None and f"`{knob}`" in row.split("|")[2], (name, row)
+
+
+@pytest.mark.parametrize("page", [*PAGES, README], ids=lambda p: p.name)
+def test_a_knobs_paper_symbol_appears_only_beside_its_name(page: Path) -> None:
+    """``N_max``, ``sigma_p``, ``band limit B`` and ``bias range`` are said once, in parentheses after
+    ``n_max``, ``scale``... (the names users type), never instead of them."""
+    wrong = []
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        for symbol, knob in SYMBOLS.items():
+            for match in re.finditer(re.escape(symbol), line):
+                if not re.search(rf"`{knob}` \([^)]*$", line[: match.start()]):
+                    wrong.append(f"{page.name}:{number}: {symbol}")
+    assert not wrong, f"a knob's symbol without its name: {', '.join(wrong)}"

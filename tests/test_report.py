@@ -577,3 +577,13 @@ def test_every_kinds_options_are_loading_options_or_kind_settings():
     known = {f.name for f in fields(LoadOptions)} | set(KIND_SETTINGS)
     for kind in KINDS:
         assert kind.options is not None and kind.options <= known, kind.name
+
+
+def test_the_report_names_the_knob_wherever_it_says_knob(fitted_run):
+    """The user reads one name per knob: the report says "knob" only as "knob (omega_0)"."""
+    text = re.sub(r"<[^>]+>", " ", (fitted_run.path / "report.html").read_text())
+    text = re.sub(r"data:image/png;base64,\S+", "", text)
+    said = [text[max(0, m.start() - 30):m.end() + 30] for m in re.finditer(r"\bknob\b", text)
+            if not text.startswith("knob (omega_0)", m.start())]
+    assert not said, said
+    assert "knob (omega_0)" in text

@@ -565,10 +565,12 @@ def fit_table(fits: list[dict]) -> list[str]:
     by_label: dict[str, list[dict]] = {}
     for fit in fits:
         by_label.setdefault(fit["job"]["label"], []).append(fit)
-    lines = ["| job | model | signals | knob | metric | ours | published |", "|---|---|---|---|---|---|---|"]
+    lines = ["| job | model | signals | knob value | metric | ours | published |",
+             "|---|---|---|---|---|---|---|"]
     for label, group in by_label.items():
         job = group[0]["job"]
-        values = sorted({str(f["result"].get("value")) for f in group})
+        values = sorted({str(f["result"]["value"]) if f["result"].get("value") is not None else "-"
+                         for f in group})
         metrics = job["published"] or {"psnr": None}
         for metric, published in metrics.items():
             ours = _mean([_metric(f["result"], metric) for f in group])

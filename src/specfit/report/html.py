@@ -421,7 +421,7 @@ def _heatmap_guide(spectra: dict) -> str:
             "pair (darker is lower, closer); hatched cells are pairs the search skipped. For each "
             f"{second} value the search of {knob} ran on its own, so each row is one curve like the one "
             "below. The star is the chosen pair (the least distance), the ring the default pair. Good: a "
-            "clear dark valley with the star inside the grid; rows that look alike mean the second knob "
+            f"clear dark valley with the star inside the grid; rows that look alike mean {second} "
             "hardly changes the untrained spectra.")
 
 
@@ -707,13 +707,15 @@ def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
     rows = [
         ("signal", str((config.get("signal") or {}).get("kind", "image"))),
         ("model", str(metrics["model"])),
-        ("knob", f"{knob} = {metrics['value']} ({mode}; "
-                 f"default {metrics.get('default_value')})" if knob else "none"),
+        (f"knob ({knob})" if knob else "knob", f"{knob} = {metrics['value']} ({mode}; "
+                 f"default {metrics.get('default_value')})" if knob else "none: this model has no frequency "
+                 "setting for FreSh to choose"),
     ]
     if (metrics.get("selection") or {}).get("second_knob"):
         selection = metrics["selection"]
-        rows.append(("second knob", f"{selection['second_knob']} = {selection['second_chosen']} (chosen by "
-                                    f"FreSh with {knob})"))
+        second = selection["second_knob"]
+        rows.append((f"second knob ({second})",
+                     f"{second} = {selection['second_chosen']} (chosen by FreSh with {knob})"))
     if metrics.get("selection"):
         rows.append(("FreSh time (s)", _num(metrics["selection"]["seconds"])))
         probes = metrics["selection"].get("probes")
@@ -791,7 +793,8 @@ def write_report(
         sections.append(View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra),
                              lead=f"<p class='lead'>{html.escape(notes)}</p>" if notes else ""))
         if spectra.get("table_2d"):
-            sections.append(View("FreSh: distance over both knobs", heatmap_figure(spectra),
+            sections.append(View(f"FreSh: distance over {spectra['knob']} and {spectra['second_knob']}",
+                                 heatmap_figure(spectra),
                                  _heatmap_guide(spectra), extra=_table_2d(spectra)))
         at = f" at {spectra['second_knob']} = {spectra['second_chosen']}" if spectra.get("table_2d") else ""
         by_probes = bool((metrics.get("selection") or {}).get("probes"))
