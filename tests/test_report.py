@@ -318,11 +318,11 @@ def test_dropped_and_skipped_candidates_are_drawn_apart():
     axis = figure.axes[0]
     lines = {line.get_label(): line for line in axis.get_lines()}
     legend = [t.get_text() for t in axis.get_legend().get_texts()]
-    assert "dropped after 2 initialisations" in legend
-    assert "dropped after 1 initialisation" in legend
+    assert "set aside after 2 initialisations" in legend
+    assert "looked at once (1 initialisation)" in legend
     assert "evaluated with all 10 initialisations" in legend
     assert any(label.startswith("not evaluated (1 value") for label in legend)
-    assert any(label.startswith("chosen 40.0") for label in legend)
+    assert any(label.startswith("chosen 40 (") for label in legend)
 
     def marker_of(values: list[float]) -> tuple:
         found = [line for line in axis.get_lines() if list(line.get_xdata()) == values

@@ -85,9 +85,9 @@ def spectra_plot(spectra: dict) -> Figure:
     knob = spectra["knob"]
     axis.semilogy(x, spectra["target"], "k-", lw=2, label="target")
     axis.semilogy(x, spectra["chosen"], "-", color="C0",
-                  label=f"untrained model, {knob}={spectra['chosen_value']} (chosen)")
+                  label=f"untrained model, {knob} = {_num(spectra['chosen_value'])} (chosen)")
     axis.semilogy(x, spectra["default"], "--", color="C1",
-                  label=f"untrained model, {knob}={spectra['default_value']} (default)")
+                  label=f"untrained model, {knob} = {_num(spectra['default_value'])} (default)")
     axis.set_xlabel(label)
     axis.set_ylabel("share of spectral magnitude per bin")
     axis.set_xlim(0, x[-1] * 1.01)
@@ -221,7 +221,7 @@ def curve_plot(spectra: dict, by_probes: bool = False) -> Figure:
     if is_chosen:
         xs, ys, es = points(is_chosen)
         axis.errorbar(xs, ys, yerr=es, fmt="*", ms=13, capsize=3, color="C1", mec="k", mew=0.6, zorder=5,
-                      label=f"chosen {chosen} ({is_chosen[0]['inits']} initialisations)")
+                      label=f"chosen {_num(chosen)} ({is_chosen[0]['inits']} initialisations)")
     markers = "sD^v<>ph"
     dropped = sorted({row["inits"] for row in evaluated if row["inits"] < full and row["value"] != chosen},
                      reverse=True)
@@ -229,14 +229,15 @@ def curve_plot(spectra: dict, by_probes: bool = False) -> Figure:
         rows = [row for row in evaluated if row["inits"] == count and row["value"] != chosen]
         axis.errorbar(*points(rows), fmt=markers[number % len(markers)], ms=6, capsize=2, mfc="white",
                       mec="0.4", color="0.55", ecolor="0.65", zorder=2,
-                      label=f"dropped after {count} initialisation{'s' if count != 1 else ''}")
+                      label="looked at once (1 initialisation)" if count == 1 else
+                      f"set aside after {count} initialisations")
     if skipped:
         axis.plot([x(r["value"]) for r in skipped], [0.04] * len(skipped), "|", color="0.45", ms=12, mew=1.5,
                   clip_on=False, transform=axis.get_xaxis_transform(), zorder=4,
                   label=f"not evaluated ({len(skipped)} value{'s' if len(skipped) != 1 else ''} "
                         "the search skipped)")
     if (numeric and _numeric(default)) or str(default) in index:
-        axis.axvline(x(default), color="C2", ls="--", lw=1.2, label=f"default {default}")
+        axis.axvline(x(default), color="C2", ls="--", lw=1.2, label=f"default {_num(default)}")
     values = [row["value"] for row in table]
     positive = [v for v in values if _numeric(v) and v > 0]
     if numeric and len(positive) == len(values) and max(positive) / min(positive) > 50:
@@ -707,9 +708,9 @@ def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
     rows = [
         ("signal", str((config.get("signal") or {}).get("kind", "image"))),
         ("model", str(metrics["model"])),
-        (f"knob ({knob})" if knob else "knob", f"{knob} = {metrics['value']} ({mode}; "
-                 f"default {metrics.get('default_value')})" if knob else "none: this model has no frequency "
-                 "setting for FreSh to choose"),
+        (f"knob ({knob})" if knob else "knob", f"{_num(metrics['value'])} ({mode}; default "
+                                               f"{_num(metrics.get('default_value'))})" if knob else
+         "none: this model has no frequency setting for FreSh to choose"),
     ]
     if (metrics.get("selection") or {}).get("second_knob"):
         selection = metrics["selection"]
