@@ -44,16 +44,29 @@ def _params(items: list[str]) -> dict[str, str]:
     return params
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """The output policy (``specfit.runs.outputs``): ``out`` is new, empty, or a page this command
+    wrote, which only ``--overwrite`` replaces."""
+    from specfit.errors import SpecfitError
+    from specfit.runs.outputs import OutputFolder, check_writable
+    from specfit.tangent.page import FILES, RECORD
+
+    OutputFolder("an NTK page", FILES, "--out", lambda folder: (folder / RECORD).is_file()).check(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise SpecfitError(f"{out} exists; give --overwrite to replace it, or another --out")
+    check_writable(out)
+
+
 def run(args: argparse.Namespace) -> int:
     from specfit.api import ntk
-    from specfit.tangent.page import check_out, write_page
+    from specfit.tangent.page import write_page
 
     out = None if args.out is None else Path(args.out)
     if out is not None:
-        check_out(out, args.overwrite)  # before any work
+        _check_out(out, args.overwrite)  # before any work
     result = ntk(args.model, args.dims, args.size, seeds=args.seeds, seed=args.seed, **_params(args.params))
     if out is not None:
-        write_page(result, out, args.overwrite)
+        write_page(result, out)
     if args.json:
         print(json.dumps(result.to_json()))
         return 0

@@ -42,21 +42,21 @@ def result_figure(result: NTKResult) -> Figure:
     return figure
 
 
-def profiles_figure(profiles: Mapping[str, Profile], title: str = "") -> Figure:
-    """Profiles (each normalised to 1 at its centre) and their spectra, one line per kernel."""
-    figure, (left, right) = subplots(1, 2, figsize=(10, 3.4))
-    for index, (label, (offsets, line, frequencies, spectrum)) in enumerate(profiles.items()):
-        centre = line[len(line) // 2]
-        left.plot(offsets, line / centre if centre else line, color=f"C{index}", label=label, lw=1.2)
-        right.semilogy(frequencies, np.maximum(spectrum, 1e-6), color=f"C{index}", lw=1.2)
-    left.set_xlabel("offset d")
-    left.set_title("NTK profile k(v_c, v_c + d) / k(v_c, v_c)")
-    right.set_xlabel("cycles over [-1, 1]")
-    right.set_title("its spectrum (max 1)")
-    right.set_ylim(1e-6, 2)
-    left.legend(fontsize=7, loc="upper right")
-    if title:
-        figure.suptitle(title, fontsize=10)
+def profiles_figure(sets: Mapping[str, Mapping[str, Profile]]) -> Figure:
+    """One row per set of kernels (titled by its key): the profiles (each normalised to 1 at the
+    centre) and their spectra, one line per kernel."""
+    figure, axes = subplots(len(sets), 2, figsize=(10, 3.0 * len(sets)), squeeze=False)
+    for (left, right), (title, profiles) in zip(axes, sets.items(), strict=True):
+        for index, (label, (offsets, line, frequencies, spectrum)) in enumerate(profiles.items()):
+            centre = line[len(line) // 2]
+            left.plot(offsets, line / centre if centre else line, color=f"C{index}", label=label, lw=1.2)
+            right.semilogy(frequencies, np.maximum(spectrum, 1e-6), color=f"C{index}", lw=1.2)
+        left.set_title(f"{title}: profile k(v_c, v_c + d) / k(v_c, v_c)", fontsize=9)
+        right.set_title(f"{title}: spectrum of the profile (max 1)", fontsize=9)
+        right.set_ylim(1e-6, 2)
+        left.legend(fontsize=7, loc="upper right")
+    axes[-1][0].set_xlabel("offset d")
+    axes[-1][1].set_xlabel("cycles over [-1, 1]")
     figure.tight_layout()
     return figure
 
@@ -139,8 +139,9 @@ def selection_figure(rows: Sequence[dict]) -> Figure:
                          [row["best"] for row in chosen if row.get("best") is not None], marker="x",
                          color="k", s=18, label="grid best" if split == "tuning" else None)
         axis.plot([grid[0], grid[-1]], [grid[0], grid[-1]], color="0.6", lw=0.8)
-        axis.set_xscale("log")
-        axis.set_yscale("log")
+        if grid[0] > 0:  # a grid from 0 (FINER's bias range) stays linear
+            axis.set_xscale("log")
+            axis.set_yscale("log")
         axis.set_title(f"{model} ({mine[0]['knob']})", fontsize=9)
         axis.set_xlabel("FreSh's choice")
     axes[0][0].set_ylabel("NTK choice (o, s); grid best (x)")

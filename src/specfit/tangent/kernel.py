@@ -74,9 +74,9 @@ def _scalar_output(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return output
 
 
-def _linear_part(model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, set[int]]:
-    """The kernel of the real ``nn.Linear`` layers applied once to all rows ``(N, N)``, and the ids of
-    the parameters it covers (the others are left to :func:`_jacobian_part`)."""
+def _linear_part(model: nn.Module, coords: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, set[int]]:
+    """The kernel's ``rows`` ``(R, N)`` of the real ``nn.Linear`` layers applied once to all points,
+    and the ids of the parameters it covers (the others are left to :func:`_jacobian_part`)."""
     calls: dict[nn.Linear, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -94,7 +94,7 @@ def _linear_part(model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, 
     n = coords.shape[0]
     usable = [m for m in linears if len(calls.get(m, ())) == 1 and calls[m][0][0].shape[:1] == (n,)
               and calls[m][0][0].dim() == 2 and calls[m][0][1].requires_grad]
-    kernel = torch.zeros(n, n, dtype=torch.float64, device=coords.device)
+    kernel = torch.zeros(len(rows), n, dtype=torch.float64, device=coords.device)
     if not usable:
         return kernel, set()
     outputs = [calls[m][0][1] for m in usable]
@@ -104,8 +104,8 @@ def _linear_part(model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, 
         inputs = calls[module][0][0].detach()
         if grad is None:  # the layer does not reach the output
             grad = torch.zeros_like(outputs[0][:, :1])
-        gram = inputs @ inputs.T + (1.0 if module.bias is not None else 0.0)
-        kernel += ((grad @ grad.T) * gram).double()
+        gram = inputs[rows] @ inputs.T + (1.0 if module.bias is not None else 0.0)
+        kernel += ((grad[rows] @ grad.T) * gram).double()
         covered |= {id(p) for p in module.parameters()}
     return kernel, covered
 
@@ -142,13 +142,40 @@ def _flat(grad: torch.Tensor | None, param: torch.Tensor) -> torch.Tensor:
     return (torch.view_as_real(grad) if grad.is_complex() else grad).reshape(-1)
 
 
-def _jacobian_part(model: nn.Module, coords: torch.Tensor, covered: set[int], budget: int) -> torch.Tensor:
-    """The kernel ``(N, N)`` of the trainable parameters not in ``covered``."""
+def _rows_by_double_backward(model: nn.Module, coords: torch.Tensor, names: list[str], rows: torch.Tensor
+                             ) -> torch.Tensor:
+    """Rows ``(R, N)`` of the kernel of the parameters ``names``, ``J g_r`` for each row's gradient
+    ``g_r``, without per-sample Jacobians: ``J g = d/dw <J^T w, g>`` by a second backward pass."""
+    params = dict(model.named_parameters())
+    chosen = [params[name] for name in names]
+    out = []
+    with torch.enable_grad():
+        values = _scalar_output(model)(coords)
+        weights = torch.zeros_like(values, requires_grad=True)
+        pulled = torch.autograd.grad(values, chosen, grad_outputs=weights, create_graph=True,
+                                     allow_unused=True)
+        for row in rows.tolist():
+            own = torch.autograd.grad(values[row], chosen, retain_graph=True, allow_unused=True)
+            total = sum((torch.real(p * g.conj()).sum() for p, g in zip(pulled, own, strict=True)
+                         if p is not None and g is not None), torch.zeros((), device=coords.device))
+            line = torch.autograd.grad(total, weights, retain_graph=True, allow_unused=True)[0] \
+                if total.requires_grad else None
+            out.append(torch.zeros_like(values) if line is None else line.detach())
+    return torch.stack(out).double()
+
+
+def _jacobian_part(model: nn.Module, coords: torch.Tensor, covered: set[int], budget: int,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The kernel's ``rows`` ``(R, N)`` (all: ``(N, N)``) of the trainable parameters not in
+    ``covered``: from per-sample Jacobians, or for a few rows by :func:`_rows_by_double_backward`."""
     n = coords.shape[0]
+    rows = torch.arange(n) if rows is None else rows
     names = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in covered]
-    kernel = torch.zeros(n, n, dtype=torch.float64, device=coords.device)
+    kernel = torch.zeros(len(rows), n, dtype=torch.float64, device=coords.device)
     if not names:
         return kernel
+    if 8 * len(rows) <= n:
+        return _rows_by_double_backward(model, coords, names, rows)
     params = dict(model.named_parameters())
     width = sum(2 * params[k].numel() if params[k].is_complex() else params[k].numel() for k in names)
     chunk = max(1, min(n, budget // (4 * width * 4)))
@@ -171,26 +198,29 @@ def _jacobian_part(model: nn.Module, coords: torch.Tensor, covered: set[int], bu
     for columns, values in kept:
         dense[row:row + values.shape[0], torch.searchsorted(union, columns)] = values
         row += values.shape[0]
-    return dense @ dense.T
+    return dense[rows] @ dense.T
 
 
-def empirical_ntk(model: nn.Module, coords: torch.Tensor, budget: int = JACOBIAN_BYTES) -> torch.Tensor:
+def empirical_ntk(model: nn.Module, coords: torch.Tensor, budget: int = JACOBIAN_BYTES,
+                  rows: torch.Tensor | None = None) -> torch.Tensor:
     """The empirical NTK ``(N, N)`` float64 of ``model`` (one output) on ``(N, d)`` points, over its
-    trainable parameters; ``budget`` bounds the bytes of the per-sample gradients kept (see the
-    module docstring). Raises :class:`SpecfitError` when they would need more."""
+    trainable parameters, or only its ``rows`` (indices, ``(R, N)``: cheap for linear layers);
+    ``budget`` bounds the bytes of the per-sample gradients kept (see the module docstring).
+    Raises :class:`SpecfitError` when they would need more."""
     model.eval()
-    linear, covered = _linear_part(model, coords)
-    return linear + _jacobian_part(model, coords, covered, budget)
+    rows = torch.arange(coords.shape[0]) if rows is None else rows
+    linear, covered = _linear_part(model, coords, rows)
+    return linear + _jacobian_part(model, coords, covered, budget, rows)
 
 
 def averaged_ntk(build: Callable[[], nn.Module], coords: torch.Tensor, seeds: int, seed: int = 0,
-                 budget: int = JACOBIAN_BYTES) -> torch.Tensor:
-    """The mean of :func:`empirical_ntk` over ``seeds`` initialisations: ``build()`` is called after
-    ``torch.manual_seed(seed + s)`` for ``s = 0 .. seeds - 1`` (the global random stream is
-    restored afterwards)."""
-    total = torch.zeros(coords.shape[0], coords.shape[0], dtype=torch.float64)
+                 budget: int = JACOBIAN_BYTES, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of :func:`empirical_ntk` (its ``rows``) over ``seeds`` initialisations: ``build()``
+    is called after ``torch.manual_seed(seed + s)`` for ``s = 0 .. seeds - 1`` (the global random
+    stream is restored afterwards)."""
+    total = torch.zeros(coords.shape[0] if rows is None else len(rows), coords.shape[0], dtype=torch.float64)
     with torch.random.fork_rng(devices=[]):
         for s in range(seeds):
             torch.manual_seed(seed + s)
-            total += empirical_ntk(build(), coords, budget)
+            total += empirical_ntk(build(), coords, budget, rows)
     return total / seeds

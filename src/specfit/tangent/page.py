@@ -2,8 +2,8 @@
 ``kernel.png`` and ``ntk.json`` (:meth:`~specfit.tangent.analysis.NTKResult.to_json`).
 
 The folder is written under a temporary name beside it and renamed into place, so that it is
-either complete or absent; an existing folder is replaced only when it is empty or (with
-``overwrite``) one this command wrote (it holds ``ntk.json``).
+either complete or absent. Whether an existing folder may be replaced is the command line's
+policy (``specfit.runs.outputs``), checked before any work.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from specfit.errors import SpecfitError
 from specfit.figures import figure_uri
 from specfit.tangent.analysis import NTKResult
 from specfit.tangent.figures import result_figure
@@ -30,20 +29,6 @@ GUIDE = ("<b>K</b>: the kernel between every two grid points (row-major); a stat
          "another. <b>Spectrum</b>: the profile's DFT magnitude; frequencies where it is small are learned "
          "slowly (spectral bias). <b>Eigenvalues</b>: gradient descent fits the component along "
          "eigenvector i at the rate exp(-eta lambda_i t); a steep fall means a badly conditioned kernel.")
-
-
-def check_out(out_dir: Path, overwrite: bool) -> None:
-    """Raise unless ``out_dir`` is absent or empty, or (``overwrite``) a folder this command wrote."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise SpecfitError(f"{out_dir} exists and is not a folder; give another --out")
-    if not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise SpecfitError(f"{out_dir} exists; give --overwrite to replace it, or another --out")
-    if not (out_dir / RECORD).is_file():
-        raise SpecfitError(f"{out_dir} holds files other than an NTK page; give another --out")
 
 
 def page_html(result: NTKResult, figure: str) -> str:
@@ -68,10 +53,12 @@ def page_html(result: NTKResult, figure: str) -> str:
             f"<p class='guide'>{GUIDE}</p><table>{rows}</table></body></html>")
 
 
-def write_page(result: NTKResult, out_dir: Path, overwrite: bool = False) -> Path:
-    """Write the folder (module docstring) at ``out_dir``; returns it."""
+FILES = (PAGE, FIGURE, RECORD)
+
+
+def write_page(result: NTKResult, out_dir: Path) -> Path:
+    """Write the folder (module docstring) at ``out_dir``, replacing what is there; returns it."""
     out_dir = Path(out_dir)
-    check_out(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
