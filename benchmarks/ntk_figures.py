@@ -50,8 +50,8 @@ from specfit.tangent.experiments import (
 )
 from specfit.tangent.figures import profiles_figure, selection_figure, spectral_bias_figure, sweeps_figure
 from specfit.tangent.kernel import averaged_ntk, mapping_kernel
-from specfit.tangent.measures import profile, profile_spectrum, stationarity
-from specfit.tangent.spectral_bias import sines, spectral_bias
+from specfit.tangent.measures import bandwidth, profile, profile_spectrum, stationarity
+from specfit.tangent.spectral_bias import SpectralBiasCurves, sines, spectral_bias
 
 OUT = RESULTS / "ntk"
 FIGURES = ROOT / "docs" / "ntk"
@@ -87,8 +87,10 @@ def kernels(args: argparse.Namespace) -> None:
     def ntk_of(title: str, label: str, make) -> None:
         kernel = averaged_ntk(lambda: MappedMLP(make(), 256, 3), coords, seeds).numpy()
         sets[title][label] = _profile(kernel, size)
+        spectrum = sets[title][label][3]
         record.setdefault(title, {})[label] = {"stationarity": stationarity(kernel, size, 1),
-                                               "spectrum": sets[title][label][3].tolist()}
+                                               "bandwidth": bandwidth(spectrum),
+                                               "spectrum": spectrum.tolist()}
 
     ntk_of("mapping", "none", lambda: mapping("none", 1))
     ntk_of("mapping", "basic", lambda: mapping("basic", 1))
@@ -153,18 +155,19 @@ def sweeps(args: argparse.Namespace) -> None:
         score = fit_held_out(lambda s=sigma: MappedMLP(mapping("gaussian", 1, s, 128), 128, 3), *one,
                              steps=steps)
         sigma_rows["1-D (256 samples)"].append({"sigma": sigma, **score.to_json()})
-    for sigma in (0.5, 1, 2, 4, 8, 16, 32):
-        params = {"width": 128, "features": 128, "sigma": sigma}
+        print(f"1-D sigma {sigma}: {score}", flush=True)
+    for sigma in (1, 2, 4, 8, 16, 32):
+        params = {"width": 64, "features": 64, "sigma": sigma}
         score = fit_held_out(lambda p=params: build_model("ff-gaussian", 2, 3, p), *two, steps=steps)
         sigma_rows["2-D (kodim05, 64 px)"].append({"sigma": sigma, **score.to_json()})
-        print(f"sigma {sigma}: {score}", flush=True)
+        print(f"2-D sigma {sigma}: {score}", flush=True)
     depths, features = (1, 2, 4, 8), (2, 4, 8, 16, 64)
     table = [[fit_held_out(lambda d=d, m=m: MappedMLP(mapping("gaussian", 1, 8.0, m), 64, d), *one,
                            steps=steps).psnr_test for m in features] for d in depths]
     trainable = []
     for sigma in (2.0, 8.0):
         for flag in (0, 1):
-            params = {"width": 128, "features": 128, "sigma": sigma, "trainable_b": flag}
+            params = {"width": 64, "features": 64, "sigma": sigma, "trainable_b": flag}
             score = fit_held_out(lambda p=params: build_model("ff-gaussian", 2, 3, p), *two, steps=steps)
             trainable.append({"label": f"s={sigma:g} {'trained' if flag else 'fixed'}", "sigma": sigma,
                               "trainable_b": flag, **score.to_json()})
@@ -172,8 +175,8 @@ def sweeps(args: argparse.Namespace) -> None:
     save("sweeps", {"protocol": f"Adam lr 1e-3, full batch, MSE, {steps} steps, seed 0; even samples "
                     "train, odd samples held out. 1-D: sines at 1..48 cycles over [-1, 1] with amplitudes "
                     "1/k, 256 samples, ReLU MLP 3 x 128 behind Gaussian features (m = 128; depth table: "
-                    "width 64, sigma 8). 2-D: kodim05 at 64 px (RGB), ff-gaussian width 128 "
-                    "(3 hidden layers), m = 128",
+                    "width 64, sigma 8). 2-D: kodim05 at 64 px (RGB), ff-gaussian width 64 "
+                    "(3 hidden layers), m = 64",
                     "sigma_sweep": sigma_rows, "depth_vs_features": depth_table, "trainable_b": trainable},
          sweeps_figure(sigma_rows, depth_table, trainable))
 
@@ -257,12 +260,34 @@ def cost(args: argparse.Namespace) -> None:
 PARTS = {"kernels": kernels, "bias": bias, "sweeps": sweeps, "selection": selection, "cost": cost}
 
 
+def replot(name: str) -> None:
+    """Draw a part's figure again from its record (bias, sweeps, selection), computing nothing."""
+    stem = "spectral_bias" if name == "bias" else name
+    record = json.loads((OUT / f"{stem}.json").read_text())
+    if name == "bias":
+        arrays = ("frequencies", "steps", "trained", "predicted")
+        curves = [SpectralBiasCurves(c["label"], *(np.asarray(c[k]) for k in arrays), c["lr"],
+                                     c["top_eigenvalue"]) for c in record["curves"]]
+        figure = spectral_bias_figure(curves)
+    elif name == "sweeps":
+        figure = sweeps_figure(record["sigma_sweep"], record["depth_vs_features"], record["trainable_b"])
+    elif name == "selection":
+        figure = selection_figure(record["rows"])
+    else:
+        raise SystemExit(f"error: --replot draws bias, sweeps or selection, not {name}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    Image.open(buffer).convert("RGB").quantize(96).save(FIGURES / f"{stem}.png", optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--seeds", type=int, default=3, help="initialisations each kernel is averaged over")
     parser.add_argument("--bias-steps", type=int, default=1000)
-    parser.add_argument("--sweep-steps", type=int, default=500)
+    parser.add_argument("--sweep-steps", type=int, default=300)
+    parser.add_argument("--replot", action="store_true",
+                        help="draw the figures of --parts again from their records in results/ntk")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings, to check the script runs (writes under /tmp/ntk-quick)")
     args = parser.parse_args()
@@ -270,6 +295,10 @@ def main() -> None:
         global OUT, FIGURES
         OUT = FIGURES = Path("/tmp/ntk-quick")
         args.seeds, args.bias_steps, args.sweep_steps = 1, 20, 10
+    if args.replot:
+        for name in args.parts:
+            replot(name)
+        return
     for name in args.parts:
         start = time.perf_counter()
         PARTS[name](args)

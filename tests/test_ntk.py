@@ -32,7 +32,7 @@ from specfit.tangent.kernel import (
     mapping_kernel,
     stationary_profile,
 )
-from specfit.tangent.measures import eigenvalues, profile, profile_spectrum, stationarity
+from specfit.tangent.measures import bandwidth, eigenvalues, profile, profile_spectrum, stationarity
 from specfit.tangent.spectral_bias import periodic_grid, spectral_bias
 
 # Small models of every family: the NTK's two paths must agree on each.
@@ -147,6 +147,7 @@ def test_measures_of_a_known_kernel() -> None:
     # 32 points of a cosine of 3 cycles over them
     frequencies, spectrum = profile_spectrum(np.cos(np.pi * 3 * offsets[:-1]))
     assert spectrum.argmax() == 3 and frequencies[3] == 3
+    assert bandwidth(np.array([1.0, 0.5, 0.5, 0.0])) == 2 and bandwidth(np.array([1.0, 0.0])) == 0
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((size, size))
     assert stationarity(noise @ noise.T, size, 1) > 0.3

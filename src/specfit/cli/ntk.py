@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"NTK of {result.model} ({params}) on {result.size ** result.dims} points ({result.size} per "
           f"axis, {result.dims}-D), {result.seeds} initialisations, {result.seconds:.1f} s")
     print(f"stationarity {result.stationarity:.4f} (0: a function of v1 - v2)")
-    print(f"bandwidth {result.bandwidth:g} cycles over [-1, 1] (99 % of the profile's spectral energy)")
+    print(f"bandwidth {result.bandwidth:g} cycles over [-1, 1] (99 % of the profile's spectral energy "
+          "beyond the constant)")
     top = ", ".join(f"{value:.4g}" for value in result.eigenvalues[:8])
     print(f"eigenvalues, largest first: {top}, ...")
     if out is not None:

@@ -38,7 +38,8 @@ class NTKResult:
         profile: ``(size,)`` the kernel ``k(v_c, v_c + d e_1)`` at those offsets.
         frequencies: ``(size // 2 + 1,)`` frequencies of the profile's spectrum, in cycles over [-1, 1].
         spectrum: the profile's DFT magnitude, normalised to a maximum of 1.
-        bandwidth: the frequency below which 99 % of the profile spectrum's energy lies.
+        bandwidth: the frequency up to which 99 % of the profile spectrum's energy beyond the
+            constant term lies.
         stationarity: ``||K - S||_F / ||K||_F`` with ``S`` the kernel averaged over equal offsets
             (0: ``K`` is exactly a function of ``v1 - v2``; see
             :func:`specfit.tangent.measures.stationarity`).

@@ -67,7 +67,10 @@ def profile_spectrum(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bandwidth(spectrum: np.ndarray, fraction: float = 0.99) -> float:
-    """The frequency (index into ``spectrum``) below which ``fraction`` of its energy (sum of
-    squares) lies: a one-number summary of how wide a kernel's spectrum is."""
-    energy = np.cumsum(np.asarray(spectrum, dtype=np.float64) ** 2)
-    return float(np.searchsorted(energy, fraction * energy[-1])) if energy[-1] > 0 else 0.0
+    """The frequency (index into ``spectrum``, from 1) up to which ``fraction`` of its energy (sum
+    of squares) beyond the constant term lies: a one-number summary of how wide a kernel's
+    spectrum is (0 when it has nothing but a constant)."""
+    energy = np.cumsum(np.asarray(spectrum, dtype=np.float64)[1:] ** 2)
+    if energy.size == 0 or energy[-1] <= 0:
+        return 0.0
+    return float(np.searchsorted(energy, fraction * energy[-1]) + 1)

@@ -39,7 +39,8 @@ def page_html(result: NTKResult, figure: str) -> str:
         ("model", result.model), ("hyperparameters", params),
         ("grid", f"{result.size} points per axis, {result.dims}-D, coordinates in [-1, 1]"),
         ("initialisations", str(result.seeds)), ("stationarity", f"{result.stationarity:.4f}"),
-        ("bandwidth (99 % of the profile's energy)", f"{result.bandwidth:g} cycles over [-1, 1]"),
+        ("bandwidth (99 % of the profile's energy beyond the constant)",
+         f"{result.bandwidth:g} cycles over [-1, 1]"),
         ("largest eigenvalue", f"{result.eigenvalues[0]:.4g}"),
         ("condition (largest / 10th)", f"{result.eigenvalues[0] / max(tenth, 1e-300):.3g}"),
         ("seconds", f"{result.seconds:.2f}")))
