@@ -262,3 +262,16 @@ def test_cli_out_writes_a_page_and_refuses_to_overwrite(cli, tmp_path) -> None:
     assert cli("ntk", "relu", "--size", "8", "--out", other, "--overwrite").code == 2
     assert (other / "notes.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_fit_with_trainable_b_saves_it_and_loads_it_back(tmp_path) -> None:
+    image = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    run = specfit.fit(image, "ff-gaussian", steps=3, device="cpu", width=8, features=4, sigma=2.0,
+                      trainable_b=1)
+    assert run.config.params["trainable_b"] == 1
+    run.save(tmp_path / "run")
+    again = specfit.load_run(tmp_path / "run")
+    frequencies = dict(again.model.named_parameters())["encoding.frequencies"]
+    assert torch.equal(frequencies, run.model.encoding.frequencies)
+    plain = specfit.fit(image, "ff-gaussian", steps=1, device="cpu", width=8, features=4, sigma=2.0)
+    assert "trainable_b" not in plain.config.params
