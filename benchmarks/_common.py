@@ -41,17 +41,27 @@ def write_result(name: str, data: dict) -> Path:
     return path
 
 
-def matmul_gflops(repeats: int = 5) -> float:
-    """This machine's float32 matrix-multiply rate in GFLOP/s: the best of ``repeats`` products of a
-    65536 x 256 by a 256 x 256 matrix (the shape of a 256-wide layer on 65536 samples)."""
-    a, b = torch.randn(65536, 256), torch.randn(256, 256)
+def matmul_gflops(device: str = "cpu", repeats: int = 5) -> float:
+    """The float32 matrix-multiply rate of ``device`` in GFLOP/s: the best of ``repeats`` products of
+    a 65536 x 256 by a 256 x 256 matrix (the shape of a 256-wide layer on 65536 samples; ten per
+    timing on a GPU)."""
+    a, b = torch.randn(65536, 256, device=device), torch.randn(256, 256, device=device)
+    count = 10 if device.startswith("cuda") else 1
     a @ b
     best = math.inf
     for _ in range(repeats):
+        _sync(device)
         started = time.perf_counter()
-        a @ b
+        for _ in range(count):
+            a @ b
+        _sync(device)
         best = min(best, time.perf_counter() - started)
-    return 2 * 65536 * 256 * 256 / best / 1e9
+    return count * 2 * 65536 * 256 * 256 / best / 1e9
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def siren_step_gflop(samples: int, in_features: int, out_features: int, width: int = 256,

@@ -44,14 +44,15 @@ from scipy.io import wavfile
 ALPHA = 2.5
 PUBLISHED_OMEGA = {"image": 30.0, "audio": 3000.0}
 
-# The published loop, standalone: argv = file, omega_0, alpha, targets (comma-separated), max seconds.
+# The published loop, standalone: argv = file, omega_0, alpha, targets (comma-separated), max seconds,
+# device.
 PUBLISHED_LOOP = r"""
 import json, math, sys, time
 import numpy as np, torch
 from torch import nn
 
 path, omega, alpha = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-targets, max_seconds = [float(t) for t in sys.argv[4].split(",")], float(sys.argv[5])
+targets, max_seconds, device = [float(t) for t in sys.argv[4].split(",")], float(sys.argv[5]), sys.argv[6]
 if path.endswith(".wav"):
     from scipy.io import wavfile
     rate, wave = wavfile.read(path)
@@ -87,7 +88,8 @@ with torch.no_grad():
     bound = math.sqrt(6 / 256) / 30.0
     final.weight.uniform_(-bound, bound)
 net = nn.Sequential(SineLayer(coords.shape[1], 256, omega, True), SineLayer(256, 256, 30.0, False),
-                    SineLayer(256, 256, 30.0, False), SineLayer(256, 256, 30.0, False), final)
+                    SineLayer(256, 256, 30.0, False), SineLayer(256, 256, 30.0, False), final).to(device)
+coords, values = coords.to(device), values.to(device)
 optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
 reached, step, start = {}, 0, time.perf_counter()
 while len(reached) < len(targets) and time.perf_counter() - start < max_seconds:
@@ -106,19 +108,20 @@ print(json.dumps({"reached": {str(k): v for k, v in reached.items()}, "steps": s
 """
 
 
-def published(path: Path, kind: str, alpha: float, targets: list[float], max_seconds: float) -> dict:
+def published(path: Path, kind: str, alpha: float, targets: list[float], max_seconds: float,
+              device: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", PUBLISHED_LOOP, str(path), str(PUBLISHED_OMEGA[kind]), str(alpha),
-         ",".join(map(str, targets)), str(max_seconds)],
+         ",".join(map(str, targets)), str(max_seconds), device],
         capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def specfit_fit(path: Path, target: float, max_steps: int, folder: Path) -> dict:
+def specfit_fit(path: Path, target: float, max_steps: int, folder: Path, device: str) -> dict:
     """``specfit fit`` to one target; its time is FreSh's selection plus training to the target."""
     out = folder / f"run-{target:g}-{time.monotonic_ns()}"
     subprocess.run([sys.executable, "-m", "specfit", "fit", str(path), "--split", "all", "--target-psnr",
-                    str(target), "--steps", str(max_steps), "--out", str(out)],
+                    str(target), "--steps", str(max_steps), "--device", device, "--out", str(out)],
                    capture_output=True, text=True, check=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
     selection = (metrics.get("selection") or {}).get("seconds", 0.0)
@@ -147,12 +150,12 @@ def prepare(source: str, kind: str, size: int, seconds: float, folder: Path) -> 
 
 
 def measure(label: str, path: Path, kind: str, samples: int, targets: list[float], repeats: int,
-            max_seconds: float, max_steps: int, folder: Path) -> dict:
+            max_seconds: float, max_steps: int, folder: Path, device: str) -> dict:
     runs: dict[str, list[dict]] = {"published": [], "weight-scaling": [], "specfit": []}
     for repeat in range(repeats):
-        runs["published"].append(published(path, kind, 1.0, targets, max_seconds))
-        runs["weight-scaling"].append(published(path, kind, ALPHA, targets, max_seconds))
-        per_target = {str(t): specfit_fit(path, t, max_steps, folder) for t in targets}
+        runs["published"].append(published(path, kind, 1.0, targets, max_seconds, device))
+        runs["weight-scaling"].append(published(path, kind, ALPHA, targets, max_seconds, device))
+        per_target = {str(t): specfit_fit(path, t, max_steps, folder, device) for t in targets}
         rates = [r["steps_per_second"] for r in per_target.values() if r["steps_per_second"]]
         runs["specfit"].append({"reached": {t: r["reached"] for t, r in per_target.items() if r["reached"]},
                                 "runs": per_target, "steps_per_second": statistics.median(rates)})
@@ -182,10 +185,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--max-steps", type=int, default=5000)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (every contender)")
     parser.add_argument("--out", default="time_to_quality", help="record name under results/")
     args = parser.parse_args()
     data = Path(args.data)
-    rates = [matmul_gflops()]
+    rates = [matmul_gflops(args.device)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -197,8 +201,8 @@ def main() -> None:
         for label, kind, source, size in signals:
             path, samples, n_in, n_out = prepare(source, kind, size, args.audio_seconds, folder)
             row = measure(label, path, kind, samples, args.targets, args.repeats,
-                          args.max_seconds, args.max_steps, folder)
-            rates.append(matmul_gflops())
+                          args.max_seconds, args.max_steps, folder, args.device)
+            rates.append(matmul_gflops(args.device))
             row["step_gflop"] = siren_step_gflop(samples, n_in, n_out)
             rows.append(row)
     limit = statistics.median(rates)

@@ -63,7 +63,8 @@ class FitOptions:
         None, "random samples per step (default: all, or the signal type's batch)", minimum=1, metavar="N")
     eval_every: int = param(
         100, "evaluate every N steps (and at the last step)", minimum=1, metavar="N", fit_default=25)
-    compile: str = param("auto", "torch.compile (auto: for runs of 300 steps or more)", choices=COMPILE_MODES)
+    compile: str = param("auto", "torch.compile (auto: for runs of 300 steps or more without a target PSNR, "
+                         "where compiling pays for itself)", choices=COMPILE_MODES)
     seed: int = param(0, "seed of mini-batch sampling (a fit sets it to its seed)", option=False)
     checkpoint_every: int = param(
         500, "save the training state every N steps, and when interrupted (0: only then)", minimum=0,
@@ -237,7 +238,7 @@ class TrainStep:
     def __init__(self, losses: Losses, options: FitOptions, compile_ok: bool, autocast_ok: bool = False,
                  device_type: str = "cpu") -> None:
         self.notes: list[str] = []
-        long_run = options.steps >= AUTO_COMPILE_MIN_STEPS
+        long_run = options.steps >= AUTO_COMPILE_MIN_STEPS and options.target_psnr is None
         want = options.compile == "on" or (options.compile == "auto" and long_run)
         self.compiled = bool(compile_ok and want)
         if options.compile == "on" and not compile_ok:
