@@ -9,7 +9,7 @@ Contenders, each run in a Python process of its own (as a user runs them), inter
   initialisation (Yeom et al., ICLR 2025, arXiv 2410.04779; their image setting);
 - ``specfit``: ``specfit fit SIGNAL --split all --target-psnr DB`` with everything else at its
   defaults (FreSh chooses omega_0): its time includes FreSh's selection and, where the run
-  compiles its step, the compilation.
+  compiles its step, the compilation; ``specfit-bfloat16``: the same with ``--precision bfloat16``.
 
 Every contender trains on all samples of the same file (an image resized to the working size and
 saved as PNG, or a clip of audio saved as WAV) and stops at the first step whose training PSNR
@@ -43,6 +43,7 @@ from scipy.io import wavfile
 
 ALPHA = 2.5
 PUBLISHED_OMEGA = {"image": 30.0, "audio": 3000.0}
+SPECFIT = {"specfit": (), "specfit-bfloat16": ("--precision", "bfloat16")}
 
 # The published loop, standalone: argv = file, omega_0, alpha, targets (comma-separated), max seconds,
 # device.
@@ -117,11 +118,12 @@ def published(path: Path, kind: str, alpha: float, targets: list[float], max_sec
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def specfit_fit(path: Path, target: float, max_steps: int, folder: Path, device: str) -> dict:
+def specfit_fit(path: Path, target: float, max_steps: int, folder: Path, device: str,
+                extra: tuple[str, ...] = ()) -> dict:
     """``specfit fit`` to one target; its time is FreSh's selection plus training to the target."""
     out = folder / f"run-{target:g}-{time.monotonic_ns()}"
     subprocess.run([sys.executable, "-m", "specfit", "fit", str(path), "--split", "all", "--target-psnr",
-                    str(target), "--steps", str(max_steps), "--device", device, "--out", str(out)],
+                    str(target), "--steps", str(max_steps), "--device", device, "--out", str(out), *extra],
                    capture_output=True, text=True, check=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
     selection = (metrics.get("selection") or {}).get("seconds", 0.0)
@@ -151,14 +153,15 @@ def prepare(source: str, kind: str, size: int, seconds: float, folder: Path) -> 
 
 def measure(label: str, path: Path, kind: str, samples: int, targets: list[float], repeats: int,
             max_seconds: float, max_steps: int, folder: Path, device: str) -> dict:
-    runs: dict[str, list[dict]] = {"published": [], "weight-scaling": [], "specfit": []}
+    runs: dict[str, list[dict]] = {name: [] for name in ("published", "weight-scaling", *SPECFIT)}
     for repeat in range(repeats):
         runs["published"].append(published(path, kind, 1.0, targets, max_seconds, device))
         runs["weight-scaling"].append(published(path, kind, ALPHA, targets, max_seconds, device))
-        per_target = {str(t): specfit_fit(path, t, max_steps, folder, device) for t in targets}
-        rates = [r["steps_per_second"] for r in per_target.values() if r["steps_per_second"]]
-        runs["specfit"].append({"reached": {t: r["reached"] for t, r in per_target.items() if r["reached"]},
-                                "runs": per_target, "steps_per_second": statistics.median(rates)})
+        for name, extra in SPECFIT.items():
+            per_target = {str(t): specfit_fit(path, t, max_steps, folder, device, extra) for t in targets}
+            rates = [r["steps_per_second"] for r in per_target.values() if r["steps_per_second"]]
+            runs[name].append({"reached": {t: r["reached"] for t, r in per_target.items() if r["reached"]},
+                               "runs": per_target, "steps_per_second": statistics.median(rates)})
         print(f"{label} repeat {repeat + 1}: " + json.dumps(
             {name: {t: round(r["seconds"], 1) for t, r in found[-1]["reached"].items()}
              for name, found in runs.items()}), flush=True)
