@@ -137,8 +137,9 @@ def test_every_option_reaches_the_keywords_the_flags_and_the_json(capsys) -> Non
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
     fit_help = capsys.readouterr().out
-    # two_knobs is written only when set (see specfit.config.tree.to_json)
-    data = FitSettings(compaction=CompactionPlan(densify=1), two_knobs=True).to_json()
+    # two_knobs, precision and target_psnr are written only when set (see specfit.config.tree.to_json)
+    fit = FitOptions(precision="bfloat16", target_psnr=30.0)
+    data = FitSettings(compaction=CompactionPlan(densify=1), two_knobs=True, fit=fit).to_json()
     nested = {key: value for key, value in data.items() if isinstance(value, dict) and key != "params"}
     keys = {key for key in data if key not in nested} | {f"{k}.{sub}" for k, v in nested.items() for sub in v}
     for leaf in leaves(FitSettings).values():

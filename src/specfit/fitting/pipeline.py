@@ -312,6 +312,7 @@ def finish(
             notes=[*task.notes, *ready.notes, *(selection.notes if selection else []), *result.notes,
                    *(compaction.notes if compaction else [])],
             history=result.history,
+            target=None if result.target is None else result.target.to_json(),
         )
         spectra = choice.spectra
 

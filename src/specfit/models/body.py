@@ -29,6 +29,7 @@ class ActivationMLP(nn.Module):
 
     input_scale: float = 1.0
     hidden_scale: float = 1.0
+    autocast_safe = True  # first and last layers keep float32 under autocast (see forward)
 
     def __init__(self, in_features: int, out_features: int, width: int, hidden_layers: int,
                  dtype: torch.dtype | None = None) -> None:
@@ -57,10 +58,16 @@ class ActivationMLP(nn.Module):
         return self.hidden[index - 1](x)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        h = self.first_activation(self.first(self._scaled(coords, self.input_scale)))
+        """Under ``torch.autocast`` (reduced-precision training) only the hidden layers run in the
+        lower precision: the first layer's phases (a frequency times the coordinates) and the
+        output need float32."""
+        with torch.autocast(coords.device.type, enabled=False):
+            h = self.first_activation(self.first(self._scaled(coords, self.input_scale)))
         for index in range(1, len(self.hidden) + 1):
             h = self.activation(self.hidden_pre_activation(index, self._scaled(h, self.hidden_scale), coords))
-        return self.readout(self.last(self._scaled(h, self.hidden_scale)))
+        with torch.autocast(coords.device.type, enabled=False):
+            h = h.to(self.last.weight.dtype)
+            return self.readout(self.last(self._scaled(h, self.hidden_scale)))
 
 
 def relu_mlp(in_features: int, out_features: int, width: int, hidden_layers: int,

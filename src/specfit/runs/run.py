@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,9 @@ class Metrics:
         selection: FreSh's table and choice (``None`` without FreSh).
         history: one record per evaluation (``step``, ``loss``, scores on all / training /
             held-out samples).
+        target: with a target PSNR (``target_psnr``), when training reached it: ``{psnr, step,
+            seconds}`` (``None`` when it did not, or without a target; runs saved before targets
+            existed read as ``None``).
     """
 
     scores: dict
@@ -167,6 +170,7 @@ class Metrics:
     compaction: dict | None
     notes: list[str]
     history: list[dict]
+    target: dict | None = None
 
     def __getattr__(self, name: str) -> object:  # metrics.psnr, metrics.iou_boundary ...
         scores = self.__dict__.get("scores", {})
@@ -181,7 +185,8 @@ class Metrics:
     @classmethod
     def from_json(cls, data: dict) -> Metrics:
         names = {f.name for f in fields(cls)} - {"scores"}
-        missing = sorted(names - set(data))
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted((names & required) - set(data))
         if missing:
             raise SpecfitError(f"{METRICS} lacks {', '.join(missing)}")
         return cls(scores={k: v for k, v in data.items() if k not in names},

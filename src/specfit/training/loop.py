@@ -41,8 +41,10 @@ from specfit.util.interrupts import deferred_interrupts
 SCHEDULES = ("none", "cosine", "exp")
 COMPILE_MODES = ("auto", "on", "off")
 LOSSES = ("mse", "l1", "bce", "bce_prob")
+PRECISIONS = ("float32", "bfloat16")
 EVAL_LIMIT = 2**18  # periodic evaluation looks at a fixed random subset of larger signals
 AUTO_COMPILE_MIN_STEPS = 300
+TARGET_CHECK_EVERY = 5  # steps between looks at the training PSNR when a target is set (see Trainer)
 
 Losses = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Score = Callable[[torch.Tensor, torch.Tensor], float]
@@ -61,11 +63,19 @@ class FitOptions:
         None, "random samples per step (default: all, or the signal type's batch)", minimum=1, metavar="N")
     eval_every: int = param(
         100, "evaluate every N steps (and at the last step)", minimum=1, metavar="N", fit_default=25)
-    compile: str = param("auto", "torch.compile (auto: for runs of 300 steps or more)", choices=COMPILE_MODES)
+    compile: str = param("auto", "torch.compile (auto: for runs of 300 steps or more without a target PSNR, "
+                         "where compiling pays for itself)", choices=COMPILE_MODES)
     seed: int = param(0, "seed of mini-batch sampling (a fit sets it to its seed)", option=False)
     checkpoint_every: int = param(
         500, "save the training state every N steps, and when interrupted (0: only then)", minimum=0,
         metavar="N")
+    precision: str = param(
+        "float32", "precision of the hidden layers' products in training: float32, or bfloat16 (faster on "
+        "CPUs with AMX and on recent GPUs; first and output layers, optimiser and evaluation stay float32; "
+        "sine and wavelet families only)", choices=PRECISIONS, written_when_set=True)
+    target_psnr: float | None = param(
+        None, "stop once the PSNR on the training samples reaches DB (or the steps run out)", minimum=0.0,
+        metavar="DB", written_when_set=True)
 
     def check(self) -> None:
         check_fields(self)
@@ -92,6 +102,19 @@ class FitResult:
     compiled: bool
     notes: list[str] = field(default_factory=list)
     state: TrainingState | None = None
+    target: TargetReached | None = None
+
+
+@dataclass(frozen=True)
+class TargetReached:
+    """When training reached ``options.target_psnr``: the step and the training wall time then."""
+
+    psnr: float
+    step: int
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"psnr": self.psnr, "step": self.step, "seconds": self.seconds}
 
 
 def spatial_gradient_magnitude(
@@ -180,6 +203,28 @@ def psnr_score(to_unit: Callable[[torch.Tensor], torch.Tensor]) -> Score:
     return score
 
 
+def unit_scale(to_unit: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """The slope of ``to_unit`` (an affine map from model values to [0, 1])."""
+    ends = to_unit(torch.tensor([0.0, 1.0]))
+    return float(ends[1] - ends[0])
+
+
+def mse_psnr(losses: torch.Tensor, scale: float) -> torch.Tensor:
+    """PSNR in dB (peak 1) of mean squared errors ``losses`` of model values that ``to_unit`` maps
+    to [0, 1] with slope ``scale``."""
+    return -10.0 * torch.log10(losses.double() * scale**2)
+
+
+def _autocast(losses: Losses, device_type: str) -> Losses:
+    """``losses`` computed under bfloat16 autocast (the model keeps float32 where it must)."""
+
+    def reduced(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return losses(x, y)
+
+    return reduced
+
+
 class TrainStep:
     """One forward and backward pass, compiled or eager by the compile policy.
 
@@ -190,13 +235,19 @@ class TrainStep:
     network's gradients are those of its own loss.
     """
 
-    def __init__(self, losses: Losses, options: FitOptions, compile_ok: bool) -> None:
+    def __init__(self, losses: Losses, options: FitOptions, compile_ok: bool, autocast_ok: bool = False,
+                 device_type: str = "cpu") -> None:
         self.notes: list[str] = []
-        long_run = options.steps >= AUTO_COMPILE_MIN_STEPS
+        long_run = options.steps >= AUTO_COMPILE_MIN_STEPS and options.target_psnr is None
         want = options.compile == "on" or (options.compile == "auto" and long_run)
         self.compiled = bool(compile_ok and want)
         if options.compile == "on" and not compile_ok:
             self.notes.append("this model does not support torch.compile; trained eagerly")
+        if options.precision == "bfloat16":
+            if autocast_ok:
+                losses = _autocast(losses, device_type)
+            else:
+                self.notes.append("this model does not support bfloat16 training; trained in float32")
         self.eager = losses
         self.loss = torch.compile(losses) if self.compiled else losses
 
@@ -276,6 +327,7 @@ class Strategy(Protocol):
             training score.
         forward: for a signal seen through measurements (see :class:`Forward`), else ``None``.
         compile_ok: whether :meth:`losses` may be compiled.
+        autocast_ok: whether :meth:`losses` may run under bfloat16 autocast (``precision``).
     """
 
     module: nn.Module
@@ -286,6 +338,7 @@ class Strategy(Protocol):
     score_name: str
     forward: Forward | None
     compile_ok: bool
+    autocast_ok: bool
 
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Each network's loss on coordinates ``x`` ``(n, d)`` and targets ``y`` (``(n, C)`` or
@@ -294,6 +347,11 @@ class Strategy(Protocol):
 
     def after_step(self) -> None:
         """Called after every optimiser step (e.g. to enforce a model's constraints)."""
+        ...
+
+    def loss_psnr(self, losses: torch.Tensor) -> torch.Tensor | None:
+        """Each network's training PSNR ``(B,)`` as the step's ``losses`` ``(B,)`` estimate it, or
+        ``None`` when they do not (another loss, a regularizer, measurements)."""
         ...
 
     def predict(self, coords: torch.Tensor) -> Sequence[torch.Tensor]:
@@ -335,9 +393,12 @@ class SingleModel:
         self.module, self.targets, self.sampling, self.forward = model, targets, sampling, forward
         self.score, self.score_name = score or psnr_score(to_unit), score_name
         self.compile_ok = compile_ok
+        self.autocast_ok = bool(getattr(model, "autocast_safe", False))
         self.project = getattr(model, "project", None)
         data_loss = _loss_function(loss)
         regularization = getattr(model, "regularization", None)  # e.g. TUNER's L1 penalties
+        plain = loss == "mse" and score is None and forward is None and regularization is None
+        self.unit_scale = unit_scale(to_unit) if plain else None
 
         def losses(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             value = data_loss(model(x) if forward is None else forward.apply(model, x), y)
@@ -348,6 +409,9 @@ class SingleModel:
     def after_step(self) -> None:
         if self.project is not None:
             self.project()
+
+    def loss_psnr(self, losses: torch.Tensor) -> torch.Tensor | None:
+        return None if self.unit_scale is None else mse_psnr(losses, self.unit_scale)
 
     def predict(self, coords: torch.Tensor) -> list[torch.Tensor]:
         return [predict(self.module, coords, forward=self.forward)]
@@ -409,7 +473,8 @@ class Trainer:
         self.optimiser = adam_optimizer(strategy.module, options.lr or lr, adam_betas, adam_eps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser,
                                                            _lr_lambda(options.schedule, options.steps))
-        self.train_step = TrainStep(strategy.losses, options, strategy.compile_ok)
+        self.train_step = TrainStep(strategy.losses, options, strategy.compile_ok, strategy.autocast_ok,
+                                    self.coords_train.device.type)
         limit = EVAL_LIMIT if strategy.forward is None else strategy.forward.eval_limit
         self.evaluator = Evaluator(strategy.targets, sampling, options.seed, strategy.score,
                                    strategy.score_name, limit)
@@ -418,6 +483,11 @@ class Trainer:
         self.completed, self.step_seconds, self.earlier_seconds, self.updating = 0, 0.0, 0.0, False
         self.last_losses = torch.full((strategy.count,), math.nan)
         self.generator_state: torch.Tensor | None = None
+        self.reached: TargetReached | None = None
+        self.next_target_check = 0
+        if options.target_psnr is not None and strategy.score_name != "psnr":
+            raise SpecfitError(f"target_psnr needs a PSNR score; this signal is scored by "
+                               f"{strategy.score_name}", setting="target_psnr")
         self.started = time.perf_counter()
 
     def fit(self, resume: Sequence[TrainingState] | None = None) -> list[FitResult]:
@@ -440,9 +510,12 @@ class Trainer:
                 value = self._step(number)
                 if callbacks.on_step is not None:
                     callbacks.on_step(number)
-                if number % options.eval_every == 0 or number == options.steps:
+                evaluated = number % options.eval_every == 0 or number == options.steps
+                if evaluated:
                     self.last_losses = value.detach().reshape(-1)
                     self._evaluate(number)
+                if options.target_psnr is not None and self._target_reached(number, value, evaluated):
+                    break
                 every, on_checkpoint = options.checkpoint_every, callbacks.on_checkpoint
                 if on_checkpoint is not None and every and number % every == 0 and number < options.steps:
                     on_checkpoint(self._states())
@@ -464,9 +537,30 @@ class Trainer:
             FitResult(model=model, history=self.histories[index], steps=self.completed,
                       best_step=self.best[index].step, train_seconds=seconds / count,
                       step_seconds=self.step_seconds / count, interrupted=interrupted, compiled=compiled,
-                      notes=list(notes), state=None if final is None else final[index])
+                      notes=list(notes), state=None if final is None else final[index], target=self.reached)
             for index, model in enumerate(models)
         ]
+
+    def _target_reached(self, number: int, losses: torch.Tensor, evaluated: bool) -> bool:
+        """Whether every network's training PSNR has reached ``options.target_psnr`` after step
+        ``number`` (then :attr:`reached` records it). Between evaluations the step's ``losses`` say
+        when to look (:meth:`Strategy.loss_psnr`), or, when they cannot, every
+        :data:`TARGET_CHECK_EVERY` steps; a look is an evaluation, recorded in the history."""
+        target = self.options.target_psnr
+        if not evaluated:
+            if number < self.next_target_check:
+                return False
+            estimate = self.strategy.loss_psnr(losses.detach().reshape(-1))
+            if estimate is not None and not bool((estimate >= target).all()):
+                return False
+            self.last_losses = losses.detach().reshape(-1)
+            self._evaluate(number)
+        key = f"{self.strategy.score_name}_train"
+        if all(history[-1][key] >= target for history in self.histories):
+            self.reached = TargetReached(psnr=target, step=number, seconds=self._seconds())
+            return True
+        self.next_target_check = number + TARGET_CHECK_EVERY
+        return False
 
     def _step(self, number: int) -> torch.Tensor:
         """Optimiser step ``number``; returns the losses it was taken on. ``updating`` is true while

@@ -31,7 +31,7 @@ from torch import nn
 from specfit.models.body import ActivationMLP
 from specfit.models.params import ModelParams
 from specfit.signals.sampling import Sampling
-from specfit.training.loop import FitOptions, psnr_score
+from specfit.training.loop import FitOptions, mse_psnr, psnr_score, unit_scale
 from specfit.training.state import TrainingState
 
 
@@ -120,6 +120,7 @@ class StackedModels:
     score_name = "psnr"
     forward = None
     compile_ok = False
+    autocast_ok = False
 
     def __init__(self, models: Sequence[ActivationMLP], targets: torch.Tensor, sampling: Sampling,
                  to_unit: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -127,12 +128,16 @@ class StackedModels:
         self.count = len(self.models)
         self.module = StackedMLP(self.models).to(targets.device)
         self.targets, self.sampling, self.score = targets, sampling, psnr_score(to_unit)
+        self.unit_scale = unit_scale(to_unit)
 
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (self.module(x) - y).square().mean(dim=(1, 2))
 
     def after_step(self) -> None:
         """Nothing: stacked families have no constraints."""
+
+    def loss_psnr(self, losses: torch.Tensor) -> torch.Tensor:
+        return mse_psnr(losses, self.unit_scale)
 
     def predict(self, coords: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
