@@ -147,9 +147,10 @@ def _resume(args: argparse.Namespace) -> int:
     from specfit.runs.folder import run_lock
 
     out = Path(args.resume)
-    if args.signals or args.config:
-        raise SpecfitError("--resume continues a run with its own signal and settings; give only --steps, "
-                           "--tensorboard or --json with it")
+    ignored = _not_for_resume(args)
+    if ignored:
+        raise SpecfitError(f"--resume continues a run with its own signal and settings, so {ignored} cannot "
+                           "apply; give only --steps, --tensorboard or --json with it")
     progress = progress_for(args.json, args.tensorboard, out.name)
     with run_lock(out):
         try:
@@ -161,6 +162,23 @@ def _resume(args: argparse.Namespace) -> int:
         finally:
             progress.close()
     return _print_run(args, continued, out, [])
+
+
+def _not_for_resume(args: argparse.Namespace) -> str | None:
+    """The first option given with ``--resume RUN`` that a continued run cannot honour (its
+    signal, a config file, a setting other than --steps, a loading or output option)."""
+    from specfit.config.settings import FitSettings
+    from specfit.config.tree import leaves
+    from specfit.kinds.kind import LoadOptions
+
+    if args.signals:
+        return f"SIGNAL {args.signals[0]}"
+    declared = {**leaves(FitSettings), **leaves(LoadOptions)}
+    given = [declared[name].flag for name in {**settings_given(args), **load_given(args)} if name != "steps"]
+    given += [flag for flag, value, default in (
+        ("--config", args.config, None), ("--out", args.out, None), ("--overwrite", args.overwrite, False),
+        ("--together", args.together, "auto")) if value != default]
+    return given[0] if given else None
 
 
 def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: list[str]) -> int:
