@@ -41,3 +41,29 @@ def test_resume_refuses_a_signal_and_takes_steps_and_json(cli, finished, images)
     result = cli("fit", "--resume", finished, "--steps", 8, "--json")
     assert result.code == 0, result.err
     assert result.json()["steps"] == 8
+
+
+def _help(capsys, *command: str) -> str:
+    from specfit.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_the_objective_set_and_render_size_do(capsys):
+    fit = _help(capsys, "fit")
+    assert "else fit" not in fit and "(the held-out samples); default: fit" in fit
+    grid = _help(capsys, "grid")
+    assert "skips FreSh" not in grid and "the knob itself is trained at each value of --grid" in grid
+    assert "e.g. 2x" in _help(capsys, "render")
+
+
+def test_bench_needs_its_data_folder_and_writes_no_page_unless_asked(cli, tmp_path, monkeypatch):
+    result = cli("bench", "fresh-images")
+    assert result.code == 2 and "--data" in result.err
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("specfit.bench.suites.run_suite", lambda *a, **k: {"suite": "fresh-images"})
+    monkeypatch.setattr("specfit.bench.suites.suite_markdown", lambda result: ["done"])
+    assert cli("bench", "fresh-images", "--data", tmp_path).code == 0
+    assert not (tmp_path / "docs").exists()

@@ -28,6 +28,9 @@ from specfit.training.loop import FitOptions
 DEVICES = ("auto", "cpu", "cuda")
 
 MAX_SEED = 2**32 - 1
+# The objective FreSh uses when none is set (see FitSettings.resolved_objective), as --help says it.
+_DEFAULT_OBJECTIVE_TEXT = "fit" if DEFAULT_OBJECTIVE == "fit" else \
+    f"{DEFAULT_OBJECTIVE} when samples are held out, else fit"
 
 
 @dataclass
@@ -47,7 +50,7 @@ class SelectionSettings:
         "shapes)", choices=SPECTRA)
     objective: str | None = param(
         None, "what FreSh's choice serves: fit (the training samples) or generalize (the held-out samples); "
-        f"default: {DEFAULT_OBJECTIVE} when samples are held out, else fit", choices=OBJECTIVES)
+        f"default: {_DEFAULT_OBJECTIVE_TEXT}", choices=OBJECTIVES)
     search: str = param(
         "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve), full (every "
         "value) or probes (fit only: the bracket's best values and their neighbours trained briefly, the "
