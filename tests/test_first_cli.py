@@ -4,9 +4,112 @@ file, a run's log and example data."""
 
 from __future__ import annotations
 
+import json
+import math
+import warnings
+
 import pytest
+import torch
+from helpers import save_png8, smooth_rgb, to_uint8
+
+import specfit
+from specfit import SpecfitWarning
 
 SMALL = ["--set", "width=16", "--set", "hidden_layers=1", "--device", "cpu", "--compile", "off"]
+
+
+TINY = {"width": 16, "hidden_layers": 1, "device": "cpu", "compile": "off"}
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A 150 x 225 RGB "photo": larger than the working size (128 px on its shorter side)."""
+    return save_png8(tmp_path / "photo.png", to_uint8(smooth_rgb(150, 225)))
+
+
+# ---- item 1: a photo at a working size, its cost told before training ---------------------------------
+
+
+def test_an_image_file_larger_than_the_working_size_loads_at_it_with_a_warning(photo):
+    expected = r"150 x 225 pixels.*working size 128 x 192.*resize='full'"
+    with pytest.warns(SpecfitWarning, match=expected) as got:
+        signal = specfit.load_signal(photo)
+    assert signal.spatial_shape == (128, 192) and signal.load_options["resize"] == 128
+    assert {w.filename for w in got if w.category is SpecfitWarning} == {__file__}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecfitWarning)
+        assert specfit.load_signal(photo, resize="full").spatial_shape == (150, 225)
+        assert specfit.load_signal(photo, resize=None).spatial_shape == (150, 225)  # a saved run's options
+        assert specfit.load_signal(photo, resize=64).spatial_shape == (64, 96)
+
+
+def test_the_api_fit_of_a_file_uses_the_working_size_and_warns(photo):
+    with pytest.warns(SpecfitWarning, match="working size"):
+        run = specfit.fit(str(photo), fresh=False, steps=1, **TINY)
+    assert run.config.signal["shape"][1:] == [128, 192] and run.config.load["resize"] == 128
+
+
+def test_fit_tells_the_working_size_memory_and_time_before_training(cli, photo, tmp_path):
+    out = tmp_path / "run"
+    result = cli("fit", photo, "--no-fresh", *SMALL, "--steps", 2, "--out", out)
+    assert result.code == 0, result.err
+    before = result.err.split("before training: ")[1].splitlines()[0]
+    assert before.startswith("working size 128 x 192 of the 150 x 225 image (--resize full keeps it); about ")
+    assert " of memory; training should take about " in before and "2 steps of " in before
+    assert "warning:" not in result.err  # the API's warning is not repeated in its words
+    assert json.loads((out / "config.json").read_text())["load"]["resize"] == 128
+    assert cli("fit", "--resume", out, "--steps", 3).code == 0  # loads it again at the same size
+    full = cli("fit", photo, "--no-fresh", *SMALL, "--steps", 1, "--resize", "full", "--out", tmp_path / "f")
+    assert full.code == 0, full.err
+    assert "working size" not in full.err and "before training: about " in full.err
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["signal"]["shape"][1:] == [150, 225]
+    bad = cli("fit", photo, "--resize", "huge")
+    assert bad.code == 2 and "expected pixels or full" in bad.err
+
+
+def test_select_notes_the_working_size(cli, photo):
+    result = cli("select", photo, "--grid", "10,20", "--inits", 2, *SMALL[:-2])
+    assert result.code == 0, result.err
+    assert "note: working size 128 x 192 of the 150 x 225 image (--resize full keeps it)" in result.err
+
+
+def test_a_config_file_may_ask_for_the_full_size(cli, photo, tmp_path):
+    config = tmp_path / "full.toml"
+    config.write_text(f'[signal]\nsource = "{photo}"\n[load]\nresize = "full"\n')
+    result = cli("fit", "--config", config, "--no-fresh", *SMALL, "--steps", 1, "--out", tmp_path / "r",
+                 "--json")
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["signal"]["shape"][1:] == [150, 225]
+
+
+def test_the_estimate_times_a_few_steps_and_leaves_random_state_alone(photo):
+    from specfit.api import check_fit
+    from specfit.config.settings import FitSettings
+    from specfit.fitting import estimate
+
+    signal = specfit.load_signal(photo, resize=32)
+    settings = FitSettings.for_fit(fresh=False, steps=100, eval_every=30, device="cpu", compile="off",
+                                   params={"width": 16, "hidden_layers": 1})
+    plan = check_fit(signal, settings)
+    state = torch.get_rng_state()
+    got = estimate.estimate_fit(plan)
+    assert torch.equal(state, torch.get_rng_state())
+    assert round(32 * 48 * 0.85) < got.samples_per_step < plan.samples_per_step == 32 * 48  # 10 % held out
+    assert got.memory_bytes == plan.memory_bytes > 0
+    assert got.steps == 100 and got.evaluations == math.ceil(100 / 30)
+    assert got.step_seconds > 0 and got.eval_seconds >= 0
+    assert got.seconds == pytest.approx(100 * got.step_seconds + 4 * got.eval_seconds)
+
+
+def test_a_refusal_for_memory_names_the_options_that_fix_it(cli, photo, monkeypatch):
+    monkeypatch.setattr("specfit.models.memory.available_bytes", lambda device: 50_000)  # the model fits
+    result = cli("fit", photo, "--no-fresh", *SMALL, "--steps", 1)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "error: training siren" in result.err and "more than the 48.8 KiB available" in result.err
+    assert "a smaller --resize" in result.err and "--batch-size" in result.err
+
+
+# ---- item 3: --resume refuses what it cannot honour -----------------------------------------------
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from specfit.cli.common import (
     load_given,
     notes_as_flags,
     settings_given,
+    shrunk_from,
 )
-from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
+from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes, working_size_note
 from specfit.cli.progress import ProgressBars, progress_for
 
 DEFAULT_RESIZE = 256  # the bundled image's short side
@@ -56,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_flags(fit, FitSettings, notes={
         **setting_notes(), "steps": f"default {steps}; {DEMO_STEPS} for the bundled image"})
     fit.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    add_load_flags(fit, {"resize": f"default for the bundled image: {DEFAULT_RESIZE}; files keep their size"})
+    add_load_flags(fit, {"resize": f"{working_size_note()}; {DEFAULT_RESIZE} for the bundled image"})
     output = fit.add_argument_group("output")
     output.add_argument("--out", default=None,
                         help="run folder (default: runs/NAME-MODEL, numbered when taken); with several "
@@ -128,6 +129,7 @@ def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, option
         print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
         for note in task.notes:
             print(f"note: {note}", file=sys.stderr)
+        print(cost_line(plan, shrunk_from(source, options, plan.signal)), file=sys.stderr)
     progress = progress_for(args.json, args.tensorboard, out.name)
     with run_lock(out):
         try:
@@ -138,6 +140,25 @@ def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, option
         finally:
             progress.close()
     return _print_run(args, fitted, out, task.notes)
+
+
+def cost_line(plan: Any, original: tuple[int, int] | None) -> str:
+    """What the fit will cost, before it starts: the working size (with the file's own size when
+    it was shrunk to it, ``original``), the memory training needs and its expected time."""
+    from specfit.fitting.estimate import estimate_fit
+    from specfit.kinds.load import FULL_SIZE
+    from specfit.models.memory import human_bytes
+    from specfit.util.formatting import duration
+
+    estimate = estimate_fit(plan)
+    size = ""
+    if original is not None:
+        height, width = plan.signal.spatial_shape
+        size = (f"working size {height} x {width} of the {original[0]} x {original[1]} image (--resize "
+                f"{FULL_SIZE} keeps it); ")
+    steps = f"{estimate.steps} steps of {estimate.step_seconds:.2g} s on {plan.device.type}, timed now"
+    return (f"before training: {size}about {human_bytes(estimate.memory_bytes)} of memory; training should "
+            f"take about {duration(estimate.seconds)} ({steps}; FreSh's choice first)")
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_flags(grid, FitSettings, skip=(*NOT_GRID, *compaction), defaults={"steps": GRID_STEPS},
               notes=setting_notes(), texts={"params": GRID_SET})
     grid.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    add_load_flags(grid)
+    add_load_flags(grid, {"resize": "default: full, the file's own size"})
     grid.add_argument("--out", default=None, help="results folder (default: runs/grid-MODEL); "
                       "running the same command again resumes from it")
     grid.add_argument("--workers", type=int, default=1, help="local worker processes")

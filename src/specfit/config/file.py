@@ -6,7 +6,7 @@ The fields read (every one optional)::
     source = "photo.png"          # a file, a built-in name (shepp-logan, ...); none: the bundled image
 
     [load]                        # how the signal is loaded (specfit.kinds.kind.LoadOptions)
-    resize = 256
+    resize = 256                  # "full": the file's own size; none: image files at the working size
 
     [settings]                    # what is fitted (specfit.config.settings.FitSettings)
     model = "siren"
@@ -32,6 +32,7 @@ from specfit.config.settings import FitSettings
 from specfit.config.tree import leaves
 from specfit.errors import SpecfitError
 from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import FULL_SIZE
 from specfit.models.params import check_fields
 
 SUFFIXES = (".toml", ".yaml", ".yml", ".json")
@@ -153,6 +154,8 @@ def read_fit_config(path: str | Path) -> FitRequest:
         raise SpecfitError(f"{path}: unknown loading option {bad[0]!r}; known: {', '.join(sorted(known))}")
     given = data.get("settings") or {}
     try:
+        if load.get("resize") == FULL_SIZE:  # the file's own size
+            load = {**load, "resize": None}
         check_fields(LoadOptions(**load))
         settings = FitSettings.from_json(given)
         settings.check()

@@ -328,10 +328,12 @@ def add_flags(
     parser: argparse.ArgumentParser, cls: type, *, only: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (), defaults: Mapping[str, object] | None = None,
     notes: Mapping[str, str] | None = None, title: str | None = None, texts: Mapping[str, str] | None = None,
+    types: Mapping[str, Callable[[str], object]] | None = None,
 ) -> None:
     """Add a flag for each option of ``cls`` that has one (``only`` those, less ``skip``), under the
     heading of its group (the tree's own options under ``title``, or among the command's options).
-    ``texts`` replaces the declared help of options (by name) where a command reads them its own way.
+    ``texts`` replaces the declared help of options (by name) where a command reads them its own way;
+    ``types`` their parsers, where a command takes words besides the declared type.
 
     A flag absent from the command line leaves no attribute (see :func:`given_flags`); ``--help``
     shows the default the command uses: ``defaults`` (by name), else the fit default.
@@ -355,7 +357,7 @@ def add_flags(
         elif leaf.kind is list:
             options.update(type=_grid)
         else:
-            options.update(type=leaf.kind, choices=leaf.choices)
+            options.update(type=(types or {}).get(leaf.name, leaf.kind), choices=leaf.choices)
         headings[leaf.title].add_argument(leaf.flag, **options)
 
 
