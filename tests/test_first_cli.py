@@ -170,3 +170,32 @@ def test_bench_needs_its_data_folder_and_writes_no_page_unless_asked(cli, tmp_pa
     monkeypatch.setattr("specfit.bench.suites.suite_markdown", lambda result: ["done"])
     assert cli("bench", "fresh-images", "--data", tmp_path).code == 0
     assert not (tmp_path / "docs").exists()
+
+
+# ---- item 9: what users of comparable tools expect --------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "cuda:0", "mps"])
+def test_named_devices_are_accepted_and_refused_clearly_when_absent(cli, device, monkeypatch, images):
+    from specfit.config.settings import FitSettings
+    from specfit.util.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    FitSettings.for_fit(device=device)  # a valid name
+    result = cli("fit", images["noise32"], "--device", device, "--steps", 1)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith(f"error: --device {device} was asked for, but ")
+    assert resolve_device("auto") == torch.device("cpu")  # the CPU only when asked for auto
+
+
+def test_a_second_gpu_is_used_when_present_and_typos_are_refused(cli, monkeypatch):
+    from specfit.util.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(specfit.SpecfitError, match="only 2 CUDA devices"):
+        resolve_device("cuda:2")
+    result = cli("fit", "--device", "gpu")
+    assert result.code == 2 and "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'" in result.err
