@@ -199,3 +199,29 @@ def test_a_second_gpu_is_used_when_present_and_typos_are_refused(cli, monkeypatc
         resolve_device("cuda:2")
     result = cli("fit", "--device", "gpu")
     assert result.code == 2 and "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'" in result.err
+
+
+def test_print_config_writes_a_file_that_config_reads_back_to_the_same_fit(cli, images, tmp_path):
+    from specfit.config.file import read_fit_config
+
+    asked = [images["noise32"], "--model", "finer", "--steps", 3, "--grid", "0.5,1", "--set", "width=16",
+             "--resize", 16, "--prune-to", 8]
+    printed = cli("fit", *asked, "--print-config")
+    assert printed.code == 0 and not printed.err
+    assert "# optimiser steps\nsteps = 3\n" in printed.out and "# lr =\n" in printed.out
+    path = tmp_path / "fit.toml"
+    path.write_text(printed.out)
+    request = read_fit_config(path)
+    assert request.source == str(images["noise32"]) and request.load["resize"] == 16
+    assert request.settings.model == "finer" and request.settings.fit.steps == 3
+    assert request.settings.grid == [0.5, 1.0] and request.settings.params == {"width": 16}
+    assert request.settings.compaction.target_inputs == 8
+    default = cli("fit", "--print-config")
+    (tmp_path / "default.toml").write_text(default.out)
+    assert "# [settings.compaction]" in default.out and "# source =" in default.out
+    assert read_fit_config(tmp_path / "default.toml").settings.to_json() == \
+        read_fit_config(tmp_path / "default.toml").settings.__class__.for_fit(steps=200).to_json()
+    result = cli("fit", "--config", tmp_path / "default.toml", *SMALL, "--no-fresh", "--steps", 1, "--resize", 16,
+                 "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.err
+    assert cli("fit", images["noise32"], images["smooth"], "--print-config").code == 2

@@ -31,6 +31,7 @@ EXAMPLES = examples(
     "specfit fit photos/ --resize 128 --out runs/photos       # every image, one run each",
     "specfit fit --config experiment.toml --steps 500          # options override the file",
     "specfit fit --config runs/photo-siren/config.json         # fit a saved run again",
+    "specfit fit photo.png --steps 2000 --print-config > fit.toml   # a config file to start from",
     "specfit fit --resume runs/photo-siren --steps 4000        # continue from its checkpoint",
 )
 
@@ -57,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_flags(fit, FitSettings, notes={
         **setting_notes(), "steps": f"default {steps}; {DEMO_STEPS} for the bundled image"})
     fit.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    fit.add_argument("--print-config", action="store_true",
+                     help="print the fit this command line asks for as a TOML config file, every setting "
+                     "with its help, and fit nothing (a file to start from: edit it, then --config FILE)")
     add_load_flags(fit, {"resize": f"{working_size_note()}; {DEFAULT_RESIZE} for the bundled image"})
     output = fit.add_argument_group("output")
     output.add_argument("--out", default=None,
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.resume is not FOLDER_FIT:
         return _resume(args)
     sources, settings, options = asked(args)
+    if args.print_config:
+        return _print_config(sources, settings, options)
     if len(sources) > 1:
         return _fit_many(args, sources, settings, options)
     if args.resume is FOLDER_FIT:
@@ -86,6 +92,22 @@ def run(args: argparse.Namespace) -> int:
         raise SpecfitError("--resume without a run folder continues a fit of several signals; give the "
                            "run folder to continue one run (--resume RUN)")
     return _fit_one(args, sources[0], settings, options)
+
+
+def _print_config(sources: list[str | None], settings: Any, options: dict[str, object]) -> int:
+    from specfit.config.file import FitRequest, fit_config_toml
+    from specfit.errors import SpecfitError
+
+    if len(sources) > 1:
+        raise SpecfitError("--print-config writes the config of one fit; give one SIGNAL (or none)")
+    from dataclasses import replace
+
+    from specfit.models.registry import get_entry, resolve_params
+
+    resolved = resolve_params(get_entry(settings.model), settings.params)  # --set's words as numbers
+    settings = replace(settings, params={name: resolved[name] for name in settings.params})
+    print(fit_config_toml(FitRequest(sources[0], options, settings)), end="")
+    return 0
 
 
 def asked(args: argparse.Namespace) -> tuple[list[str | None], Any, dict[str, object]]:

@@ -107,10 +107,10 @@ def resize_value(text: str) -> int | None:
 
 def working_size_note() -> str:
     """``--resize``'s default where image files are loaded at the working size."""
-    from specfit.kinds.load import FULL_SIZE, WORKING_SIZE
+    from specfit.kinds.load import WORKING_SIZE
 
-    return (f"default: {WORKING_SIZE} for image files larger than that, so that a default fit takes minutes "
-            f"on two CPU cores; {FULL_SIZE}: the file's own size")
+    return f"default: {WORKING_SIZE} for image files larger than that, so that a default fit takes minutes on " \
+        "two CPU cores"
 
 
 def add_load_flags(parser: argparse.ArgumentParser, notes: dict[str, str] | None = None) -> None:
