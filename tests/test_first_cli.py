@@ -219,9 +219,11 @@ def test_print_config_writes_a_file_that_config_reads_back_to_the_same_fit(cli, 
     default = cli("fit", "--print-config")
     (tmp_path / "default.toml").write_text(default.out)
     assert "# [settings.compaction]" in default.out and "# source =" in default.out
-    assert read_fit_config(tmp_path / "default.toml").settings.to_json() == \
-        read_fit_config(tmp_path / "default.toml").settings.__class__.for_fit(steps=200).to_json()
-    result = cli("fit", "--config", tmp_path / "default.toml", *SMALL, "--no-fresh", "--steps", 1, "--resize", 16,
-                 "--out", tmp_path / "run", "--json")
+    from specfit.config.settings import FitSettings
+
+    read = read_fit_config(tmp_path / "default.toml")
+    assert read.settings.to_json() == FitSettings.for_fit(steps=200).to_json()  # the bundled image's steps
+    result = cli("fit", "--config", tmp_path / "default.toml", *SMALL, "--no-fresh", "--steps", 1,
+                 "--resize", 16, "--out", tmp_path / "run", "--json")
     assert result.code == 0, result.err
     assert cli("fit", images["noise32"], images["smooth"], "--print-config").code == 2

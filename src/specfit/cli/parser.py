@@ -109,8 +109,8 @@ def working_size_note() -> str:
     """``--resize``'s default where image files are loaded at the working size."""
     from specfit.kinds.load import WORKING_SIZE
 
-    return f"default: {WORKING_SIZE} for image files larger than that, so that a default fit takes minutes on " \
-        "two CPU cores"
+    return (f"default: {WORKING_SIZE} for image files larger than that (a default fit then takes minutes "
+            "on two CPU cores)")
 
 
 def add_load_flags(parser: argparse.ArgumentParser, notes: dict[str, str] | None = None) -> None:
