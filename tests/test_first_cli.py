@@ -227,3 +227,34 @@ def test_print_config_writes_a_file_that_config_reads_back_to_the_same_fit(cli, 
                  "--resize", 16, "--out", tmp_path / "run", "--json")
     assert result.code == 0, result.err
     assert cli("fit", images["noise32"], images["smooth"], "--print-config").code == 2
+
+
+def test_a_fit_keeps_what_the_terminal_showed_in_log_txt_and_resume_continues_it(cli, images, tmp_path):
+    from specfit.runs.format import LOG
+
+    run = tmp_path / "run"
+    result = cli("fit", images["noise32"], "--no-fresh", *SMALL, "--steps", 4, "--out", run)
+    assert result.code == 0, result.err
+    log = (run / LOG).read_text()
+    assert "\r" not in log and "\x1b" not in log
+    assert log.startswith("fitting noise32") and "before training: " in log
+    assert "4 steps in" in log and "log.txt" in result.out  # the listing names it
+    assert cli("fit", "--resume", run, "--steps", 6).code == 0
+    continued = (run / LOG).read_text()
+    assert continued.startswith(log) and "continuing from step 4 to 6" in continued[len(log):]
+    assert cli("render", run, "--size", "2x").code == 0
+    assert (run / LOG).read_text() == continued
+    (run / LOG).unlink()  # a run written before logs: it still loads, renders and continues
+    specfit.load_run(run)
+    assert cli("render", run, "--size", "8x8").code == 0
+    assert cli("fit", "--resume", run, "--steps", 7).code == 0
+    assert "continuing from step 6 to 7" in (run / LOG).read_text()
+    again = cli("fit", images["noise32"], "--no-fresh", *SMALL, "--steps", 1, "--out", run, "--overwrite")
+    assert again.code == 0
+    assert "continuing" not in (run / LOG).read_text()  # a new run, a new log
+
+
+def test_the_api_writes_no_log(images, tmp_path):
+    run = specfit.fit(images["noise32"], fresh=False, steps=1, **TINY)
+    run.save(tmp_path / "run")
+    assert not (tmp_path / "run" / "log.txt").exists()

@@ -1,4 +1,7 @@
-"""``specfit fit``: choose the knob by FreSh, train, write a run folder (or one per signal)."""
+"""``specfit fit``: choose the knob by FreSh, train, write a run folder (or one per signal).
+
+A run of one signal also gets ``log.txt``, what the command showed on the terminal (continued by
+``--resume``)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from specfit.cli.common import (
     shrunk_from,
 )
 from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes, working_size_note
-from specfit.cli.progress import ProgressBars, progress_for
+from specfit.cli.progress import ProgressBars, progress_for, terminal_log
 
 DEFAULT_RESIZE = 256  # the bundled image's short side
 DEMO_STEPS = 200  # the bundled image's steps
@@ -147,21 +150,22 @@ def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, option
     out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
     refuse_existing(out, args.overwrite)
     check_writable_parent(out)
-    if not args.json:
-        print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
-        for note in task.notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(cost_line(plan, shrunk_from(source, options, plan.signal)), file=sys.stderr)
-    progress = progress_for(args.json, args.tensorboard, out.name)
-    with run_lock(out):
-        try:
-            with notes_as_flags():
-                fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
-            progress.status(f"writing {out}/ (reconstruction and report)")
-            fitted.save(out)
-        finally:
-            progress.close()
-    return _print_run(args, fitted, out, task.notes)
+    with terminal_log(out):
+        if not args.json:
+            print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
+            for note in task.notes:
+                print(f"note: {note}", file=sys.stderr)
+            print(cost_line(plan, shrunk_from(source, options, plan.signal)), file=sys.stderr)
+        progress = progress_for(args.json, args.tensorboard, out.name)
+        with run_lock(out):
+            try:
+                with notes_as_flags():
+                    fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
+                progress.status(f"writing {out}/ (reconstruction and report)")
+                fitted.save(out)
+            finally:
+                progress.close()
+        return _print_run(args, fitted, out, task.notes)
 
 
 def cost_line(plan: Any, original: tuple[int, int] | None) -> str:
@@ -194,17 +198,19 @@ def _resume(args: argparse.Namespace) -> int:
     if ignored:
         raise SpecfitError(f"--resume continues a run with its own signal and settings, so {ignored} cannot "
                            "apply; give only --steps, --tensorboard or --json with it")
-    progress = progress_for(args.json, args.tensorboard, out.name)
-    with run_lock(out):
-        try:
-            sink = FolderCheckpoints(out, continuing=True)
-            with notes_as_flags():
-                continued = resume(out, settings_given(args).get("steps"), progress, sink, command_line(args))
-            progress.status(f"writing {out}/ (reconstruction and report)")
-            continued.save(out)
-        finally:
-            progress.close()
-    return _print_run(args, continued, out, [])
+    with terminal_log(out, continued=True):
+        progress = progress_for(args.json, args.tensorboard, out.name)
+        with run_lock(out):
+            try:
+                sink = FolderCheckpoints(out, continuing=True)
+                with notes_as_flags():
+                    continued = resume(out, settings_given(args).get("steps"), progress, sink,
+                                       command_line(args))
+                progress.status(f"writing {out}/ (reconstruction and report)")
+                continued.save(out)
+            finally:
+                progress.close()
+        return _print_run(args, continued, out, [])
 
 
 def _not_for_resume(args: argparse.Namespace) -> str | None:
@@ -225,6 +231,7 @@ def _not_for_resume(args: argparse.Namespace) -> str | None:
 
 
 def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: list[str]) -> int:
+    from specfit.runs.format import LOG
     from specfit.util.formatting import shown
 
     metrics = fitted.metrics.to_json()
@@ -245,7 +252,8 @@ def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: 
             line += f"; the probes chose {shown(sel['chosen'])} in {probes['seconds']:.1f} s"
         print(f"{line} (default {shown(metrics['default_value'])})")
     print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
-    print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    names = {path.name for path in out.iterdir()} | {LOG}  # the log is written once this is printed
+    print(f"outputs in {out}/ ({', '.join(sorted(names))})")
     return 0
 
 
