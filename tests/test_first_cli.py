@@ -258,3 +258,24 @@ def test_the_api_writes_no_log(images, tmp_path):
     run = specfit.fit(images["noise32"], fresh=False, steps=1, **TINY)
     run.save(tmp_path / "run")
     assert not (tmp_path / "run" / "log.txt").exists()
+
+
+def test_example_writes_signals_made_without_network_or_data_folder(cli, tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("an example reached for the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.chdir(tmp_path)
+    listed = cli("example")
+    assert listed.code == 0 and "astronaut.png" in listed.out and "chord.wav" in listed.out
+    assert cli("example", "astronaut").code == 0
+    assert specfit.load_signal(tmp_path / "astronaut.png", resize="full").values.shape == (3, 512, 512)
+    assert cli("example", "chord", "--out", tmp_path / "sound.wav").code == 0
+    sound = specfit.load_signal(tmp_path / "sound.wav")
+    assert sound.kind == "audio" and sound.values.shape == (1, 48000) and sound.meta["sample_rate"] == 16000
+    again = cli("example", "astronaut")
+    assert again.code == 2 and "astronaut.png exists" in again.err
+    assert cli("example", "astronuat").code == 2
+    assert cli("example", "chord", "--out", "x.png").code == 2
