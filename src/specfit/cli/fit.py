@@ -34,7 +34,7 @@ EXAMPLES = examples(
     "specfit fit photos/ --resize 128 --out runs/photos       # every image, one run each",
     "specfit fit --config experiment.toml --steps 500          # options override the file",
     "specfit fit --config runs/photo-siren/config.json         # fit a saved run again",
-    "specfit fit photo.png --steps 2000 --print-config > fit.toml   # a config file to start from",
+    "specfit fit photo.png --steps 2000 --print-config > fit.toml  # a config file to start from",
     "specfit fit --resume runs/photo-siren --steps 4000        # continue from its checkpoint",
 )
 
