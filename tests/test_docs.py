@@ -208,7 +208,7 @@ def test_relative_links_point_to_files(page: Path) -> None:
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {', '.join(broken)}"
 
 
-# --- the build hook: generated reference pages --------------------------------------------------
+# --- the reference pages generated from the code -------------------------------------------------
 
 
 def _hook():
@@ -231,12 +231,78 @@ def test_command_reference_covers_every_subcommand() -> None:
                 assert option in page, f"specfit {name} {option} is missing from the reference"
 
 
-def test_api_reference_lists_every_public_name() -> None:
+def test_api_reference_documents_every_public_name() -> None:
+    """Every name of ``specfit.__all__`` gets a heading, its signature and its docstring, with reST
+    roles turned into Markdown (the page is read on the repository's web view too)."""
     import specfit
 
-    hook = _hook()
-    page = (DOCS / "api.md").read_text(encoding="utf-8")
-    generated = hook.on_page_markdown(page, None, None, None)
+    page = _hook().render("api.md")
     for name in specfit.__all__:
         if not name.startswith("_"):
-            assert f"::: specfit.{name}\n" in generated
+            assert f"\n### `specfit.{name}`\n" in page, name
+    assert ":::" not in page and ":class:" not in page and ":func:" not in page
+    assert not re.search(r"[^`]``[^`]", page)  # reST's double backquotes became Markdown's
+    assert "\n```py\nfit(\n    signal: object,\n" in page
+    assert "[`load_signal`](#specfitload_signal)" in page  # a role to a name on the page is a link
+
+
+@pytest.mark.parametrize("name", ["cli.md", "api.md"])
+def test_committed_reference_pages_are_up_to_date(name: str) -> None:
+    """``docs/cli.md`` and ``docs/api.md`` are generated into the repository so that they read on its
+    web view; a change to a command, a public name or a docstring must regenerate them."""
+    committed = (DOCS / name).read_text(encoding="utf-8")
+    assert committed == _hook().render(name), f"docs/{name} is stale: run `make docs-ref`"
+
+
+def test_reference_check_reports_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    hook = _hook()
+    for name in hook.PAGES:
+        (tmp_path / name).write_text(hook.render(name), encoding="utf-8")
+    monkeypatch.setattr(hook, "DOCS", tmp_path)
+    assert hook.main(["--check"]) == 0
+    (tmp_path / "cli.md").write_text("old\n", encoding="utf-8")
+    assert hook.main(["--check"]) == 1 and "stale" in capsys.readouterr().out
+    assert (tmp_path / "cli.md").read_text() == "old\n"  # --check writes nothing
+    assert hook.main([]) == 0 and (tmp_path / "cli.md").read_text() == hook.render("cli.md")
+
+
+# --- one name per knob ------------------------------------------------------------------------------
+
+# The papers' symbols for a knob, each allowed only in parentheses after the knob's own name.
+SYMBOLS = {"sigma_p": "scale", "N_max": "n_max", "band limit B": "band_limit",
+           "bias range": "first_bias_scale"}
+
+
+def test_each_knob_has_one_name_in_models_set_the_readme_and_the_models_page(capsys) -> None:
+    """The name `specfit models` gives a family's knob is its ``--set`` key (a hyperparameter the
+    family accepts by that name), and the README's and the models page's tables use it."""
+    from specfit.cli.main import main
+
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    models_page = (DOCS / "models.md").read_text(encoding="utf-8")
+    readme_rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
+    for name, entry in REGISTRY.items():
+        if entry.knob is None:
+            continue
+        knob = entry.knob.name
+        assert f"knob {knob} (default" in listing, name
+        value = entry.knob.grid[0]
+        assert getattr(entry.hyperparameters({knob: value}), knob) == value  # what `--set KNOB=VALUE` takes
+        assert re.search(rf"^\| `{re.escape(name)}` \| `{re.escape(knob)}`", models_page, re.MULTILINE), name
+        row = next((r for r in readme_rows if f"`{name}`" in r.split("|")[1]), None)
+        assert row is not None and f"`{knob}`" in row.split("|")[2], (name, row)
+
+
+@pytest.mark.parametrize("page", [*PAGES, README], ids=lambda p: p.name)
+def test_a_knobs_paper_symbol_appears_only_beside_its_name(page: Path) -> None:
+    """``N_max``, ``sigma_p``, ``band limit B`` and ``bias range`` are said once, in parentheses after
+    ``n_max``, ``scale``... (the names users type), never instead of them."""
+    wrong = []
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        for symbol, knob in SYMBOLS.items():
+            for match in re.finditer(re.escape(symbol), line):
+                if not re.search(rf"`{knob}` \([^)]*$", line[: match.start()]):
+                    wrong.append(f"{page.name}:{number}: {symbol}")
+    assert not wrong, f"a knob's symbol without its name: {', '.join(wrong)}"

@@ -27,7 +27,15 @@ import specfit
 from specfit.cli.main import main
 from specfit.figures import View
 from specfit.kinds.registry import task_for
-from specfit.report.html import _inline, curve_plot, provenance_rows, spectra_plot, write_report
+from specfit.report.html import (
+    _inline,
+    choice_summary,
+    curve_plot,
+    provenance_rows,
+    spectra_notes,
+    spectra_plot,
+    write_report,
+)
 
 TINY = {"width": 16, "hidden_layers": 1, "compile": "off", "device": "cpu"}
 RATE = 8000
@@ -140,8 +148,8 @@ def test_report_has_provenance_rows(fitted_run):
 def _minimal(config_extra: dict) -> tuple[dict, dict]:
     metrics = {"model": "siren", "knob": "omega_0", "value": 30.0, "mode": "default", "default_value": 30.0,
                "selection": None, "steps": 3, "best_step": 3, "train_seconds": 0.1, "params": 10,
-               "device": "cpu", "notes": [], "history": [{"step": 3, "psnr": 20.0}], "psnr": 20.0,
-               "psnr_train": 20.0, "psnr_test": None}
+               "device": "cpu", "notes": [], "psnr": 20.0, "psnr_train": 20.0, "psnr_test": None,
+               "history": [{"step": 2, "psnr": 19.0}, {"step": 3, "psnr": 20.0}]}
     config = {"model": "siren", "params": {"omega_0": 30.0}, "signal": {"kind": "image", "name": "x"},
               "settings": {"seed": 7, "fit": {"steps": 3}}, **config_extra}
     return metrics, config
@@ -310,11 +318,11 @@ def test_dropped_and_skipped_candidates_are_drawn_apart():
     axis = figure.axes[0]
     lines = {line.get_label(): line for line in axis.get_lines()}
     legend = [t.get_text() for t in axis.get_legend().get_texts()]
-    assert "dropped after 2 initialisations" in legend
-    assert "dropped after 1 initialisation" in legend
+    assert "set aside after 2 initialisations" in legend
+    assert "looked at once (1 initialisation)" in legend
     assert "evaluated with all 10 initialisations" in legend
     assert any(label.startswith("not evaluated (1 value") for label in legend)
-    assert any(label.startswith("chosen 40.0") for label in legend)
+    assert any(label.startswith("chosen 40 (") for label in legend)
 
     def marker_of(values: list[float]) -> tuple:
         found = [line for line in axis.get_lines() if list(line.get_xdata()) == values
@@ -458,3 +466,124 @@ def test_report_stays_small_for_an_audio_clip(audio_report):
     text, _ = audio_report
     assert len(text) < 1_500_000
     assert torch.__version__ in text  # versions are in the provenance
+
+
+# --- why the choice won, the spectra's band, short runs, provenance by kind -----------------------
+
+# The demo's FreSh table (cameraman, SIREN): 110 chosen over 10 initialisations; 120, whose mean is
+# lower on the 4 it got, was set aside as a tie; 130 was worse.
+DEMO_TABLE = [
+    {"value": 10.0, "w_mean": 8.63, "w_stderr": None, "inits": 1},
+    {"value": 20.0, "w_mean": None, "w_stderr": None, "inits": 0},
+    {"value": 90.0, "w_mean": 4.46, "w_stderr": None, "inits": 1},
+    {"value": 110.0, "w_mean": 3.5636, "w_stderr": 0.0314, "inits": 10},
+    {"value": 120.0, "w_mean": 3.5301, "w_stderr": 0.0561, "inits": 4},
+    {"value": 130.0, "w_mean": 3.8590, "w_stderr": 0.0658, "inits": 10},
+]
+
+
+def test_the_fresh_curve_says_why_the_choice_won_where_the_eye_lands(tmp_path):
+    """The headline over the FreSh curve and the paragraph above it name the chosen value, the tie
+    and the tie rule, from the table alone; the candidates' table gives each one's outcome."""
+    spectra = _spectra(table=DEMO_TABLE, chosen_value=110.0, default_value=30.0,
+                       band={"bins": 3, "width": 1.0, "segment": None, "edge": 3.0})
+    headline, paragraph = choice_summary(spectra)
+    assert headline == "omega_0 = 110 chosen; 120 tied within one standard error"
+    assert curve_plot(spectra).axes[0].get_title(loc="left") == headline
+    assert "set aside after 4 initialisations" in paragraph and "less than one standard error" in paragraph
+    assert "its mean is lower, but on fewer initialisations" in paragraph
+    assert "Worse by more than one standard error: 130" in paragraph
+    assert "with one initialisation" in paragraph and "10 and 90" in paragraph
+    metrics, config = _minimal({})
+    write_report(tmp_path / "report.html", metrics, config, spectra, [])
+    text = (tmp_path / "report.html").read_text()
+    section = text[text.index("FreSh: distance versus omega_0</h2>"):]
+    assert section.index("120 is tied with it") < section.index("<figure>")  # above the figure
+    assert "tied with 110 within one standard error (set aside after 4)" in section
+    assert "versus knob" not in text
+
+
+def test_a_choice_without_ties_and_one_made_by_the_probes():
+    table = [dict(row) for row in DEMO_TABLE if row["value"] != 120.0]
+    assert choice_summary(_spectra(table=table, chosen_value=110.0))[0] == (
+        "omega_0 = 110 chosen; every other value raced is more than one standard error worse")
+    headline, paragraph = choice_summary(_spectra(table=table, chosen_value=130.0), by_probes=True)
+    assert headline.startswith("omega_0 = 130 chosen by the probes")
+    assert "short training runs" in paragraph
+
+
+def test_the_spectra_notes_name_the_band_edge_and_the_sawtooth_of_the_binning():
+    """The demo's band: 64 bins of 1.8125 radii up to 116 cycles per image. Bins that span a whole
+    number of radii draw no sawtooth, so there is no such note."""
+    image_task = _task(np.random.default_rng(0).uniform(0, 1, (8, 8)))
+    band = {"bins": 64, "width": 1.8125, "segment": None, "edge": 116.0}
+    spectra = _spectra(target=[1 / 64] * 64, band=band, frequency_axis=image_task.frequency_axis(band))
+    notes = spectra_notes(spectra)
+    assert "band edge, 116 cycles (64 bins)" in notes
+    assert "bins hold 1 or 2 of them in turn" in notes and "sawtooth" in notes
+    whole = {"bins": 3, "width": 1.0, "segment": None, "edge": 3.0}
+    assert "sawtooth" not in spectra_notes(_spectra(band=whole))
+    assert "band edge, bin 3:" in spectra_notes(_spectra(band=whole))
+
+
+def test_a_run_shorter_than_one_evaluation_interval_gets_a_table_not_a_one_point_plot(tmp_path):
+    metrics, config = _minimal({})
+    assert "<img" in _training_section(tmp_path, metrics, config)
+    metrics["history"] = metrics["history"][-1:]
+    config["settings"]["fit"]["eval_every"] = 25
+    section = _training_section(tmp_path, metrics, config)
+    assert "<img" not in section
+    assert "evaluated once, at step 3" in section and "evaluation interval of 25 steps" in section
+    assert "<td>20</td>" in section  # the one evaluation's PSNR
+    assert "class='guide'>" in section and "How to read:" in section
+
+
+def _training_section(folder: Path, metrics: dict, config: dict) -> str:
+    write_report(folder / "report.html", metrics, config, None, [])
+    text = (folder / "report.html").read_text()
+    return text[text.index("id='training'"):text.index("id='provenance'")]
+
+
+def test_provenance_lists_only_what_applies_to_the_signal_and_the_band_used():
+    """An image run's provenance leaves out the CT and MRI options, a clip's and a shape's settings;
+    FreSh's defaults are shown as what it used (grid, bins, band, objective)."""
+    metrics, config = _minimal({"load": {"resize": 256, "projections": 20, "kspace_fraction": 0.13,
+                                         "mask_seed": 0, "frame_step": 1, "max_samples": 1000}})
+    config["settings"].update(fresh=True, grid=None, bins=None, spectrum=None, objective=None,
+                              shape_target="occupancy", video_spectrum="frames")
+    metrics["selection"] = {"table": [{"value": float(v)} for v in range(10, 201, 10)], "bins": 64,
+                            "band": {"bins": 64, "width": 1.8125, "segment": None, "edge": 116.0},
+                            "spectrum": "signal", "objective": "fit"}
+    rows = dict(provenance_rows(config, metrics))
+    assert "resize = 256" in rows["loaded with"] and "max_samples = 1000" in rows["loaded with"]
+    for absent in ("projections", "kspace_fraction", "mask_seed", "frame_step"):
+        assert absent not in rows["loaded with"]
+    assert "shape target" not in rows["settings"] and "video spectrum" not in rows["settings"]
+    assert "spectrum band:</span> signal, 64 bins up to 116 cycles over the signal" in rows["settings"]
+    assert "FreSh grid:</span> 10 to 200 in steps of 10 (20 values)" in rows["settings"]
+    assert "spectrum bins:</span> 64" in rows["settings"] and "default" not in rows["settings"]
+    config["signal"]["kind"] = "ct"
+    assert "projections = 20" in dict(provenance_rows(config, metrics))["loaded with"]
+    config["settings"]["fresh"] = False
+    assert "FreSh grid" not in dict(provenance_rows(config, metrics))["settings"]
+
+
+def test_every_kinds_options_are_loading_options_or_kind_settings():
+    from dataclasses import fields
+
+    from specfit.kinds.builtin import KINDS
+    from specfit.kinds.kind import KIND_SETTINGS, LoadOptions
+
+    known = {f.name for f in fields(LoadOptions)} | set(KIND_SETTINGS)
+    for kind in KINDS:
+        assert kind.options is not None and kind.options <= known, kind.name
+
+
+def test_the_report_names_the_knob_wherever_it_says_knob(fitted_run):
+    """The user reads one name per knob: the report says "knob" only as "knob (omega_0)"."""
+    text = re.sub(r"<[^>]+>", " ", (fitted_run.path / "report.html").read_text())
+    text = re.sub(r"data:image/png;base64,\S+", "", text)
+    said = [text[max(0, m.start() - 30):m.end() + 30] for m in re.finditer(r"\bknob\b", text)
+            if not text.startswith("knob (omega_0)", m.start())]
+    assert not said, said
+    assert "knob (omega_0)" in text

@@ -249,7 +249,7 @@ def test_the_api_reference_tables_every_setting() -> None:
     spec = importlib.util.spec_from_file_location("specfit_docs", path)
     hook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hook)
-    page = hook.on_page_markdown("## Settings\n\n<!-- specfit-settings -->\n", None, None, None)
+    page = hook.settings_reference()
     for leaf in leaves(FitSettings).values():
         assert f"| `{leaf.name}` | `{leaf.flag}` | `settings.{leaf.key}` |" in page
     for leaf in leaves(LoadOptions).values():

@@ -43,7 +43,9 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
                 "train": {"key": "psnr_train", "fresh_regret": 1.5, "default_regret": 4.0,
                           "spearman": 0.7}}}]}],
         "fits": [{"job": {"label": "gaussian", "model": "ff-gaussian", "published": {"psnr_test": 25.57}},
-                  "result": {"psnr_test": 24.0, "value": 10.0}}],
+                  "result": {"psnr_test": 24.0, "value": 10.0}},
+                 {"job": {"label": "none", "model": "relu", "published": {"psnr_test": 19.32}},
+                  "result": {"psnr_test": 19.0, "value": None}}],
     }
     folder = tmp_path / "suites" / "demo-quick"
     folder.mkdir(parents=True)
@@ -51,17 +53,24 @@ def test_the_results_page_shows_regrets_and_published_numbers(tmp_path):
     page = write_results_page([folder, tmp_path / "absent"], tmp_path / "docs" / "results.md").read_text()
     assert "| SIREN | siren | 2 | train | 1.00 | 3.00 | 0.80 | 2.0 | 20.0 |" in page
     assert "| gaussian | ff-gaussian | 1 | 10.0 | psnr_test | 24.00 | 25.57 |" in page
-    assert "commit abc1234" in page
+    assert "| none | relu | 1 | - | psnr_test | 19.00 | 19.32 |" in page  # a model without a knob
+    assert "abc1234" not in page  # the commit stays in the record, out of the reader's way
+    assert "| job | model | signals | objective | FreSh regret | default regret | rank agreement |" in page
+    assert page.index("## In short") < page.index("## demo (quick profile)")
+    assert ("FreSh's choice was on target, within 0.5 dB (0.01 IoU) of the best value of a full grid search, "
+            "in 0; off it but no worse than the model's default in 1; and worse than the model's default in "
+            "0.") in page
     assert ("- SIREN (demo, quick), train: FreSh's regret 1.00 dB, the default's 3.00 dB: no worse than the "
             "default; off the grid's best.") in page
     assert "FreSh variants" not in page  # one record: nothing to compare
-    variant = {**record, "fresh": {"spectrum": "published"}, "fits": []}
+    variant = {**record, "fresh": {"spectrum": "published"}, "fits": [],
+               "label": "before (published spectrum; commit 1234abc)"}
     variant["grids"] = json.loads(json.dumps(record["grids"]))
     for summary, regret in zip(variant["grids"][0]["summaries"], (3.0, 5.0), strict=True):
         summary["objectives"]["train"]["fresh_regret"] = regret
     (folder / "suite-spectrum-published.json").write_text(json.dumps(variant))
     page = write_results_page([folder], tmp_path / "docs" / "results.md").read_text()
-    assert "| job | objective | defaults | spectrum published |" in page
+    assert "| job | objective | defaults | earlier settings: published spectrum |" in page
     assert "| SIREN | train | 1.00 | 4.00 |" in page
 
 

@@ -182,8 +182,9 @@ def test_fit_trains_the_chosen_pair_and_records_both(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["settings"]["two_knobs"] is True
     report = (tmp_path / "run" / "report.html").read_text()
-    assert "FreSh: distance over both knobs" in report and "colour: mean Wasserstein distance" in report
-    assert f"FreSh: distance versus knob at scale = {pair['scale']}" in report
+    assert "FreSh: distance over omega_0 and scale" in report
+    assert "colour: mean Wasserstein distance" in report
+    assert f"FreSh: distance versus omega_0 at scale = {pair['scale']}" in report
     assert load_run(tmp_path / "run").config.settings.two_knobs is True
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -539,7 +540,7 @@ def _fmt(value: object, digits: int = 2) -> str:
 def grid_table(grids: list[dict]) -> list[str]:
     """Markdown rows: per grid job, mean regrets of FreSh and of the default, and rank correlations."""
     lines = [
-        "| job | model | signals | objective | FreSh regret | default regret | Spearman(-W, score) | "
+        "| job | model | signals | objective | FreSh regret | default regret | rank agreement | "
         "FreSh s | grid s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -564,10 +565,12 @@ def fit_table(fits: list[dict]) -> list[str]:
     by_label: dict[str, list[dict]] = {}
     for fit in fits:
         by_label.setdefault(fit["job"]["label"], []).append(fit)
-    lines = ["| job | model | signals | knob | metric | ours | published |", "|---|---|---|---|---|---|---|"]
+    lines = ["| job | model | signals | knob value | metric | ours | published |",
+             "|---|---|---|---|---|---|---|"]
     for label, group in by_label.items():
         job = group[0]["job"]
-        values = sorted({str(f["result"].get("value")) for f in group})
+        values = sorted({str(f["result"]["value"]) if f["result"].get("value") is not None else "-"
+                         for f in group})
         metrics = job["published"] or {"psnr": None}
         for metric, published in metrics.items():
             ours = _mean([_metric(f["result"], metric) for f in group])
@@ -594,14 +597,57 @@ def suite_markdown(result: dict) -> list[str]:
         "",
         result["description"] + ".",
         "",
-        f"Protocol: {result['protocol']}. Measured on {result['machine']}, commit {result['commit']}, "
-        f"{result['date']}, {result['seconds'] / 60:.0f} min.",
+        f"Protocol: {result['protocol']}. Measured on {result['machine']}, {result['date']}, "
+        f"{result['seconds'] / 60:.0f} min.",
         "",
     ]
     if result["grids"]:
         lines += [*grid_table(result["grids"]), ""]
     if result["fits"]:
         lines += [*fit_table(result["fits"]), ""]
+    return lines
+
+
+def _verdicts(results: list[dict]) -> list[tuple[str, str, float, float | None, bool]]:
+    """``(job, suite, objective, FreSh's mean regret, the default's, whether in IoU)`` of every grid
+    job and objective of ``results``."""
+    rows = []
+    for result in results:
+        for grid in result["grids"]:
+            summaries = grid["summaries"]
+            for name in summaries[0]["objectives"] if summaries else ():
+                pick = [s["objectives"].get(name, {}) for s in summaries]
+                fresh = _mean([p.get("fresh_regret") for p in pick])
+                if fresh is not None:
+                    rows.append((grid["job"]["label"], f"{result['suite']}, {result['profile']}", name, fresh,
+                                 _mean([p.get("default_regret") for p in pick]),
+                                 "iou" in (pick[0].get("key") or "")))
+    return rows
+
+
+def summary_section(results: list[dict]) -> list[str]:
+    """The page's opening: what a reader should take from the grid regrets, counted from them."""
+    verdicts = _verdicts(results)
+    if not verdicts:
+        return []
+    worse = [v for v in verdicts if v[4] is not None and v[3] > v[4]]
+    on_target = [v for v in verdicts if v not in worse and v[3] <= (0.01 if v[5] else 0.5)]
+    by_job: dict[str, list[str]] = {}
+    for job, _, objective, *_ in worse:
+        by_job.setdefault(job, []).append(objective)
+    losers = [f"{job} ({', '.join(objectives)})" for job, objectives in by_job.items()]
+    lines = [
+        "## In short",
+        "",
+        f"Over {len(verdicts)} measured cases (a model on a set of signals, scored on training, held-out or "
+        f"all samples), FreSh's choice was on target, within 0.5 dB (0.01 IoU) of the best value of a "
+        f"full grid search, in {len(on_target)}; off it but no worse than the model's default in "
+        f"{len(verdicts) - len(on_target) - len(worse)}; and worse than the model's default in {len(worse)}"
+        + (f": {', '.join(losers)}." if losers else "."),
+        "These signals are the ones FreSh's per-type defaults were chosen on (in-sample); "
+        "[how FreSh is validated](fresh.md) has the out-of-sample check.",
+        "",
+    ]
     return lines
 
 
@@ -613,21 +659,11 @@ def trust_section(results: list[dict]) -> list[str]:
         "",
         "Written from the regrets above, per job and objective (mean over the job's signals). The "
         "choice is first compared with the model's default (is it worth running FreSh at all?), then "
-        "with the grid's best: within 0.5 dB (0.01 IoU) of it counts as on target. These signals are "
-        "the ones FreSh's per-type defaults were chosen on (in-sample).",
+        "with the grid's best: within 0.5 dB (0.01 IoU) of it counts as on target.",
         "",
     ]
-    for result in results:
-        for grid in result["grids"]:
-            summaries = grid["summaries"]
-            for name in summaries[0]["objectives"] if summaries else ():
-                pick = [s["objectives"].get(name, {}) for s in summaries]
-                fresh = _mean([p.get("fresh_regret") for p in pick])
-                default = _mean([p.get("default_regret") for p in pick])
-                if fresh is None:
-                    continue
-                lines.append(f"- {grid['job']['label']} ({result['suite']}, {result['profile']}), {name}: "
-                             f"{trust_verdict(fresh, default, 'iou' in (pick[0].get('key') or ''))}.")
+    for job, suite, name, fresh, default, iou in _verdicts(results):
+        lines.append(f"- {job} ({suite}), {name}: {trust_verdict(fresh, default, iou)}.")
     return [*lines, ""]
 
 
@@ -647,9 +683,12 @@ def trust_verdict(fresh: float, default: float | None, iou: bool = False) -> str
 
 
 def _variant_label(record: dict) -> str:
+    """A variant's column heading: its recorded label (without the commit it was measured at, kept
+    in the record) or its FreSh settings; ``"defaults"`` for specfit's own."""
     fresh = record.get("fresh") or {}
     if record.get("label"):
-        return record["label"]
+        label = re.sub(r";? commit [0-9a-f]{7,40}", "", record["label"])
+        return re.sub(r"^before \((.*)\)$", r"earlier settings: \1", label)
     parts = [f"{k} {v}" for k, v in sorted(fresh.items())]
     return ", ".join(parts) if parts else "defaults"
 
@@ -717,15 +756,19 @@ def write_results_page(folders: list[Path], path: Path) -> Path:
     lines = [
         PAGE_TITLE,
         "",
-        f"{PAGE_SOURCE} from its result records; every number below was "
-        "measured with the command `specfit bench NAME --profile PROFILE`. Regret is the best score "
-        "of the grid minus the score at the chosen value, in dB (IoU for shapes), on training samples "
-        "(train), held-out samples (held-out) or all samples; Spearman is the rank correlation between "
-        "-W (FreSh's distance) and the score across the grid (1: FreSh ranks the grid as training does).",
+        f"{PAGE_SOURCE} from its result records in `results/suites/`; every number below was "
+        "measured with the command `specfit bench NAME --profile PROFILE`, on the machine each section "
+        "names. How far FreSh's choice is from the best is its *regret*: the best score of a full grid "
+        "search (every candidate value trained) minus the score at the chosen value, in dB (IoU for "
+        "shapes), on training samples (train), held-out samples (held-out) or all samples. *Rank "
+        "agreement* is how well FreSh's distances order the grid as training does: the Spearman "
+        "correlation between minus the distance and the trained score over the grid values (1: the "
+        "same order).",
         "",
     ]
     recorded = [Path(f) for f in folders if (Path(f) / "suite.json").is_file()]
     results = [read_suite_record(folder / "suite.json") for folder in recorded]
+    lines += summary_section(results)
     for folder, result in zip(recorded, results, strict=True):
         lines += suite_markdown(result)
         lines += variants_table(folder, result)

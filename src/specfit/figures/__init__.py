@@ -26,6 +26,8 @@ class View:
         guide: one line of HTML under the figure: what its axes are and what a good fit looks like.
         extra: trusted HTML placed after the figure (audio players, the 3-D viewer).
         script: whether ``extra`` holds a script (only such reports carry one).
+        lead: trusted HTML placed above the figure, where the eye lands first: what the figure
+            shows for this run in one or two sentences ("110 chosen; 120 tied ...").
     """
 
     title: str
@@ -33,6 +35,7 @@ class View:
     guide: str
     extra: str = ""
     script: bool = False
+    lead: str = ""
 
 
 def subplots(*args: object, figsize: tuple[float, float], **kwargs: object) -> tuple[Figure, Any]:

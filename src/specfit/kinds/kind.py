@@ -42,6 +42,9 @@ class SignalKind:
             received besides ``name`` and must be emptied of what it uses.
         raw_outputs: the model's outputs are not values in its value range (shapes: occupancy
             logits or signed distances), so predictions give them as they are.
+        options: the loading options (:class:`LoadOptions` fields) and per-kind fit settings
+            (:data:`KIND_SETTINGS`) this kind reads, by field name; a report's provenance lists
+            only these (``None``: all of them).
     """
 
     name: str
@@ -55,6 +58,11 @@ class SignalKind:
     scale_size: Callable[[Mapping, Callable[[int], int]], str]
     from_array: Callable[[Any, str, dict], Any] | None = None
     raw_outputs: bool = False
+    options: frozenset[str] | None = None
+
+
+# Fit settings that only some kinds read (a shape's target, a clip's spectrum).
+KIND_SETTINGS = ("shape_target", "video_spectrum")
 
 
 @dataclass

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import html
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from specfit.errors import SpecfitError
 from specfit.figures import View, figure_uri, subplots
+from specfit.kinds.kind import KIND_SETTINGS
+from specfit.kinds.registry import get_kind
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;
@@ -81,9 +85,9 @@ def spectra_plot(spectra: dict) -> Figure:
     knob = spectra["knob"]
     axis.semilogy(x, spectra["target"], "k-", lw=2, label="target")
     axis.semilogy(x, spectra["chosen"], "-", color="C0",
-                  label=f"untrained model, {knob}={spectra['chosen_value']} (chosen)")
+                  label=f"untrained model, {knob} = {_num(spectra['chosen_value'])} (chosen)")
     axis.semilogy(x, spectra["default"], "--", color="C1",
-                  label=f"untrained model, {knob}={spectra['default_value']} (default)")
+                  label=f"untrained model, {knob} = {_num(spectra['default_value'])} (default)")
     axis.set_xlabel(label)
     axis.set_ylabel("share of spectral magnitude per bin")
     axis.set_xlim(0, x[-1] * 1.01)
@@ -96,13 +100,94 @@ def _numeric(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def curve_figure(spectra: dict) -> str:
+def _chosen_row(spectra: dict) -> dict | None:
+    """The table's row of the chosen value, when the search evaluated it."""
+    return next((row for row in spectra["table"]
+                 if row["value"] == spectra["chosen_value"] and row["w_mean"] is not None), None)
+
+
+def _outcome(row: dict, best: dict | None, chosen: object) -> str:
+    """What the search made of one candidate: ``"chosen"``, ``"tied"`` (its mean W within one
+    standard error of the chosen value's, either one's error), ``"worse"``, ``"once"`` (evaluated
+    with one initialisation while the search narrowed the grid) or ``"skipped"``."""
+    if row["w_mean"] is None or not row["inits"]:
+        return "skipped"
+    if row["value"] == chosen:
+        return "chosen"
+    if row["inits"] < 2 or best is None or best["w_mean"] is None:
+        return "once"
+    error = max(best["w_stderr"] or 0.0, row["w_stderr"] or 0.0)
+    return "tied" if row["w_mean"] - best["w_mean"] <= error else "worse"
+
+
+def _values(rows: list[dict]) -> str:
+    """``"120"``, ``"120 and 130"``, ``"10, 60 and 80"``."""
+    names = [_num(row["value"]) for row in rows]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _w(row: dict) -> str:
+    error = "" if row["w_stderr"] is None else f" ± {row['w_stderr']:.2g}"
+    count = row["inits"]
+    return f"mean W {row['w_mean']:.4g}{error} over {count} initialisation{'s' if count != 1 else ''}"
+
+
+def choice_summary(spectra: dict, by_probes: bool = False) -> tuple[str, str]:
+    """Why FreSh's choice won, from its table: a short headline for the figure (``"omega_0 = 110
+    chosen; 120 tied within one standard error"``) and a paragraph (HTML) for above it.
+
+    A value is tied with the chosen one when their mean distances differ by at most one standard
+    error (the larger of the two): the search's tie rule (:mod:`specfit.fresh.search`), which sets
+    such a value aside early because either choice is as good. ``by_probes``: the probes (short
+    trainings of FreSh's best values) made the choice, not the least distance.
+    """
+    knob, chosen = spectra["knob"], spectra["chosen_value"]
+    best = _chosen_row(spectra)
+    by_outcome: dict[str, list[dict]] = {}
+    for row in spectra["table"]:
+        by_outcome.setdefault(_outcome(row, best, chosen), []).append(row)
+    tied, worse = by_outcome.get("tied", []), by_outcome.get("worse", [])
+    once, skipped = by_outcome.get("once", []), by_outcome.get("skipped", [])
+    head = f"{knob} = {_num(chosen)} chosen" + (" by the probes" if by_probes else "")
+    if best is None:
+        return head, f"<b>{html.escape(head)}</b> (FreSh's search did not evaluate this value)."
+    if tied:
+        headline = f"{head}; {_values(tied)} tied within one standard error"
+    elif worse:
+        headline = f"{head}; every other value raced is more than one standard error worse"
+    else:
+        headline = head
+    why = ("the best score of the short training runs below" if by_probes else
+           "the least mean distance W among the values the search kept to the end")
+    parts = [f"<b>{html.escape(head)}</b>: {why}; {html.escape(_w(best))}."]
+    for row in tied:
+        early = row["inits"] < best["inits"]
+        aside = f"set aside after {row['inits']} initialisations, " if early else ""
+        lower = (" its mean is lower, but on fewer initialisations, and"
+                 if early and row["w_mean"] < best["w_mean"] else "")
+        rest = "; the search spent no more initialisations on it" if early else ""
+        parts.append(f"{html.escape(_num(row['value']))} is tied with it ({aside}{html.escape(_w(row))}):"
+                     f"{lower} the two means differ by less than one standard error, so either value is as "
+                     f"good a choice{rest}.")
+    if worse:
+        parts.append(f"Worse by more than one standard error: {html.escape(_values(worse))}.")
+    if once:
+        parts.append(f"Looked at with one initialisation while the search narrowed the grid: "
+                     f"{html.escape(_values(once))}.")
+    if skipped:
+        parts.append(f"Not evaluated (away from the minimum): {len(skipped)} "
+                     f"value{'s' if len(skipped) != 1 else ''}.")
+    return headline, " ".join(parts)
+
+
+def curve_figure(spectra: dict, by_probes: bool = False) -> str:
     """:func:`curve_plot` as a data-URI PNG."""
-    return figure_uri(curve_plot(spectra))
+    return figure_uri(curve_plot(spectra, by_probes))
 
 
-def curve_plot(spectra: dict) -> Figure:
-    """Mean Wasserstein distance versus knob value, with standard errors.
+def curve_plot(spectra: dict, by_probes: bool = False) -> Figure:
+    """Mean Wasserstein distance versus knob value, with standard errors, under the headline of
+    :func:`choice_summary` (why the chosen value won).
 
     Values evaluated with every initialisation are filled blue points and the chosen one an orange
     star; candidates dropped early by the race (fewer initialisations) are hollow grey markers, one
@@ -136,7 +221,7 @@ def curve_plot(spectra: dict) -> Figure:
     if is_chosen:
         xs, ys, es = points(is_chosen)
         axis.errorbar(xs, ys, yerr=es, fmt="*", ms=13, capsize=3, color="C1", mec="k", mew=0.6, zorder=5,
-                      label=f"chosen {chosen} ({is_chosen[0]['inits']} initialisations)")
+                      label=f"chosen {_num(chosen)} ({is_chosen[0]['inits']} initialisations)")
     markers = "sD^v<>ph"
     dropped = sorted({row["inits"] for row in evaluated if row["inits"] < full and row["value"] != chosen},
                      reverse=True)
@@ -144,14 +229,15 @@ def curve_plot(spectra: dict) -> Figure:
         rows = [row for row in evaluated if row["inits"] == count and row["value"] != chosen]
         axis.errorbar(*points(rows), fmt=markers[number % len(markers)], ms=6, capsize=2, mfc="white",
                       mec="0.4", color="0.55", ecolor="0.65", zorder=2,
-                      label=f"dropped after {count} initialisation{'s' if count != 1 else ''}")
+                      label="looked at once (1 initialisation)" if count == 1 else
+                      f"set aside after {count} initialisations")
     if skipped:
         axis.plot([x(r["value"]) for r in skipped], [0.04] * len(skipped), "|", color="0.45", ms=12, mew=1.5,
                   clip_on=False, transform=axis.get_xaxis_transform(), zorder=4,
                   label=f"not evaluated ({len(skipped)} value{'s' if len(skipped) != 1 else ''} "
                         "the search skipped)")
     if (numeric and _numeric(default)) or str(default) in index:
-        axis.axvline(x(default), color="C2", ls="--", lw=1.2, label=f"default {default}")
+        axis.axvline(x(default), color="C2", ls="--", lw=1.2, label=f"default {_num(default)}")
     values = [row["value"] for row in table]
     positive = [v for v in values if _numeric(v) and v > 0]
     if numeric and len(positive) == len(values) and max(positive) / min(positive) > 50:
@@ -160,6 +246,7 @@ def curve_plot(spectra: dict) -> Figure:
         axis.set_xticks(range(len(table)), [str(v) for v in values], rotation=45)
     axis.set_xlabel(f"{spectra['knob']} (candidate values)")
     axis.set_ylabel("mean W, target vs untrained spectra")
+    axis.set_title(choice_summary(spectra, by_probes)[0], loc="left", fontsize=10.5, fontweight="bold")
     axis.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     axis.grid(alpha=0.3)
     return figure
@@ -264,6 +351,27 @@ def history_figure(history: list[dict]) -> str:
     return figure_uri(figure)
 
 
+def _training_view(history: list[dict], fit: dict) -> View:
+    """The training curve, or, for a run with one evaluation only (shorter than one evaluation
+    interval), a sentence and that evaluation's scores: one point is no curve."""
+    if len(history) > 1:
+        return View("Training", history_figure(history), _history_guide(history))
+    only = history[0]
+    name = "iou" if "iou" in only else "psnr"
+    every = fit.get("eval_every")
+    interval = f" of {every} steps" if every else ""
+    cells = [(label, _num(only[key]) if only.get(key) is not None else "-")
+             for key, label in ((name, "all"), (f"{name}_train", "training"), (f"{name}_test", "held-out"))]
+    unit = "IoU" if name == "iou" else "PSNR (dB)"
+    head = "".join(f"<th>{unit}, {label}</th>" for label, _ in cells)
+    values = "".join(f"<td>{value}</td>" for _, value in cells)
+    table = f"<table><tr><th>step</th>{head}</tr><tr><td>{only['step']}</td>{values}</tr></table>"
+    guide = (f"<b>How to read:</b> this run was evaluated once, at step {only['step']}: it is shorter than "
+             f"one evaluation interval{interval}, so there is no training curve to draw. Train for more "
+             "steps, or evaluate more often (<code>--eval-every</code>), to see one.")
+    return View("Training", None, guide, extra=table)
+
+
 def _spectra_guide(spectra: dict) -> str:
     axis = spectra.get("frequency_axis")
     what = (f"x: {axis['label']}, each point the upper edge of a bin" if axis else
@@ -274,13 +382,35 @@ def _spectra_guide(spectra: dict) -> str:
             "the band; a curve far below it at high frequencies starts too smooth, far above too noisy.")
 
 
+def spectra_notes(spectra: dict) -> str:
+    """What the spectra plot's shape owes to FreSh's band rather than to the signal (plain text; empty
+    without a recorded band): the axis ends at the band edge, and bins that span a fractional
+    number of integer frequency radii hold alternately ``floor`` and ``ceil`` of them, which
+    draws a regular sawtooth in every curve."""
+    band = spectra.get("band") or {}
+    if not band.get("bins"):
+        return ""
+    x, _ = _spectrum_x(spectra)
+    axis = spectra.get("frequency_axis")
+    where = (f"{x[-1]:.4g} {'Hz' if axis.get('unit') == 'Hz' else 'cycles'} ({band['bins']} bins)" if axis
+             else f"bin {band['bins']}")
+    notes = [f"The axis ends at the band edge, {where}: FreSh compares the spectra only up to there."]
+    width = float(band.get("width") or 1.0)
+    if width > 1 and abs(width - round(width)) > 1e-6:
+        low, high = math.floor(width), math.ceil(width)
+        notes.append(f"Each bin spans {width:.3g} integer frequency radii, so bins hold {low} or {high} "
+                     "of them in turn: the regular sawtooth in every curve comes from that, not from the "
+                     "signal.")
+    return " ".join(notes)
+
+
 def _curve_guide(spectra: dict) -> str:
     knob = html.escape(spectra["knob"])
     return (f"<b>How to read:</b> x: candidate {knob} values; y: mean Wasserstein distance between the "
             "signal's spectrum and untrained models' spectra (lower is closer), bars one standard error. "
             "The star is the chosen value, filled blue points were evaluated with every initialisation, "
-            "hollow grey ones were set aside early by the search or the race (clearly worse, or tied, "
-            "after the initialisations the legend gives), so their means are rougher; grey ticks at the "
+            "hollow grey ones were set aside early by the search (worse, or tied, after the "
+            "initialisations the legend gives), so their means are rougher; grey ticks at the "
             "bottom are values never evaluated. Good: a clear dip at the chosen value, inside the grid "
             "rather than at its edge.")
 
@@ -292,7 +422,7 @@ def _heatmap_guide(spectra: dict) -> str:
             "pair (darker is lower, closer); hatched cells are pairs the search skipped. For each "
             f"{second} value the search of {knob} ran on its own, so each row is one curve like the one "
             "below. The star is the chosen pair (the least distance), the ring the default pair. Good: a "
-            "clear dark valley with the star inside the grid; rows that look alike mean the second knob "
+            f"clear dark valley with the star inside the grid; rows that look alike mean {second} "
             "hardly changes the untrained spectra.")
 
 
@@ -358,17 +488,18 @@ def _history_guide(history: list[dict]) -> str:
 
 def _fresh_table(spectra: dict) -> str:
     """The FreSh candidates as a collapsible table, with each one's fate in the search."""
-    full = spectra.get("inits")
+    full, chosen = spectra.get("inits"), spectra["chosen_value"]
+    best = _chosen_row(spectra)
+    fates = {"skipped": "not evaluated (skipped by the search)", "chosen": "chosen",
+             "once": "looked at once while the search narrowed the grid",
+             "tied": f"tied with {_num(chosen)} within one standard error",
+             "worse": f"worse than {_num(chosen)} by more than one standard error"}
     rows = []
     for row in spectra["table"]:
-        if row["w_mean"] is None or not row["inits"]:
-            fate = "not evaluated (skipped by the search)"
-        elif row["value"] == spectra["chosen_value"]:
-            fate = "chosen"
-        elif full and row["inits"] < full:
-            fate = f"dropped after {row['inits']}"
-        else:
-            fate = "raced to the end"
+        outcome = _outcome(row, best, chosen)
+        fate = fates[outcome]
+        if outcome in ("tied", "worse") and full and row["inits"] < full:
+            fate += f" (set aside after {row['inits']})"
         mean = "-" if row["w_mean"] is None else f"{row['w_mean']:.4g}"
         stderr = "-" if row["w_stderr"] is None else f"{row['w_stderr']:.2g}"
         rows.append(f"<tr><td>{_fmt(row['value'])}</td><td>{mean}</td><td>{stderr}</td><td>{row['inits']}"
@@ -427,6 +558,46 @@ _FIT_LABELS = {
 }
 
 
+# FitSettings that only FreSh reads: left out of the provenance of a run without FreSh.
+_FRESH_SETTINGS = ("grid", "inits", "bins", "spectrum", "objective", "search", "two_knobs")
+
+
+def _kind_options(kind: object) -> frozenset[str] | None:
+    """The options and settings that apply to signals of ``kind`` (``None``: all, or unknown)."""
+    try:
+        return get_kind(str(kind)).options if kind else None
+    except SpecfitError:  # a kind from a plugin that is not installed here
+        return None
+
+
+def _grid_text(values: list) -> str:
+    """A grid compactly: ``"10 to 200 in steps of 10 (20 values)"`` when evenly spaced."""
+    if len(values) > 3 and all(_numeric(v) for v in values):
+        steps = {round(b - a, 9) for a, b in pairwise(values)}
+        if len(steps) == 1:
+            return (f"{_num(values[0])} to {_num(values[-1])} in steps of {_num(steps.pop())} "
+                    f"({len(values)} values)")
+    return ", ".join(_num(v) for v in values)
+
+
+def _fresh_used(selection: dict) -> dict[str, str]:
+    """What FreSh used where the user left a setting to its default: the grid, the bins, the band
+    and the objective, from a run's saved selection."""
+    used = {}
+    if selection.get("table"):
+        used["grid"] = _grid_text([row["value"] for row in selection["table"]])
+    if selection.get("bins"):
+        used["bins"] = str(selection["bins"])
+    band = selection.get("band") or {}
+    if selection.get("spectrum"):
+        edge = f" up to {band['edge']:.4g} cycles over the signal" if band.get("edge") else ""
+        bins = f", {band['bins']} bins{edge}" if band.get("bins") else ""
+        used["spectrum"] = f"{selection['spectrum']}{bins}"
+    if selection.get("objective"):
+        used["objective"] = str(selection["objective"])
+    return used
+
+
 def provenance_rows(config: dict, metrics: dict) -> list[tuple[str, str]]:
     """``(label, HTML value)`` rows of how the run was made: command line, date, seed, model and
     every hyperparameter, the user's settings, the signal and how it was loaded, versions and
@@ -454,14 +625,22 @@ def provenance_rows(config: dict, metrics: dict) -> list[tuple[str, str]]:
                                                "coordinates") if config.get(name) not in (None, "")}
     if details:
         rows.append(("model inputs and outputs", html.escape(_inline(details))))
+    applies = _kind_options((config.get("signal") or {}).get("kind"))
     if settings:
+        used = _fresh_used(metrics.get("selection") or {}) if settings.get("fresh", True) else {}
+
         def shown(key: str, value: object) -> str:  # None: what the signal type or model uses
             if value is None:
-                return "none" if key == "compaction" else "default"
+                return used.get(key) or ("none" if key == "compaction" else "default")
             return "none" if value in ({}, []) else _inline(value)
 
-        user = [(_SETTING_LABELS.get(k, k.replace("_", " ")), shown(k, v)) for k, v in settings.items()
-                if k != "fit"]
+        def kept(key: str) -> bool:
+            if key == "fit" or (applies is not None and key in KIND_SETTINGS and key not in applies):
+                return False
+            return settings.get("fresh", True) or key not in _FRESH_SETTINGS
+
+        user = [(_SETTING_LABELS.get(k, k.replace("_", " ")), shown(k, v))
+                for k, v in settings.items() if kept(k)]
         user += [(_FIT_LABELS.get(k, k.replace("_", " ")), shown(k, v))
                  for k, v in (settings.get("fit") or {}).items() if k != "seed"]
         cells = "".join(f"<div><span class='k'>{html.escape(k)}:</span> {html.escape(v)}</div>"
@@ -472,7 +651,8 @@ def provenance_rows(config: dict, metrics: dict) -> list[tuple[str, str]]:
         shown = {k: v for k, v in signal.items() if k != "meta" and v is not None}
         shown.update({k: v for k, v in (signal.get("meta") or {}).items() if not isinstance(v, dict | list)})
         rows.append(("signal", html.escape(_inline(shown))))
-    load = {k: v for k, v in (config.get("load") or {}).items() if v not in (None, False)}
+    load = {k: v for k, v in (config.get("load") or {}).items()
+            if v not in (None, False) and (applies is None or k in applies)}
     if load:
         rows.append(("loaded with", html.escape(_inline(load))))
     versions = config.get("versions") or {}
@@ -528,13 +708,15 @@ def result_rows(metrics: dict, config: dict) -> list[tuple[str, str]]:
     rows = [
         ("signal", str((config.get("signal") or {}).get("kind", "image"))),
         ("model", str(metrics["model"])),
-        ("knob", f"{knob} = {metrics['value']} ({mode}; "
-                 f"default {metrics.get('default_value')})" if knob else "none"),
+        (f"knob ({knob})" if knob else "knob", f"{_num(metrics['value'])} ({mode}; default "
+                                               f"{_num(metrics.get('default_value'))})" if knob else
+         "none: this model has no frequency setting for FreSh to choose"),
     ]
     if (metrics.get("selection") or {}).get("second_knob"):
         selection = metrics["selection"]
-        rows.append(("second knob", f"{selection['second_knob']} = {selection['second_chosen']} (chosen by "
-                                    f"FreSh with {knob})"))
+        second = selection["second_knob"]
+        rows.append((f"second knob ({second})",
+                     f"{second} = {selection['second_chosen']} (chosen by FreSh with {knob})"))
     if metrics.get("selection"):
         rows.append(("FreSh time (s)", _num(metrics["selection"]["seconds"])))
         probes = metrics["selection"].get("probes")
@@ -585,6 +767,8 @@ def _anchor(title: str) -> str:
 
 def _section(view: View) -> list[str]:
     parts = [f"<h2 id='{_anchor(view.title)}'>{html.escape(view.title)}</h2>"]
+    if view.lead:
+        parts.append(view.lead)
     if view.image is not None:
         parts.append(f"<figure><img src='{view.image}' alt='{html.escape(view.title)}'>"
                      f"<figcaption class='guide'>{view.guide}</figcaption></figure>")
@@ -606,20 +790,26 @@ def write_report(
     reading guide under it."""
     sections = [_as_view(view) for view in views]
     if spectra is not None:
-        sections.append(View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra)))
+        notes = spectra_notes(spectra)
+        sections.append(View("Spectra at initialisation", spectra_figure(spectra), _spectra_guide(spectra),
+                             lead=f"<p class='lead'>{html.escape(notes)}</p>" if notes else ""))
         if spectra.get("table_2d"):
-            sections.append(View("FreSh: distance over both knobs", heatmap_figure(spectra),
+            sections.append(View(f"FreSh: distance over {spectra['knob']} and {spectra['second_knob']}",
+                                 heatmap_figure(spectra),
                                  _heatmap_guide(spectra), extra=_table_2d(spectra)))
         at = f" at {spectra['second_knob']} = {spectra['second_chosen']}" if spectra.get("table_2d") else ""
-        sections.append(View(f"FreSh: distance versus knob{at}", curve_figure(spectra), _curve_guide(spectra),
-                             extra=_fresh_table(spectra)))
+        by_probes = bool((metrics.get("selection") or {}).get("probes"))
+        sections.append(View(f"FreSh: distance versus {spectra['knob']}{at}",
+                             curve_figure(spectra, by_probes), _curve_guide(spectra),
+                             extra=_fresh_table(spectra),
+                             lead=f"<p class='lead'>{choice_summary(spectra, by_probes)[1]}</p>"))
     probes = (metrics.get("selection") or {}).get("probes")
     if probes:
         sections.append(View("Probes: score versus training steps", probes_figure(probes),
                              _probes_guide(probes), extra=_probes_table(probes)))
     if metrics.get("history"):
         history = metrics["history"]
-        sections.append(View("Training", history_figure(history), _history_guide(history)))
+        sections.append(_training_view(history, (config.get("settings") or {}).get("fit") or {}))
     signal = config.get("signal") or {}
     title = f"specfit: {signal.get('name', 'signal')} with {metrics['model']}"
     links = [("results", "Results"), *((_anchor(v.title), v.title) for v in sections),
