@@ -56,6 +56,7 @@ def test_fit_tells_the_working_size_memory_and_time_before_training(cli, photo, 
     before = result.err.split("before training: ")[1].splitlines()[0]
     assert before.startswith("working size 128 x 192 of the 150 x 225 image (--resize full keeps it); about ")
     assert " of memory; training should take about " in before and "2 steps of " in before
+    assert "FreSh" not in before  # --no-fresh: no selection to wait for
     assert "warning:" not in result.err  # the API's warning is not repeated in its words
     assert json.loads((out / "config.json").read_text())["load"]["resize"] == 128
     assert cli("fit", "--resume", out, "--steps", 3).code == 0  # loads it again at the same size
@@ -279,3 +280,11 @@ def test_example_writes_signals_made_without_network_or_data_folder(cli, tmp_pat
     assert again.code == 2 and "astronaut.png exists" in again.err
     assert cli("example", "astronuat").code == 2
     assert cli("example", "chord", "--out", "x.png").code == 2
+
+
+@pytest.mark.parametrize("seconds, said", [(0.2, "under 1 s"), (40.4, "40 s"), (220, "3 min 40 s"),
+                                           (180, "3 min"), (7500, "2 h 5 min")])
+def test_durations_read_as_people_say_them(seconds, said):
+    from specfit.util.formatting import duration
+
+    assert duration(seconds) == said

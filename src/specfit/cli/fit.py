@@ -183,8 +183,9 @@ def cost_line(plan: Any, original: tuple[int, int] | None) -> str:
         size = (f"working size {height} x {width} of the {original[0]} x {original[1]} image (--resize "
                 f"{FULL_SIZE} keeps it); ")
     steps = f"{estimate.steps} steps of {estimate.step_seconds:.2g} s on {plan.device.type}, timed now"
+    fresh = "; FreSh's choice first" if plan.mode == "fresh" else ""
     return (f"before training: {size}about {human_bytes(estimate.memory_bytes)} of memory; training should "
-            f"take about {duration(estimate.seconds)} ({steps}; FreSh's choice first)")
+            f"take about {duration(estimate.seconds)} ({steps}{fresh})")
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -11,8 +11,10 @@ def shown(value: object) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A duration as people say it: ``"40 s"``, ``"3 min 40 s"``, ``"2 h 5 min"``."""
-    whole = max(0, round(seconds))
+    """A duration as people say it: ``"under 1 s"``, ``"40 s"``, ``"3 min 40 s"``, ``"2 h 5 min"``."""
+    whole = round(seconds)
+    if whole < 1:
+        return "under 1 s"
     if whole < 60:
         return f"{whole} s"
     minutes, rest = divmod(whole, 60)
