@@ -32,8 +32,9 @@ def make_photo(source: Path, size: tuple[int, int], path: Path) -> Path:
 
 
 def shown_lines(stream: str) -> list[str]:
-    """The lines a terminal keeps: each line's last redraw (after its last carriage return)."""
-    lines = (line.rsplit("\r", 1)[-1].strip() for line in stream.splitlines())
+    """The lines a terminal keeps: each line's last redraw (the text after its last carriage
+    return; ``str.splitlines`` would split at every redraw)."""
+    lines = (line.rsplit("\r", 1)[-1].strip() for line in stream.split("\n"))
     return [line for line in lines if line]
 
 
