@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("specfit.encodings",),
     ("specfit.models",),
     ("specfit.fresh",),
+    ("specfit.tangent",),
     ("specfit.training",),
     ("specfit.tasks",),
     ("specfit.kinds",),

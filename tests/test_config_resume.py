@@ -385,7 +385,7 @@ def test_tensorboard_logs_the_training_curves(cli, images, tmp_path) -> None:
     assert steps == [5, 10]
 
 
-@pytest.mark.parametrize("command", ["fit", "grid", "bench", "select", "spectrum", "render", "models"])
+@pytest.mark.parametrize("command", ["fit", "grid", "bench", "select", "spectrum", "ntk", "render", "models"])
 def test_every_command_has_help_with_examples(command, capsys) -> None:
     from specfit.cli.main import main
 

@@ -76,7 +76,7 @@ def test_bare_specfit_prints_the_help_and_succeeds(cli):
     assert "usage: specfit" in result.out and "select" in result.out and not result.err
 
 
-@pytest.mark.parametrize("command", ["select", "spectrum", "render"])
+@pytest.mark.parametrize("command", ["select", "spectrum", "ntk", "render"])
 def test_positional_arguments_have_help(capsys, command):
     with pytest.raises(SystemExit):
         main([command, "--help"])

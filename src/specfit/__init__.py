@@ -27,6 +27,8 @@ _LAZY = {
     "select_settings": "specfit.api",
     "spectrum": "specfit.api",
     "spectrum_of": "specfit.api",
+    "ntk": "specfit.api",
+    "NTKResult": "specfit.tangent.analysis",
     "SignalSpectrum": "specfit.api",
     "SpecfitWarning": "specfit.api",
     "load_run": "specfit.runs.run",
@@ -45,10 +47,11 @@ _LAZY = {
 }
 
 __all__ = [
-    "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "Phase", "Run",
-    "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "SpecfitWarning", "__version__",
-    "build_model", "check_fit", "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "register",
-    "rerun", "resume", "select", "select_settings", "spectrum", "spectrum_of",
+    "CompactionPlan", "Event", "FitOptions", "FitSettings", "Knob", "Metrics", "ModelEntry", "NTKResult",
+    "Phase", "Run", "RunConfig", "Selection", "SignalSpectrum", "SpecfitError", "SpecfitWarning",
+    "__version__",
+    "build_model", "check_fit", "fit", "fit_plan", "fit_settings", "load_run", "load_signal", "ntk",
+    "register", "rerun", "resume", "select", "select_settings", "spectrum", "spectrum_of",
 ]
 
 if _TYPE_CHECKING:
@@ -61,6 +64,7 @@ if _TYPE_CHECKING:
         fit_plan,
         fit_settings,
         load_signal,
+        ntk,
         rerun,
         resume,
         select,
@@ -73,6 +77,7 @@ if _TYPE_CHECKING:
     from specfit.fresh.search import Selection
     from specfit.models.registry import Knob, ModelEntry, register
     from specfit.runs.run import Metrics, Run, RunConfig, load_run
+    from specfit.tangent.analysis import NTKResult
     from specfit.training.compaction import CompactionPlan
     from specfit.training.loop import FitOptions
 

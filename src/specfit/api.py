@@ -36,6 +36,7 @@ from specfit.runs.folder import read_config
 from specfit.runs.format import METRICS
 from specfit.runs.run import Run, RunConfig, load_run
 from specfit.signals.shape import shape_from_mesh
+from specfit.tangent.analysis import NTKResult, model_ntk
 from specfit.util.runtime import resolve_device
 
 DEFAULT_SOURCE = "skimage.data.camera"  # the bundled default signal's source
@@ -418,3 +419,13 @@ def spectrum(
     the measurements; a mesh: of its ``shape_target``); ``band`` is ``"signal"`` or
     ``"published"`` (default: the signal type's, see :class:`FitSettings`)."""
     return spectrum_of(signal, bins, video_spectrum, band, objective, shape_target).vector
+
+
+def ntk(model: str, dims: int = 1, size: int | None = None, *, seeds: int = 3, seed: int = 0,
+        **params: object) -> NTKResult:
+    """The empirical neural tangent kernel of ``model`` (one output; ``params``: its hyperparameters
+    by name over the defaults, e.g. ``sigma=4``) on a ``dims``-D grid of ``size`` points per axis in
+    [-1, 1] (default 128 in 1-D, 24 in 2-D), averaged over ``seeds`` initialisations from ``seed``:
+    the kernel, its eigenvalues, its profile through the centre and that profile's spectrum, and
+    its stationarity (0 when the kernel is a function of ``v1 - v2``). See :mod:`specfit.tangent`."""
+    return model_ntk(model, dims, size, params, seeds, seed)

@@ -17,12 +17,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from specfit.cli import bench, example, fit, grid, models, render, select, spectrum
+from specfit.cli import bench, example, fit, grid, models, ntk, render, select, spectrum
 from specfit.cli.parser import HelpFormatter, Parser, check_model, examples
 from specfit.errors import SpecfitError
 from specfit.version import __version__
 
-COMMANDS = (fit, grid, bench, select, spectrum, render, models, example)  # in the order of `specfit --help`
+# In the order of `specfit --help`.
+COMMANDS = (fit, grid, bench, select, spectrum, ntk, render, models, example)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,9 @@
 
 Every mapping takes ``(N, d)`` coordinates and returns ``(N, out_features)``. With a frequency
 matrix ``B`` of shape ``(m, d)``, ``gamma(v) = [cos(2 pi B v), sin(2 pi B v)]`` (all cosines first,
-then all sines). The frequency matrices are buffers, so they are saved with the model and frozen.
+then all sines). The frequency matrices are buffers, so they are saved with the model and frozen;
+the Gaussian mapping's may instead be a parameter trained with the network (``trainable``), saved
+under the same name.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ class IdentityEncoding(nn.Module):
 class _MatrixEncoding(nn.Module):
     """``[cos(2 pi B v), sin(2 pi B v)]`` for a frozen ``B`` of shape ``(m, d)``."""
 
-    def __init__(self, frequencies: torch.Tensor) -> None:
+    def __init__(self, frequencies: torch.Tensor, trainable: bool = False) -> None:
         super().__init__()
-        self.register_buffer("frequencies", frequencies.float())
+        if trainable:
+            self.frequencies = nn.Parameter(frequencies.float())
+        else:
+            self.register_buffer("frequencies", frequencies.float())
         self.out_features = 2 * frequencies.shape[0]
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
@@ -68,10 +73,12 @@ class PositionalEncoding(_MatrixEncoding):
 
 
 class GaussianEncoding(_MatrixEncoding):
-    """Random Fourier features: ``B`` of shape ``(features, d)`` with entries ``N(0, sigma^2)``."""
+    """Random Fourier features: ``B`` of shape ``(features, d)`` with entries ``N(0, sigma^2)``, frozen
+    unless ``trainable`` (then a parameter that gradient descent moves with the network's weights)."""
 
-    def __init__(self, in_features: int, features: int = 256, sigma: float = 10.0) -> None:
-        super().__init__(torch.randn(features, in_features) * float(sigma))
+    def __init__(self, in_features: int, features: int = 256, sigma: float = 10.0, trainable: bool = False
+                 ) -> None:
+        super().__init__(torch.randn(features, in_features) * float(sigma), trainable)
 
 
 class NerfPositionalEncoding(nn.Module):

@@ -82,9 +82,11 @@ class NerfParams(MLPParams):
 class GaussianParams(MLPParams):
     features: int = param(256, "random frequency vectors m", minimum=1, maximum=2**20)
     sigma: float = scale(10.0, "standard deviation sigma of B")
+    trainable_b: int = param(0, "1: train B with the weights by gradient descent (0: B drawn once and "
+                             "frozen, as published)", minimum=0, maximum=1, written_when_set=True)
 
     def encoding(self, in_features: int) -> nn.Module:
-        return GaussianEncoding(in_features, self.features, self.sigma)
+        return GaussianEncoding(in_features, self.features, self.sigma, trainable=bool(self.trainable_b))
 
     def embedding_size(self, in_features: int) -> int:
         return max(in_features, self.features)

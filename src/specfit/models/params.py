@@ -81,8 +81,9 @@ def param(default: object, help: str, *, minimum: float | None = None, maximum: 
     ``metavar``, the flag's value in ``--help``; ``fit_default``, the default of
     :func:`specfit.fit` and ``specfit fit`` where it differs from the dataclass's; and
     ``option=False`` for a field that is no option of its own (set from another setting);
-    ``written_when_set=True`` for a setting left out of the JSON while it holds its default (see
-    :func:`specfit.config.tree.to_json`). A dict or list default is copied for every instance.
+    ``written_when_set=True`` for a setting (or a model's hyperparameter, see :func:`parse_params`)
+    left out of the JSON while it holds its default (see :func:`specfit.config.tree.to_json`). A dict
+    or list default is copied for every instance.
     """
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "flag": flag,
                 "metavar": metavar, "option": option}
@@ -191,7 +192,9 @@ def parse_value(spec: ParamSpec, raw: object, model: str) -> ParamValue:
 
 def parse_params(defaults: object, overrides: dict[str, object] | None, model: str) -> dict[str, ParamValue]:
     """The defaults (a hyperparameter dataclass instance) updated by ``overrides``, every value
-    parsed to its field's type and checked against its bounds; unknown names are errors."""
+    parsed to its field's type and checked against its bounds; unknown names are errors. A field
+    declared ``written_when_set`` is left out while it holds its default, so that adding one changes
+    neither saved runs' ``config.json`` nor anything keyed by the resolved parameters."""
     table = specs(defaults)
     params = {name: spec.default for name, spec in table.items()}
     for key, raw in (overrides or {}).items():
@@ -199,6 +202,9 @@ def parse_params(defaults: object, overrides: dict[str, object] | None, model: s
             known = ", ".join(table) or "none"
             raise SpecfitError(f"unknown knob or parameter {key!r} for model {model}; known: {known}")
         params[key] = parse_value(table[key], raw, model)
+    for f in fields(defaults):  # an option added later stays out of saved configs while at its default
+        if f.metadata.get("written_when_set") and params[f.name] == f.default:
+            del params[f.name]
     return params
 
 
