@@ -244,6 +244,7 @@ def test_the_bench_command_refuses_a_foreign_page_before_any_work(tmp_path, monk
     monkeypatch.setattr("specfit.bench.suites.run_suite", lambda *a, **k: pytest.fail("the suite ran"))
     page = tmp_path / "results.md"
     page.write_text("# My notes\n")
-    code = main(["bench", "fresh-images", "--out", str(tmp_path / "suite"), "--page", str(page)])
+    code = main(["bench", "fresh-images", "--data", str(tmp_path), "--out", str(tmp_path / "suite"),
+                 "--page", str(page)])
     assert code == 2 and "choose another --page" in capsys.readouterr().err
     assert page.read_text() == "# My notes\n" and not (tmp_path / "suite").exists()

@@ -22,7 +22,7 @@ from specfit.util.files import dumps
 
 RUN_FILES = {"config.json", "metrics.json", "history.csv", "checkpoint.safetensors", "model.safetensors",
              "reconstruction.png",
-             "report.html"}
+             "report.html", "log.txt"}  # log.txt: what `specfit fit` showed
 
 
 def test_render_to_a_given_size(cli, fitted_run, tmp_path):

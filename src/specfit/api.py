@@ -66,12 +66,19 @@ def _api_wording(note: str) -> str:
     return _FLAG.sub(keyword, note)
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning raised in the function calling this one at the
+    first caller outside specfit."""
+    level, frame = 2, sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
 def _warn_notes(notes: Iterable[str]) -> None:
     """Warn (:class:`SpecfitWarning`) each note that names a setting's flag, in the API's words,
     pointing at the first caller outside specfit."""
-    level, frame = 2, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        level, frame = level + 1, frame.f_back
+    level = _caller_level()
     for note in notes:
         if _FLAG.search(note):
             warnings.warn(_api_wording(note), SpecfitWarning, stacklevel=level)
@@ -89,9 +96,15 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
             an image; other 3-D: a volume) and must be given otherwise.
         kind: ``"image"``, ``"audio"``, ``"video"``, ``"volume"`` or ``"shape"``.
         options: loading options: ``resize`` (images and video frames: short side; volumes:
-            longest axis), ``max_seconds``, ``sample_rate`` (audio), ``max_frames``,
-            ``frame_step`` (video), ``allow_open`` (meshes), ``max_samples`` (size limit), and for
-            arrays ``name``, ``sample_rate`` and ``fps``.
+            longest axis; ``"full"`` or ``None``: the file's own size), ``max_seconds``,
+            ``sample_rate`` (audio), ``max_frames``, ``frame_step`` (video), ``allow_open``
+            (meshes), ``max_samples`` (size limit), and for arrays ``name``, ``sample_rate`` and
+            ``fps``.
+
+    An image file whose shorter side is larger than :data:`~specfit.kinds.load.WORKING_SIZE`
+    pixels (128) is shrunk to that working size when no ``resize`` is given, with a
+    :class:`SpecfitWarning` (a default fit of it then takes minutes on two CPU cores):
+    ``resize="full"`` keeps its size, ``resize=N`` gives its shorter side.
 
     Returns a :class:`~specfit.signals.base.Signal` (values ``(C, *grid)`` in [0, 1]) or, for a
     mesh, a :class:`~specfit.signals.shape.Shape`.
@@ -101,10 +114,13 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
         if unknown:
             raise SpecfitError(f"unknown loading options {', '.join(unknown)}; known: "
                                f"{', '.join(sorted(_LOAD_FIELDS))}")
-
+        working = "resize" not in options and source is not None
+        if options.get("resize") == loader.FULL_SIZE:
+            options = {**options, "resize": None}
         loading = LoadOptions(kind=kind, **options)
         check_fields(loading)
-        return loader.load_signal(source, loading)
+        signal = loader.load_signal(source, loading)
+        return _at_working_size(signal) if working else signal
     if type(source).__module__.startswith("trimesh"):
         return shape_from_mesh(source, str(options.get("name", "mesh")), bool(options.get("allow_open")))
     if isinstance(source, torch.Tensor):
@@ -112,6 +128,18 @@ def load_signal(source: object = None, kind: str | None = None, **options: objec
     if isinstance(source, np.ndarray):
         return _from_array(source, kind, dict(options))
     raise SpecfitError(f"cannot load a {type(source).__name__}: give a path, an array or a trimesh.Trimesh")
+
+
+def _at_working_size(signal: object) -> object:
+    """``signal`` at the working size (see :func:`load_signal`), with a warning if it was shrunk."""
+    shrunk = loader.at_working_size(signal)
+    if shrunk is not signal:
+        (height, width), (h, w) = signal.spatial_shape, shrunk.spatial_shape
+        warnings.warn(f"{signal.name} is {height} x {width} pixels; it was loaded at the working size "
+                      f"{h} x {w} (shorter side {loader.WORKING_SIZE}) so that a fit takes minutes on a CPU; "
+                      "load_signal(..., resize='full') keeps its size, resize=N sets its shorter side",
+                      SpecfitWarning, stacklevel=_caller_level())
+    return shrunk
 
 
 def _array_kind(array: np.ndarray, kind: str | None, options: dict) -> str:

@@ -15,16 +15,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from specfit.fresh.options import OBJECTIVES, SEARCHES, SPECTRA
 
     bench = add_command(sub, "bench", "run a named reproduction suite (resumes where it stopped)", examples(
-        "specfit bench fresh-images                  # the quick profile, on 2 CPU cores",
-        "specfit bench tuner --profile paper         # the published protocol, on a GPU"))
+        "specfit bench fresh-images --data ~/inr-data              # the quick profile, on 2 CPU cores",
+        "specfit bench tuner --profile paper --data ~/inr-data     # the published protocol, on a GPU",
+        "specfit bench fresh-images --data ../shared/data --page docs/results.md  # in specfit's repository"))
     bench.add_argument("suite", choices=tuple(SUITES), help="the suite")
     bench.add_argument("--profile", default="quick", choices=("quick", "paper"),
                        help="quick (2 CPU cores) or paper (the published protocol, a GPU)")
-    bench.add_argument("--data", default="../shared/data",
-                       help="folder holding kodak/, natural/, audio/, video/, volume/ and meshes/")
+    bench.add_argument("--data", required=True, metavar="FOLDER",
+                       help="folder holding the data sets the suite reads: kodak/, natural/, audio/, video/, "
+                       "volume/, meshes/, nerf/ (specfit downloads none; required)")
     bench.add_argument("--out", default=None, help="records folder (default: results/suites/SUITE-PROFILE)")
-    bench.add_argument("--page", default="docs/results.md",
-                       help="results page written from every suite recorded beside --out ('' for none)")
+    bench.add_argument("--page", default=None, metavar="FILE",
+                       help="also write a Markdown results page from every suite recorded beside --out (in "
+                       "specfit's repository: docs/results.md; default: no page)")
     bench.add_argument("--workers", type=int, default=1, help="local worker processes")
     bench.add_argument("--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster")
     # A FreSh variant re-selects on the trained grids: these are not the fit's settings (none: the suite's).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,10 +50,37 @@ def load_given(args: argparse.Namespace) -> dict[str, object]:
 
 
 def load(source: str | None, options: Mapping[str, object]) -> Any:
-    """The signal ``source`` (``None``: the bundled image) loaded with ``options``."""
+    """The signal ``source`` (``None``: the bundled image) loaded with ``options``: an image file
+    at the working size unless they give ``resize`` (see :func:`specfit.load_signal`; the API's
+    warning is left to the command, which says it in its flags, see :func:`shrunk_from`)."""
     from specfit.api import load_signal
 
-    return load_signal(source, **options)
+    with notes_as_flags():
+        return load_signal(source, **options)
+
+
+def shrunk_from(source: str | None, options: Mapping[str, object], signal: object) -> tuple[int, int] | None:
+    """The image file's own ``(height, width)`` when :func:`load` shrank it to the working size
+    (no ``resize`` given); ``None`` otherwise."""
+    from specfit.kinds.load import WORKING_SIZE
+    from specfit.signals.image import image_size
+
+    if source is None or "resize" in options or getattr(signal, "kind", None) != "image":
+        return None
+    if signal.load_options.get("resize") != WORKING_SIZE:
+        return None
+    return image_size(Path(source))
+
+
+def print_working_size(source: str | None, options: Mapping[str, object], signal: object) -> None:
+    """A ``note:`` line on stderr when :func:`load` shrank an image file to the working size."""
+    original = shrunk_from(source, options, signal)
+    if original is not None:
+        from specfit.kinds.load import FULL_SIZE
+
+        height, width = signal.spatial_shape
+        print(f"note: working size {height} x {width} of the {original[0]} x {original[1]} image "
+              f"(--resize {FULL_SIZE} keeps it)", file=sys.stderr)
 
 
 def command_line(args: argparse.Namespace) -> str:

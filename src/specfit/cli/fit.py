@@ -1,4 +1,7 @@
-"""``specfit fit``: choose the knob by FreSh, train, write a run folder (or one per signal)."""
+"""``specfit fit``: choose the knob by FreSh, train, write a run folder (or one per signal).
+
+A run of one signal also gets ``log.txt``, what the command showed on the terminal (continued by
+``--resume``)."""
 
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from specfit.cli.common import (
     load_given,
     notes_as_flags,
     settings_given,
+    shrunk_from,
 )
-from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
-from specfit.cli.progress import ProgressBars, progress_for
+from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes, working_size_note
+from specfit.cli.progress import ProgressBars, progress_for, terminal_log
 
 DEFAULT_RESIZE = 256  # the bundled image's short side
 DEMO_STEPS = 200  # the bundled image's steps
@@ -30,6 +34,7 @@ EXAMPLES = examples(
     "specfit fit photos/ --resize 128 --out runs/photos       # every image, one run each",
     "specfit fit --config experiment.toml --steps 500          # options override the file",
     "specfit fit --config runs/photo-siren/config.json         # fit a saved run again",
+    "specfit fit photo.png --steps 2000 --print-config > fit.toml  # a config file to start from",
     "specfit fit --resume runs/photo-siren --steps 4000        # continue from its checkpoint",
 )
 
@@ -56,7 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_flags(fit, FitSettings, notes={
         **setting_notes(), "steps": f"default {steps}; {DEMO_STEPS} for the bundled image"})
     fit.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    add_load_flags(fit, {"resize": f"default for the bundled image: {DEFAULT_RESIZE}; files keep their size"})
+    fit.add_argument("--print-config", action="store_true",
+                     help="print the fit this command line asks for as a TOML config file, every setting "
+                     "with its help, and fit nothing (a file to start from: edit it, then --config FILE)")
+    add_load_flags(fit, {"resize": f"{working_size_note()}; {DEFAULT_RESIZE} for the bundled image"})
     output = fit.add_argument_group("output")
     output.add_argument("--out", default=None,
                         help="run folder (default: runs/NAME-MODEL, numbered when taken); with several "
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.resume is not FOLDER_FIT:
         return _resume(args)
     sources, settings, options = asked(args)
+    if args.print_config:
+        return _print_config(sources, settings, options)
     if len(sources) > 1:
         return _fit_many(args, sources, settings, options)
     if args.resume is FOLDER_FIT:
@@ -85,6 +95,22 @@ def run(args: argparse.Namespace) -> int:
         raise SpecfitError("--resume without a run folder continues a fit of several signals; give the "
                            "run folder to continue one run (--resume RUN)")
     return _fit_one(args, sources[0], settings, options)
+
+
+def _print_config(sources: list[str | None], settings: Any, options: dict[str, object]) -> int:
+    from specfit.config.file import FitRequest, fit_config_toml
+    from specfit.errors import SpecfitError
+
+    if len(sources) > 1:
+        raise SpecfitError("--print-config writes the config of one fit; give one SIGNAL (or none)")
+    from dataclasses import replace
+
+    from specfit.models.registry import get_entry, resolve_params
+
+    resolved = resolve_params(get_entry(settings.model), settings.params)  # --set's words as numbers
+    settings = replace(settings, params={name: resolved[name] for name in settings.params})
+    print(fit_config_toml(FitRequest(sources[0], options, settings)), end="")
+    return 0
 
 
 def asked(args: argparse.Namespace) -> tuple[list[str | None], Any, dict[str, object]]:
@@ -124,20 +150,42 @@ def _fit_one(args: argparse.Namespace, source: str | None, settings: Any, option
     out = Path(args.out) if args.out else _unique_out(task.name, plan.entry.name)
     refuse_existing(out, args.overwrite)
     check_writable_parent(out)
-    if not args.json:
-        print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
-        for note in task.notes:
-            print(f"note: {note}", file=sys.stderr)
-    progress = progress_for(args.json, args.tensorboard, out.name)
-    with run_lock(out):
-        try:
-            with notes_as_flags():
-                fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
-            progress.status(f"writing {out}/ (reconstruction and report)")
-            fitted.save(out)
-        finally:
-            progress.close()
-    return _print_run(args, fitted, out, task.notes)
+    with terminal_log(out):
+        if not args.json:
+            print(f"fitting {task.headline()} with {plan.entry.name}", file=sys.stderr)
+            for note in task.notes:
+                print(f"note: {note}", file=sys.stderr)
+            print(cost_line(plan, shrunk_from(source, options, plan.signal)), file=sys.stderr)
+        progress = progress_for(args.json, args.tensorboard, out.name)
+        with run_lock(out):
+            try:
+                with notes_as_flags():
+                    fitted = fit_plan(plan, progress, FolderCheckpoints(out), command_line(args))
+                progress.status(f"writing {out}/ (reconstruction and report)")
+                fitted.save(out)
+            finally:
+                progress.close()
+        return _print_run(args, fitted, out, task.notes)
+
+
+def cost_line(plan: Any, original: tuple[int, int] | None) -> str:
+    """What the fit will cost, before it starts: the working size (with the file's own size when
+    it was shrunk to it, ``original``), the memory training needs and its expected time."""
+    from specfit.fitting.estimate import estimate_fit
+    from specfit.kinds.load import FULL_SIZE
+    from specfit.models.memory import human_bytes
+    from specfit.util.formatting import duration
+
+    estimate = estimate_fit(plan)
+    size = ""
+    if original is not None:
+        height, width = plan.signal.spatial_shape
+        size = (f"working size {height} x {width} of the {original[0]} x {original[1]} image (--resize "
+                f"{FULL_SIZE} keeps it); ")
+    steps = f"{estimate.steps} steps of {estimate.step_seconds:.2g} s on {plan.device.type}, timed now"
+    fresh = "; FreSh's choice first" if plan.mode == "fresh" else ""
+    return (f"before training: {size}about {human_bytes(estimate.memory_bytes)} of memory; training should "
+            f"take about {duration(estimate.seconds)} ({steps}{fresh})")
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -147,23 +195,44 @@ def _resume(args: argparse.Namespace) -> int:
     from specfit.runs.folder import run_lock
 
     out = Path(args.resume)
-    if args.signals or args.config:
-        raise SpecfitError("--resume continues a run with its own signal and settings; give only --steps, "
-                           "--tensorboard or --json with it")
-    progress = progress_for(args.json, args.tensorboard, out.name)
-    with run_lock(out):
-        try:
-            sink = FolderCheckpoints(out, continuing=True)
-            with notes_as_flags():
-                continued = resume(out, settings_given(args).get("steps"), progress, sink, command_line(args))
-            progress.status(f"writing {out}/ (reconstruction and report)")
-            continued.save(out)
-        finally:
-            progress.close()
-    return _print_run(args, continued, out, [])
+    ignored = _not_for_resume(args)
+    if ignored:
+        raise SpecfitError(f"--resume continues a run with its own signal and settings, so {ignored} cannot "
+                           "apply; give only --steps, --tensorboard or --json with it")
+    with terminal_log(out, continued=True):
+        progress = progress_for(args.json, args.tensorboard, out.name)
+        with run_lock(out):
+            try:
+                sink = FolderCheckpoints(out, continuing=True)
+                with notes_as_flags():
+                    continued = resume(out, settings_given(args).get("steps"), progress, sink,
+                                       command_line(args))
+                progress.status(f"writing {out}/ (reconstruction and report)")
+                continued.save(out)
+            finally:
+                progress.close()
+        return _print_run(args, continued, out, [])
+
+
+def _not_for_resume(args: argparse.Namespace) -> str | None:
+    """The first option given with ``--resume RUN`` that a continued run cannot honour (its
+    signal, a config file, a setting other than --steps, a loading or output option)."""
+    from specfit.config.settings import FitSettings
+    from specfit.config.tree import leaves
+    from specfit.kinds.kind import LoadOptions
+
+    if args.signals:
+        return f"SIGNAL {args.signals[0]}"
+    declared = {**leaves(FitSettings), **leaves(LoadOptions)}
+    given = [declared[name].flag for name in {**settings_given(args), **load_given(args)} if name != "steps"]
+    given += [flag for flag, value, default in (
+        ("--config", args.config, None), ("--out", args.out, None), ("--overwrite", args.overwrite, False),
+        ("--together", args.together, "auto")) if value != default]
+    return given[0] if given else None
 
 
 def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: list[str]) -> int:
+    from specfit.runs.format import LOG
     from specfit.util.formatting import shown
 
     metrics = fitted.metrics.to_json()
@@ -184,7 +253,8 @@ def _print_run(args: argparse.Namespace, fitted: Any, out: Path, printed_notes: 
             line += f"; the probes chose {shown(sel['chosen'])} in {probes['seconds']:.1f} s"
         print(f"{line} (default {shown(metrics['default_value'])})")
     print(f"{metrics['summary']}, {metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
-    print(f"outputs in {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    names = {path.name for path in out.iterdir()} | {LOG}  # the log is written once this is printed
+    print(f"outputs in {out}/ ({', '.join(sorted(names))})")
     return 0
 
 

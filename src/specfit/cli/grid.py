@@ -14,6 +14,8 @@ from specfit.cli.parser import add_command, add_load_flags, examples, setting_no
 GRID_STEPS = 300  # steps per value
 # Not options of a grid search: FreSh always runs, nothing is checkpointed or compacted.
 NOT_GRID = ("fresh", "checkpoint_every")
+GRID_SET = ("hyperparameters of the model by name, as `specfit models` lists them (KNOB=VALUE, repeatable), "
+            "kept for every value of the grid; the knob itself is trained at each value of --grid")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     compaction = tuple(leaf.name for leaf in leaves(FitSettings).values()
                        if leaf.key.startswith("compaction."))
     add_flags(grid, FitSettings, skip=(*NOT_GRID, *compaction), defaults={"steps": GRID_STEPS},
-              notes=setting_notes())
+              notes=setting_notes(), texts={"params": GRID_SET})
     grid.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    add_load_flags(grid)
+    add_load_flags(grid, {"resize": "default: full, the file's own size"})
     grid.add_argument("--out", default=None, help="results folder (default: runs/grid-MODEL); "
                       "running the same command again resumes from it")
     grid.add_argument("--workers", type=int, default=1, help="local worker processes")

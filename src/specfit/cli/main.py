@@ -17,12 +17,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from specfit.cli import bench, fit, grid, models, ntk, render, select, spectrum
+from specfit.cli import bench, example, fit, grid, models, ntk, render, select, spectrum
 from specfit.cli.parser import HelpFormatter, Parser, check_model, examples
 from specfit.errors import SpecfitError
 from specfit.version import __version__
 
-COMMANDS = (fit, grid, bench, select, spectrum, ntk, render, models)  # in the order of `specfit --help`
+# In the order of `specfit --help`.
+COMMANDS = (fit, grid, bench, select, spectrum, ntk, render, models, example)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="specfit", formatter_class=HelpFormatter,
                     description="Fit implicit neural representations; choose the embedding frequency by "
                     "FreSh.",
-                    epilog=examples("specfit fit photo.png", "specfit select photo.png --model finer",
+                    epilog=examples("specfit fit photo.png", "specfit example astronaut  # a photo to try",
+                                    "specfit select photo.png --model finer",
                                     "specfit render runs/photo-siren --size 2x", "specfit models",
                                     "specfit COMMAND --help    # options and examples of a command"))
     parser.add_argument("--version", action="version", version=f"specfit {__version__}")

@@ -93,9 +93,30 @@ def setting_notes() -> dict[str, str]:
     return {"model": f"one of {', '.join(models())}"}
 
 
+def resize_value(text: str) -> int | None:
+    """``--resize``'s value: pixels, or ``full`` (``None``: the file's own size)."""
+    from specfit.kinds.load import FULL_SIZE
+
+    if text == FULL_SIZE:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected pixels or {FULL_SIZE}, got {text!r}") from None
+
+
+def working_size_note() -> str:
+    """``--resize``'s default where image files are loaded at the working size."""
+    from specfit.kinds.load import WORKING_SIZE
+
+    return (f"default: {WORKING_SIZE} for image files larger than that (a default fit then takes minutes "
+            "on two CPU cores)")
+
+
 def add_load_flags(parser: argparse.ArgumentParser, notes: dict[str, str] | None = None) -> None:
-    """The loading options (:class:`~specfit.kinds.kind.LoadOptions`) as flags."""
+    """The loading options (:class:`~specfit.kinds.kind.LoadOptions`) as flags; ``--resize`` also
+    takes ``full``, the file's own size (the default unless ``notes`` says otherwise)."""
     from specfit.config.tree import add_flags
     from specfit.kinds.kind import LoadOptions
 
-    add_flags(parser, LoadOptions, title="loading the signal", notes=notes)
+    add_flags(parser, LoadOptions, title="loading the signal", notes=notes, types={"resize": resize_value})

@@ -1,10 +1,15 @@
-"""Progress on the terminal: :class:`~specfit.events.Event` objects as tqdm bars on stderr."""
+"""Progress on the terminal: :class:`~specfit.events.Event` objects as tqdm bars on stderr; and
+the run folder's ``log.txt`` of what the terminal showed (:func:`terminal_log`)."""
 
 from __future__ import annotations
 
+import io
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 # Phases shown as a bar: (label, unit).
 BARS = {"select": ("FreSh", "init"), "probe": ("probes", "step"), "train": ("fit", "step"),
@@ -132,3 +137,56 @@ def progress_for(quiet: bool, tensorboard: str | None, name: str) -> ProgressBar
     from specfit.training.tensorboard import TensorBoardLog
 
     return Both(bars, TensorBoardLog(Path(tensorboard) / name))
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that writes to ``stream`` and keeps a copy of the text in ``kept``."""
+
+    def __init__(self, stream: TextIO, kept: list[str]) -> None:
+        self.stream, self.kept = stream, kept
+
+    def write(self, text: str) -> int:
+        self.kept.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def as_shown(text: str) -> str:
+    """Terminal output as it is left on the screen: each line's last redraw (the text after its
+    last carriage return), without escape sequences."""
+    lines = (_ESCAPE.sub("", line.rsplit("\r", 1)[-1]).rstrip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+@contextmanager
+def terminal_log(out: Path, continued: bool = False) -> Iterator[None]:
+    """Keep what the command prints (stdout and stderr) while the block runs, and write it, as
+    :func:`as_shown` leaves it, to the run folder ``out``'s ``log.txt`` when the block leaves a
+    run there; ``continued``: after the log the run had (``--resume``). Nothing is written for a
+    block that leaves no run (it failed before saving one)."""
+    from specfit.runs.format import CONFIG, LOG
+    from specfit.util.files import staged_file
+
+    earlier = (out / LOG).read_text(errors="replace") if continued and (out / LOG).is_file() else ""
+    kept: list[str] = []
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(streams[0], kept), _Tee(streams[1], kept)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
+        if (out / CONFIG).is_file() and kept:
+            with staged_file(out / LOG) as path:
+                path.write_text(earlier + as_shown("".join(kept)))

@@ -7,8 +7,15 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from specfit.cli.common import fit_settings, load, load_given, notes_as_flags, settings_given
-from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes
+from specfit.cli.common import (
+    fit_settings,
+    load,
+    load_given,
+    notes_as_flags,
+    print_working_size,
+    settings_given,
+)
+from specfit.cli.parser import add_command, add_load_flags, examples, setting_notes, working_size_note
 from specfit.cli.progress import ProgressBars
 
 if TYPE_CHECKING:
@@ -26,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_flags(sel, FitSettings, skip=NOT_SELECTION, notes=setting_notes())
     sel.add_argument("--no-race", action="store_true", help="give every value all initialisations")
     sel.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
-    add_load_flags(sel)
+    add_load_flags(sel, {"resize": working_size_note()})
     sel.set_defaults(run=run)
 
 
@@ -35,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from specfit.util.formatting import shown
 
     settings = fit_settings(settings_given(args))
+    options = load_given(args)
+    signal = load(args.signal, options)
     progress = ProgressBars(quiet=args.json)
     try:
         with notes_as_flags():
-            selection = select_settings(load(args.signal, load_given(args)), settings, race=not args.no_race,
-                                        progress=progress)
+            selection = select_settings(signal, settings, race=not args.no_race, progress=progress)
     finally:
         progress.close()
     if args.json:
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
           f"{selection.spectrum} spectrum, {selection.bins} bins, objective {selection.objective})")
     for note in selection.notes:
         print(f"note: {note}", file=sys.stderr)
+    print_working_size(args.signal, options, signal)
     return 0
 
 

@@ -6,7 +6,7 @@ The fields read (every one optional)::
     source = "photo.png"          # a file, a built-in name (shepp-logan, ...); none: the bundled image
 
     [load]                        # how the signal is loaded (specfit.kinds.kind.LoadOptions)
-    resize = 256
+    resize = 256                  # "full": the file's own size; none: image files at the working size
 
     [settings]                    # what is fitted (specfit.config.settings.FitSettings)
     model = "siren"
@@ -32,6 +32,7 @@ from specfit.config.settings import FitSettings
 from specfit.config.tree import leaves
 from specfit.errors import SpecfitError
 from specfit.kinds.kind import LoadOptions
+from specfit.kinds.load import FULL_SIZE
 from specfit.models.params import check_fields
 
 SUFFIXES = (".toml", ".yaml", ".yml", ".json")
@@ -153,6 +154,8 @@ def read_fit_config(path: str | Path) -> FitRequest:
         raise SpecfitError(f"{path}: unknown loading option {bad[0]!r}; known: {', '.join(sorted(known))}")
     given = data.get("settings") or {}
     try:
+        if load.get("resize") == FULL_SIZE:  # the file's own size
+            load = {**load, "resize": None}
         check_fields(LoadOptions(**load))
         settings = FitSettings.from_json(given)
         settings.check()
@@ -165,15 +168,75 @@ def read_fit_config(path: str | Path) -> FitRequest:
 
 
 def write_fit_config(path: str | Path, request: FitRequest) -> None:
-    """Write ``request`` as YAML (``.yaml``/``.yml``) or JSON (``.json``), readable by
-    :func:`read_fit_config`."""
+    """Write ``request`` as TOML (``.toml``, see :func:`fit_config_toml`), YAML (``.yaml``/``.yml``)
+    or JSON (``.json``), readable by :func:`read_fit_config`."""
     import yaml
 
     path = Path(path)
     data = request.to_json()
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() == ".toml":
+        path.write_text(fit_config_toml(request))
+    elif path.suffix.lower() in (".yaml", ".yml"):
         path.write_text(yaml.safe_dump(data, sort_keys=False))
     elif path.suffix.lower() == ".json":
         path.write_text(json.dumps(data, indent=2))
     else:
-        raise SpecfitError(f"{path}: write a config as .yaml, .yml or .json")
+        raise SpecfitError(f"{path}: write a config as .toml, .yaml, .yml or .json")
+
+
+def _toml_value(value: object) -> str:
+    """``value`` (a setting's: a bool, number, string, list or mapping of those) in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{_toml_key(key)} = {_toml_value(item)}" for key, item in value.items())
+        return "{ " + ", ".join(pairs) + " }"
+    raise SpecfitError(f"cannot write {value!r} to a TOML config")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_lines(items: list[tuple[str, object, str]], commented: bool = False) -> list[str]:
+    """``# help`` then ``key = value`` for each ``(key, value, help)``, commented out when
+    ``commented``; a ``None`` value (the setting's default rule) is written ``# key =``, to be
+    filled in."""
+    lines = []
+    for key, value, text in items:
+        line = f"{key} =" if value is None else f"{key} = {_toml_value(value)}"
+        lines += [f"# {text}", f"# {line}" if commented or value is None else line]
+    return lines
+
+
+def fit_config_toml(request: FitRequest) -> str:
+    """``request`` as a TOML config file that :func:`read_fit_config` reads back to the same fit:
+    every loading option and setting at its value, each under a comment with its help; settings
+    without a value (their default rule applies) are written commented out."""
+    load = {**{f.name: f.default for f in fields(LoadOptions)}, **request.load}
+    lines = ["# A fit for `specfit fit --config FILE` (options given on the command line override it).", "",
+             "[signal]", "# a file or a built-in signal (shepp-logan, ...); none: the bundled image",
+             f"source = {_toml_value(request.source)}" if request.source else "# source =", "",
+             "[load]"]
+    lines += _toml_lines([(leaf.name, load[leaf.name], leaf.help) for leaf in leaves(LoadOptions).values()])
+    settings = request.settings.to_json()
+    tables: dict[str, list[tuple[str, object, str]]] = {"settings": []}
+    for leaf in leaves(FitSettings).values():
+        table, _, key = f"settings.{leaf.key}".rpartition(".")
+        container = settings
+        for part in table.split(".")[1:]:
+            container = container.get(part) or {}
+        own = getattr(request.settings, leaf.name, None) if table == "settings" else None
+        value = container.get(key, own)
+        tables.setdefault(table, []).append((key, leaf.default if value is None else value, leaf.help))
+    for table, items in tables.items():
+        optional = table != "settings" and settings.get(table.split(".")[1]) is None
+        lines += ["", f"# [{table}]  (none by default: uncomment to use)" if optional else f"[{table}]"]
+        lines += _toml_lines(items, commented=optional)
+    return "\n".join(lines) + "\n"

@@ -24,10 +24,12 @@ from specfit.signals.sampling import SPLITS
 from specfit.tasks.base import SHAPE_TARGETS, VIDEO_SPECTRA
 from specfit.training.compaction import CompactionPlan
 from specfit.training.loop import FitOptions
-
-DEVICES = ("auto", "cpu", "cuda")
+from specfit.util.runtime import check_device_name
 
 MAX_SEED = 2**32 - 1
+# The objective FreSh uses when none is set (see FitSettings.resolved_objective), as --help says it.
+_DEFAULT_OBJECTIVE_TEXT = "fit" if DEFAULT_OBJECTIVE == "fit" else \
+    f"{DEFAULT_OBJECTIVE} when samples are held out, else fit"
 
 
 @dataclass
@@ -47,7 +49,7 @@ class SelectionSettings:
         "shapes)", choices=SPECTRA)
     objective: str | None = param(
         None, "what FreSh's choice serves: fit (the training samples) or generalize (the held-out samples); "
-        f"default: {DEFAULT_OBJECTIVE} when samples are held out, else fit", choices=OBJECTIVES)
+        f"default: {_DEFAULT_OBJECTIVE_TEXT}", choices=OBJECTIVES)
     search: str = param(
         "bracket", "FreSh's search: bracket (coarse to fine on the U-shaped distance curve), full (every "
         "value) or probes (fit only: the bracket's best values and their neighbours trained briefly, the "
@@ -101,7 +103,9 @@ class FitSettings:
     selection: SelectionSettings = group(SelectionSettings, "FreSh (choosing the knob)", flat=True)
     sampling: SplitSettings = group(SplitSettings, "training", flat=True)
     seed: int = param(0, "seed of initialisation, selection and split", minimum=0, maximum=MAX_SEED)
-    device: str = param("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
+    device: str = param(
+        "auto", "auto (the first CUDA GPU when present, else the CPU), cpu, cuda, cuda:N (the N-th GPU) or "
+        "mps (Apple GPUs); a device named here must be present", metavar="DEVICE")
     fit: FitOptions = group(FitOptions, "training")
     kind_options: KindOptions = group(KindOptions, "signal types", flat=True)
     compaction: CompactionPlan | None = group(CompactionPlan, "compaction (tuner models)", optional=True)
@@ -118,6 +122,7 @@ class FitSettings:
     def check(self) -> None:
         """Raise :class:`SpecfitError` for a setting that is invalid whatever the signal."""
         check_tree(self)
+        check_device_name(self.device)
         if self.spectrum == "published" and self.objective == "generalize":
             raise SpecfitError("the generalize objective needs the signal spectrum, not the published one",
                                setting="objective")

@@ -315,10 +315,10 @@ def _grid(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _help_text(leaf: Leaf, default: object, note: str | None = None) -> str:
-    """A flag's ``--help``: the declared help, the command's ``note`` in parentheses, and the
-    default unless it is empty or the text already speaks of it."""
-    text = leaf.help + (f" ({note})" if note else "")
+def _help_text(leaf: Leaf, default: object, note: str | None = None, text: str | None = None) -> str:
+    """A flag's ``--help``: the declared help (or the command's ``text``), the command's ``note``
+    in parentheses, and the default unless it is empty or the text already speaks of it."""
+    text = (text or leaf.help) + (f" ({note})" if note else "")
     if leaf.kind is not bool and default not in (None, {}, []) and "default" not in text:
         text += f" (default: {default})"
     return text.replace("%", "%%")
@@ -327,10 +327,13 @@ def _help_text(leaf: Leaf, default: object, note: str | None = None) -> str:
 def add_flags(
     parser: argparse.ArgumentParser, cls: type, *, only: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (), defaults: Mapping[str, object] | None = None,
-    notes: Mapping[str, str] | None = None, title: str | None = None,
+    notes: Mapping[str, str] | None = None, title: str | None = None, texts: Mapping[str, str] | None = None,
+    types: Mapping[str, Callable[[str], object]] | None = None,
 ) -> None:
     """Add a flag for each option of ``cls`` that has one (``only`` those, less ``skip``), under the
     heading of its group (the tree's own options under ``title``, or among the command's options).
+    ``texts`` replaces the declared help of options (by name) where a command reads them its own way;
+    ``types`` their parsers, where a command takes words besides the declared type.
 
     A flag absent from the command line leaves no attribute (see :func:`given_flags`); ``--help``
     shows the default the command uses: ``defaults`` (by name), else the fit default.
@@ -343,7 +346,8 @@ def add_flags(
             headings[leaf.title] = parser.add_argument_group(leaf.title)
         default = (defaults or {}).get(leaf.name, leaf.fit_default)
         options: dict[str, Any] = {"dest": leaf.name, "default": argparse.SUPPRESS,
-                                   "help": _help_text(leaf, default, (notes or {}).get(leaf.name))}
+                                   "help": _help_text(leaf, default, (notes or {}).get(leaf.name),
+                                                      (texts or {}).get(leaf.name))}
         if leaf.metavar:
             options["metavar"] = leaf.metavar
         if leaf.kind is bool:
@@ -353,7 +357,7 @@ def add_flags(
         elif leaf.kind is list:
             options.update(type=_grid)
         else:
-            options.update(type=leaf.kind, choices=leaf.choices)
+            options.update(type=(types or {}).get(leaf.name, leaf.kind), choices=leaf.choices)
         headings[leaf.title].add_argument(leaf.flag, **options)
 
 

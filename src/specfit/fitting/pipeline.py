@@ -34,6 +34,9 @@ from specfit.util.formatting import shown
 from specfit.util.interrupts import deferred_interrupts
 from specfit.util.runtime import resolve_device, tune_allocator
 
+# What a refusal for memory suggests (the options that make training need less).
+MEMORY_FIX = "a smaller --resize (fewer samples) or a --batch-size (fewer samples a step) needs less"
+
 
 @dataclass
 class FitPlan:
@@ -45,6 +48,8 @@ class FitPlan:
         selection: FreSh's checked plan, with the target spectrum, in ``"fresh"`` mode.
         target, coords: FreSh's target ``(C, *spatial)`` and its grid ``(N, d)`` on ``device``.
         command: the command line that asked for the fit (recorded in the run), if any.
+        samples_per_step, memory_bytes: the samples one training step sees, and the bytes
+            training them needs by the model's estimate (:func:`~specfit.models.memory.training_bytes`).
     """
 
     signal: object
@@ -58,6 +63,8 @@ class FitPlan:
     target: torch.Tensor | None = None
     coords: torch.Tensor | None = None
     command: str | None = None
+    samples_per_step: int = 0
+    memory_bytes: int = 0
 
 
 def _grid(settings: FitSettings, entry: ModelEntry, task: Task) -> list[float] | None:
@@ -89,13 +96,16 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
     params = resolve_params(entry, {**task.model_params(entry.params), **settings.params})
     size = check_buildable(entry, task.in_features, task.out_features, params)
     samples = min(settings.fit.batch_size or task.default_batch_size or task.sample_count, task.sample_count)
+    memory = training_bytes(size, samples * task.points_per_sample)
     check_fits(f"training {entry.name} (about {size.params:.3g} parameters) on {samples} samples a step",
-               training_bytes(size, samples * task.points_per_sample), device)
+               memory, device, fix=MEMORY_FIX)
     knob = entry.knob.name if entry.knob else None
     if knob is not None and knob in settings.params:
-        return FitPlan(signal, settings, entry, task, device, "set", params)
+        return FitPlan(signal, settings, entry, task, device, "set", params, samples_per_step=samples,
+                       memory_bytes=memory)
     if knob is None or not settings.fresh:
-        return FitPlan(signal, settings, entry, task, device, "default", params)
+        return FitPlan(signal, settings, entry, task, device, "default", params, samples_per_step=samples,
+                       memory_bytes=memory)
     if settings.two_knobs and settings.search == "probes":
         raise SpecfitError("the probes train values of one knob; with two_knobs, search by bracket or full",
                            setting="search")
@@ -107,7 +117,7 @@ def plan_fit(signal: object, settings: FitSettings) -> FitPlan:
     selection = target.plan(entry.name, params, _grid(settings, entry, task), settings.inits, search,
                             settings.two_knobs)
     return FitPlan(signal, settings, entry, task, device, "fresh", params, selection, target.values,
-                   target.coords)
+                   target.coords, samples_per_step=samples, memory_bytes=memory)
 
 
 def _describe_compaction(plan: CompactionPlan) -> str:
@@ -213,6 +223,16 @@ def prepare(plan: FitPlan, choice: Choice) -> Prepared:
     return Prepared(data, options, model, config, notes)
 
 
+def single_model(plan: FitPlan, ready: Prepared) -> SingleModel:
+    """The training strategy of a prepared fit: its one model on its data, loss and score."""
+    entry, task, data = plan.entry, plan.task, ready.data
+    return SingleModel(ready.model, data.targets, data.sampling,
+                       lambda values: unit_from_model(values, entry.value_range),
+                       loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
+                       score_name=task.score_name, forward=data.forward,
+                       compile_ok=entry.compile and task.compile_ok)
+
+
 def run_plan(
     plan: FitPlan, progress: Progress = ignore, checkpoints: CheckpointSink | None = None,
     resume: Checkpoint | None = None, choice: Choice | None = None,
@@ -225,7 +245,7 @@ def run_plan(
     and table come from the checkpoint); ``choice`` is one :func:`choose` made already.
     """
     tune_allocator()
-    entry, task = plan.entry, plan.task
+    entry = plan.entry
     knob = entry.knob.name if entry.knob else None
     if resume is not None:
         choice = Choice.from_facts(resume.fit)
@@ -248,10 +268,7 @@ def run_plan(
         return unit_from_model(values, entry.value_range)
 
     data = ready.data
-    strategy = SingleModel(ready.model, data.targets, data.sampling, to_unit,
-                           loss=task.loss_for(entry.value_range), score=task.score(entry.value_range),
-                           score_name=task.score_name, forward=data.forward,
-                           compile_ok=entry.compile and task.compile_ok)
+    strategy = single_model(plan, ready)
     callbacks = Callbacks(
         on_step=lambda step: progress(Event(Phase.TRAIN, step, steps)),
         on_eval=lambda _, record: progress(Event(Phase.TRAIN, record["step"], steps, record=record)),

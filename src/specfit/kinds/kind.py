@@ -80,8 +80,8 @@ class LoadOptions:
         None, "type of a .npy array (default: by its shape: 2-D, or 3-D with at most 4 channels last, is an "
         "image; other 3-D and 4-D arrays are volumes)", choices=("image", "volume"))
     resize: int | None = param(
-        None, "images and video frames: short side in pixels; volumes: longest axis", minimum=1,
-        metavar="PIXELS")
+        None, "images and video frames: short side in pixels; volumes: longest axis; full: the file's own "
+        "size", minimum=1, metavar="PIXELS")
     max_seconds: float | None = param(None, "audio: keep the first S seconds", metavar="S")
     sample_rate: int | None = param(None, "audio: resample to HZ", metavar="HZ")
     max_frames: int | None = param(None, "video: keep the first N frames (after --frame-step)", metavar="N")

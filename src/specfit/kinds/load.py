@@ -17,6 +17,12 @@ from specfit.signals.limits import npy_header
 from specfit.signals.measure_options import MEASURES
 from specfit.signals.measured import builtin_signal, ct_signal, is_builtin, mri_signal
 
+# An image file's default working size: the shorter side, in pixels, that a larger image is shrunk
+# to unless a resize is given (a default fit of 1000 steps then takes minutes on two CPU cores;
+# see benchmarks/first_fit_photo.py). FULL_SIZE, given as the resize, keeps the file's size.
+WORKING_SIZE = 128
+FULL_SIZE = "full"
+
 
 def default_signal() -> Signal:
     """The bundled default: scikit-image's 512 x 512 grey ``cameraman``."""
@@ -101,3 +107,14 @@ def _load(path: str | Path | None, options: LoadOptions) -> object:
             raise SpecfitError(f"--kind {wanted} does not apply to {suffix} files (use {names})")
         candidates = chosen
     return candidates[0].load(path, options)
+
+
+def at_working_size(signal: object) -> object:
+    """``signal`` shrunk to :data:`WORKING_SIZE` (its shorter side) if it is an image larger than
+    that, recorded in its ``load_options`` as the ``resize`` it was loaded with (so a run loads it
+    again the same); any other signal as it is."""
+    if getattr(signal, "kind", None) != "image" or min(signal.spatial_shape) <= WORKING_SIZE:
+        return signal
+    shrunk = resize_image(signal, WORKING_SIZE)
+    shrunk.load_options = {**signal.load_options, "resize": WORKING_SIZE}
+    return shrunk

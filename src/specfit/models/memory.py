@@ -78,11 +78,12 @@ def training_bytes(size: ModelSize, samples_per_step: int) -> int:
     )
 
 
-def check_fits(what: str, needed: int, device: torch.device) -> None:
-    """Raise :class:`SpecfitError` when ``needed`` bytes exceed what ``device`` has available."""
+def check_fits(what: str, needed: int, device: torch.device, fix: str | None = None) -> None:
+    """Raise :class:`SpecfitError` when ``needed`` bytes exceed what ``device`` has available;
+    ``fix`` (the options that need less) ends its message."""
     available = available_bytes(device)
     if available is not None and needed > available:
         raise SpecfitError(
             f"{what} needs about {human_bytes(needed)}, more than the {human_bytes(available)} "
-            f"available on {device.type}"
+            f"available on {device.type}" + (f"; {fix}" if fix else "")
         )

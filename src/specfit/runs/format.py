@@ -1,7 +1,8 @@
 """The run-folder format: the files a run folder holds and how its JSON is written.
 
 A run folder holds ``config.json`` (everything needed to rebuild the model), ``model.safetensors``,
-``metrics.json``, ``history.csv``, the training checkpoint, the reconstruction and ``report.html``.
+``metrics.json``, ``history.csv``, the training checkpoint, the reconstruction and ``report.html``;
+one written by ``specfit fit`` also ``log.txt``, what the command showed on the terminal.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ CHECKPOINT = "checkpoint.safetensors"  # the training state (specfit.runs.checkp
 FORMAT_VERSION = 1
 
 
+LOG = "log.txt"  # what `specfit fit` showed on the terminal (runs written by the API have none)
+
+
 # What a run folder may hold: the files a fit writes and the renders written into it later.
-RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", CHECKPOINT, "report.html",
+RUN_FILE_PATTERNS = (CONFIG, WEIGHTS, METRICS, "history.csv", CHECKPOINT, "report.html", LOG,
                      "reconstruction.*", "render-*", "baseline-*", "turntable.*", "occupancy.*")
 
 

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from specfit.errors import SpecfitError
 from specfit.signals.base import Signal
-from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size, load_npy
+from specfit.signals.limits import DEFAULT_MAX_SAMPLES, check_size, load_npy, npy_header
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -180,6 +180,23 @@ def load_image(path: Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) -> Signal:
     if path.suffix.lower() == ".npy":
         return image_from_array(load_npy(path, "pixels", 2, max_samples), path.stem, path)
     return image_from_array(_read_pixels(path, max_samples), path.stem, path)
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file or an image-shaped ``.npy`` array, from its header
+    alone; ``None`` for anything else or a header that cannot be read."""
+    try:
+        if path.suffix.lower() == ".npy":
+            shape = npy_header(path)[0]
+            image_like = len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4)
+            return (int(shape[0]), int(shape[1])) if image_like else None
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            return None
+        with Image.open(path) as image:
+            width, height = image.size
+        return int(height), int(width)
+    except (OSError, SpecfitError, UnidentifiedImageError, ValueError):
+        return None
 
 
 def image_to_array(values: torch.Tensor, bit_depth: int) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""Process-level settings that make CPU training faster."""
+"""Process-level settings that make CPU training faster, and the device a fit runs on."""
 
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 
 import torch
@@ -37,14 +38,33 @@ def tune_allocator() -> bool:
     return _tuned
 
 
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def check_device_name(name: str) -> None:
+    """Raise :class:`SpecfitError` unless ``name`` is a device specfit can be asked for (see
+    :func:`resolve_device`); whether that device is present is checked when it is resolved."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise SpecfitError(f"device must be {DEVICE_NAMES}, got {name!r}", setting="device")
+
+
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when present; ``"cuda"`` without a GPU is an error."""
+    """The torch device ``name`` asks for: ``"auto"`` is the first CUDA GPU when there is one, else
+    the CPU; ``"cpu"``; ``"cuda"`` or ``"cuda:N"`` (the N-th GPU, from 0); ``"mps"`` (Apple GPUs).
+    A device asked for by name that is absent is an error, never replaced by the CPU."""
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpecfitError("device cuda was asked for, but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise SpecfitError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            have = f"only {count} CUDA devices (cuda:0 to cuda:{count - 1})" if count else "no CUDA device"
+            raise SpecfitError(f"device {name} was asked for, but this machine has {have}", setting="device")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SpecfitError("device mps was asked for, but Apple's Metal (MPS) backend is not available here",
+                           setting="device")
     return torch.device(name)
 
 
