@@ -35,6 +35,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,18 +111,16 @@ def parts(suite: str, job: GridJob, data: Path, images: list[str]) -> tuple[str,
 
 
 def measure(job: GridJob, signals: list[tuple[str, dict]], records: Path,
-            part: str = "reporting") -> list[dict]:
-    """One row per signal and objective: the regret and cost of every way of choosing."""
+            part: str = "reporting") -> Iterator[list[dict]]:
+    """Per signal, one row per objective: the regret and cost of every way of choosing."""
     entry = get_entry(job.model)
     settings = _settings(job.model, job.params, job.steps, job.fit, {})
-    rows = []
     for text in dict.fromkeys(json.dumps(load, sort_keys=True) for _, load in signals):
         load = json.loads(text)  # one grid search per set of loading options
         sources = [source for source, mine in signals if mine == load]
         summaries = grid_search(sources, settings, records, job.grid, load)
         for source, summary in zip(sources, summaries, strict=True):
-            rows += _measure_one(job, entry, settings, source, load, summary, part)
-    return rows
+            yield _measure_one(job, entry, settings, source, load, summary, part)
 
 
 def _measure_one(job: GridJob, entry, settings, source: str, load: dict, summary: dict,
@@ -223,18 +222,19 @@ def main() -> None:
         return
     suite = get_suite(args.suite, "quick")
     records = Path(args.records or f"results/suites/{args.suite}-quick/records")
-    rows = []
-    for job in suite.jobs:
-        wanted = job.model in args.models if args.suite == "fresh-images" else job.label in (args.rows or ())
-        if isinstance(job, GridJob) and wanted:
-            part, signals = parts(args.suite, job, Path(args.data), args.images)
-            rows += measure(job, signals, records, part)
+    rows: list[dict] = []
     record = {"suite": args.suite, "images": args.images, "models": args.models, "rows_asked": args.rows,
               "protocol": suite.protocol, "rows": rows,
               "command": "python benchmarks/selection_regret.py " + " ".join(
                   f"--{k} {' '.join(repr(x) for x in v) if isinstance(v, list) else v}"
                   for k, v in vars(args).items() if v is not None)}
-    Path(args.out).write_text(json.dumps(record, indent=1, default=str))
+    for job in suite.jobs:
+        wanted = job.model in args.models if args.suite == "fresh-images" else job.label in (args.rows or ())
+        if isinstance(job, GridJob) and wanted:
+            part, signals = parts(args.suite, job, Path(args.data), args.images)
+            for signal_rows in measure(job, signals, records, part):
+                rows += signal_rows  # written after every signal: a stopped run keeps what it measured
+                Path(args.out).write_text(json.dumps(record, indent=1, default=str))
     print("\n".join(tables(rows)))
 
 
