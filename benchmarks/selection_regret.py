@@ -8,7 +8,7 @@ samples, or for CT and MRI, which hold none out, the PSNR of the reconstructed i
 truth). The suites' own signals are the tuning part. The ways compared:
 
 - ``default``: the model's default value; ``benchmark``: the fixed value benchmarks use
-  (``specfit models`` lists it);
+  (``specfit models`` lists it); each trained beside the grid where it is no grid value;
 - ``fresh``: FreSh without training (bracket search over the spectra), for the objective;
 - ``probes``: FreSh-guided probes (``--search probes``), for the objective;
 - ``halving``: successive halving over the whole grid, without FreSh, at the probes' budget;
@@ -79,12 +79,19 @@ def _trained_extra(signal: object, settings, params: dict) -> dict:
             "psnr": run.metrics.psnr, "seconds": run.metrics.train_seconds}
 
 
-def _extras(job: GridJob, signal: object, settings) -> dict:
-    """SIREN's baselines that are no grid value: WINNER's noise (where its rule is published) and
-    weight scaling, each one training of the default omega_0."""
-    if job.model != "siren":
-        return {}
+def _extras(job: GridJob, entry, signal: object, settings, values: dict) -> dict:
+    """Baselines that are no grid value, each one training: the default where it is no value
+    (FINER's bias k: PyTorch's bias) and the benchmark value where the row's grid lacks it; for
+    SIREN, the default omega_0 with WINNER's noise (where its rule is published) and with weight
+    scaling."""
     extras = {}
+    if entry.knob.default is None:
+        extras["default"] = _trained_extra(signal, settings, {})
+    benchmark = entry.knob.benchmark
+    if benchmark is not None and _score(values, benchmark, "psnr_train") is None:
+        extras["benchmark"] = _trained_extra(signal, settings, {entry.knob.name: benchmark})
+    if job.model != "siren":
+        return extras
     try:
         scales = winner_scales(signal.values)
     except SpecfitError:  # no published rule for this many axes (video, volume)
@@ -128,7 +135,10 @@ def _measure_one(job: GridJob, entry, settings, source: str, load: dict, summary
     signal = load_signal(source, LoadOptions(**load))
     values = {str(r["value"]): r for r in summary["rows"]}
     grid = [r["value"] for r in summary["rows"]]
-    extras = _extras(job, signal, settings)
+    if entry.knob.default is not None:  # trained beside the grid where it is no grid value
+        values.setdefault(str(float(entry.knob.default)),
+                          {o["key"]: o["default"] for o in summary["objectives"].values()})
+    extras = _extras(job, entry, signal, settings, values)
     rows = []
     for objective, keys in OBJECTIVES.items():
         key = next(k for k in keys if any(r.get(k) is not None for r in summary["rows"]))
@@ -151,7 +161,8 @@ def _measure_one(job: GridJob, entry, settings, source: str, load: dict, summary
         regrets.update({name: best - extra[key] for name, extra in extras.items()})
         costs = {"fresh": fresh_seconds / grid_seconds, "probes": probe_seconds / grid_seconds,
                  "halving": halving.seconds / grid_seconds,
-                 **{name: extra["seconds"] / grid_seconds for name, extra in extras.items()}}
+                 **{name: extra["seconds"] / grid_seconds for name, extra in extras.items()
+                    if name not in ("default", "benchmark")}}
         best_value = max(summary["rows"], key=lambda r: r.get(key) or -1e9)["value"]
         rows.append({"image": Path(source).name, "signal": source, "load": load, "part": part,
                      "row": job.label, "model": job.model, "objective": objective, "key": key,
