@@ -125,8 +125,10 @@ def measure(job: GridJob, signals: list[tuple[str, dict]], records: Path,
     for text in dict.fromkeys(json.dumps(load, sort_keys=True) for _, load in signals):
         load = json.loads(text)  # one grid search per set of loading options
         sources = [source for source, mine in signals if mine == load]
-        summaries = grid_search(sources, settings, records, job.grid, load)
-        for source, summary in zip(sources, summaries, strict=True):
+        for end, source in enumerate(sources, 1):
+            # The signals before this one are recorded already: only this one's grid trains (a
+            # record's key holds its signal's place in the list, so the list grows).
+            summary = grid_search(sources[:end], settings, records, job.grid, load)[-1]
             yield _measure_one(job, entry, settings, source, load, summary, part)
 
 
