@@ -179,27 +179,37 @@ def _mean_cell(found: list[float]) -> str:
     return f"{statistics.mean(found):.2f} (max {max(found):.2f})" if found else "-"
 
 
+def _label(row: dict) -> str:
+    """A row's label (records written before rows had labels name fresh-images' model)."""
+    if "row" in row:
+        return row["row"]
+    return next((job.label for job in get_suite("fresh-images", "quick").jobs if job.model == row["model"]),
+                row["model"])
+
+
 def tables(rows: list[dict]) -> list[str]:
     """Mean regret (dB) and mean cost (fraction of the grid's training time) per row and objective."""
-    lines = ["| row | objective | " + " | ".join(METHODS) + " | cost fresh / probes / halving |",
-             "|---|---|" + "---|" * len(METHODS) + "---|"]
-    for label in dict.fromkeys(r.get("row", r["model"]) for r in rows):
+    lines = ["| row | signals | objective | " + " | ".join(METHODS) + " | cost fresh / probes / halving |",
+             "|---|---|---|" + "---|" * len(METHODS) + "---|"]
+    for label in dict.fromkeys(_label(r) for r in rows):
         for objective in OBJECTIVES:
-            mine = [r for r in rows if r.get("row", r["model"]) == label and r["objective"] == objective]
+            mine = [r for r in rows if _label(r) == label and r["objective"] == objective]
             cells = [_mean_cell([r["regret"][m] for r in mine if r["regret"].get(m) is not None])
                      for m in METHODS]
             cost = " / ".join(f"{100 * statistics.mean(r['cost'][m] for r in mine):.1f} %"
                               for m in ("fresh", "probes", "halving"))
-            lines.append(f"| {label} | {objective} | " + " | ".join(cells) + f" | {cost} |")
+            signals = f"{len(mine)} ({mine[0].get('part', 'reporting')})"
+            lines.append(f"| {label} | {signals} | {objective} | " + " | ".join(cells) + f" | {cost} |")
     return lines
 
 
 def summary(records: list[dict]) -> list[str]:
     """Per method and objective, the mean over rows of each row's mean regret (every row counts
     once, whatever its number of signals), and the rows above 0.3 dB."""
-    rows = [dict(r, row=r.get("row", r["model"]), part=r.get("part", "reporting"))
+    rows = [dict(r, row=_label(r), part=r.get("part", "reporting"))
             for record in records for r in record["rows"]]
-    lines = ["| objective | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    lines = [*tables(rows), "", "Mean over rows:", "",
+             "| objective | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
     misses = []
     for objective in OBJECTIVES:
         cells = []
