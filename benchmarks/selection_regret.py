@@ -224,6 +224,13 @@ def summary(records: list[dict]) -> list[str]:
             if method == "probes":
                 misses += [f"{objective}: {label} {mean:.2f}" for label, mean in means.items() if mean > 0.3]
         lines.append(f"| {objective} | " + " | ".join(cells) + " |")
+    costs = []
+    for method in METHODS:
+        means = [statistics.mean(r["cost"][method] for r in rows if r["row"] == label and method in r["cost"])
+                 for label in dict.fromkeys(r["row"] for r in rows)
+                 if any(method in r["cost"] for r in rows if r["row"] == label)]
+        costs.append(f"{100 * statistics.mean(means):.1f} %" if means else "-")
+    lines.append("| cost (of the grid's time) | " + " | ".join(costs) + " |")
     return [*lines, "", "probes above 0.3 dB: " + ("; ".join(misses) or "none")]
 
 
