@@ -109,6 +109,19 @@ def test_max_seconds_crops_and_says_so(tmp_path):
         load_audio(path, max_seconds=0.0)
 
 
+def test_start_seconds_skips_the_beginning_then_max_seconds_keeps_the_next_seconds(tmp_path):
+    samples = _noise((1000,), np.int16)
+    path = _wav(tmp_path / "long.wav", samples, rate=8000)
+    signal = load_audio(path, max_seconds=0.025, start_seconds=0.05)
+    assert signal.values.shape == (1, 200)
+    np.testing.assert_allclose(signal.values[0].numpy(), (samples[400:600] + 32768.0) / 65536.0, atol=1e-7)
+    assert any("skipped the first 400 of 1000" in note for note in signal.notes)
+    assert load_audio(path, start_seconds=0.1).values.shape == (1, 200)
+    for start in (-0.1, 0.125):
+        with pytest.raises(SpecfitError, match="start_seconds"):
+            load_audio(path, start_seconds=start)
+
+
 @pytest.mark.parametrize(
     "dtype, channels, bit_depth",
     [(np.int16, 1, 16), (np.int16, 2, 16), (np.uint8, 2, 8), (np.float32, 1, 32), (np.float32, 2, 32)],
@@ -273,3 +286,14 @@ def test_bach_recording(shared_data):
     np.testing.assert_allclose(signal.values[0, ::997].numpy(), (raw[::997] + 1.0) / 2.0, atol=1e-7)
     first_second = load_audio(path, max_seconds=1.0)
     assert first_second.values.shape == (1, 44100)
+
+
+def test_start_seconds_is_recorded_only_when_set(tmp_path):
+    """A run's loading options keep start_seconds only when it is set, so runs and grid records of
+    signals loaded without it keep the JSON they had before the option existed."""
+    from specfit.kinds.kind import LoadOptions
+    from specfit.kinds.load import load_signal
+
+    path = _wav(tmp_path / "long.wav", _noise((1000,), np.int16), rate=8000)
+    assert "start_seconds" not in load_signal(path).load_options
+    assert load_signal(path, LoadOptions(start_seconds=0.05)).load_options["start_seconds"] == 0.05

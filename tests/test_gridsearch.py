@@ -230,3 +230,31 @@ def test_stacking_follows_what_the_family_declares():
     bare = Siren(2, 1, SirenParams(**small))
     del bare.hparams
     assert not can_stack([bare, bare], options, "mse")
+
+
+def test_regrets_are_against_the_psnrs_each_value_reaches_trained_alone(images, tmp_path):
+    """On a tiny case, the summary's best score and the regrets of FreSh's choice and of the default
+    are those of the values trained one by one as specfit.fit trains them (same seed)."""
+    from dataclasses import replace
+
+    from specfit.bench.grid import grid_search
+    from specfit.config.settings import FitSettings
+    from specfit.fitting.pipeline import fit_signal
+    from specfit.kinds.load import load_signal
+    from specfit.training.loop import FitOptions
+
+    grid = [10.0, 30.0, 90.0]
+    settings = FitSettings(model="siren", params={"width": 16, "hidden_layers": 1}, device="cpu", inits=3,
+                           fit=FitOptions(steps=12, eval_every=4, compile="off"))
+    (summary,) = grid_search([str(images["smooth"])], settings, tmp_path / "records", grid)
+    signal = load_signal(images["smooth"])
+    alone = {value: fit_signal(signal, replace(settings, fresh=False,
+                                               params={**settings.params, "omega_0": value})).metrics
+             for value in grid}
+    for name, key in (("train", "psnr_train"), ("held-out", "psnr_test")):
+        best = max(getattr(metrics, key) for metrics in alone.values())
+        objective = summary["objectives"][name]
+        assert objective["best"] == pytest.approx(best, abs=1e-3)
+        chosen = getattr(alone[summary["chosen"]], key)
+        assert objective["fresh_regret"] == pytest.approx(best - chosen, abs=1e-3)
+        assert objective["default_regret"] == pytest.approx(best - getattr(alone[30.0], key), abs=1e-3)

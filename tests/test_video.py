@@ -82,6 +82,18 @@ def test_load_video_shape_order_values_and_meta(clip):
     assert max(frame_psnr(signal.values, target.flip(1))) < 25
 
 
+def test_start_frame_skips_frames_before_frame_step_and_max_frames(clip):
+    """start_frame skips the file's first frames; frame_step and max_frames count from there."""
+    path, video = clip
+    target = as_tensor(video)
+    later = load_video(path, max_frames=2, frame_step=2, start_frame=1)
+    assert later.values.shape == (3, 2, 16, 24)
+    assert min(frame_psnr(later.values, target[:, 1:5:2])) > 30
+    assert any("skipped the first 1 frames" in note for note in later.notes)
+    with pytest.raises(SpecfitError, match="start_frame"):
+        load_video(path, start_frame=6)
+
+
 def test_frame_step_and_max_frames(clip):
     """frame_step keeps frames 0, s, 2s, ... and divides the fps; max_frames keeps the first ones."""
     path, video = clip

@@ -47,13 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def asked(args: argparse.Namespace) -> tuple[Any, dict[str, object]]:
     """The checked settings and the loading options of the command line: every loading option
-    that has a flag, at its value here (the records' keys hold them all)."""
+    that has a flag, at its value here (the records' keys hold them all, but those declared
+    ``written_when_set`` only when set)."""
     from specfit.config.tree import leaves
-    from specfit.kinds.kind import LoadOptions
+    from specfit.kinds.kind import LoadOptions, recorded
 
     given = load_given(args)
-    options = {leaf.name: given.get(leaf.name, leaf.default)
-               for leaf in leaves(LoadOptions).values() if leaf.flag}
+    options = recorded({leaf.name: given.get(leaf.name, leaf.default)
+                        for leaf in leaves(LoadOptions).values() if leaf.flag})
     return fit_settings({"steps": GRID_STEPS}, settings_given(args)), options
 
 

@@ -41,7 +41,8 @@ def _image_array(array: np.ndarray, name: str, options: dict) -> object:
 
 
 def _audio(path: Path, options: LoadOptions) -> object:
-    signal = load_audio(path, options.max_seconds, max_samples=options.max_samples)
+    signal = load_audio(path, options.max_seconds, max_samples=options.max_samples,
+                        start_seconds=options.start_seconds)
     if options.sample_rate is None:
         return signal
     return resample_audio(signal, options.sample_rate, options.max_samples)
@@ -51,12 +52,13 @@ def _audio_array(array: np.ndarray, name: str, options: dict) -> object:
     if "sample_rate" not in options:
         raise SpecfitError("audio arrays need sample_rate=", setting="sample_rate")
     return audio_from_array(array, int(options.pop("sample_rate")), name,
-                            max_seconds=options.pop("max_seconds", None))
+                            max_seconds=options.pop("max_seconds", None),
+                            start_seconds=float(options.pop("start_seconds", 0.0)))
 
 
 def _video(path: Path, options: LoadOptions) -> object:
     return load_video(path, options.max_frames, options.frame_step, options.resize,
-                      max_samples=options.max_samples)
+                      max_samples=options.max_samples, start_frame=options.start_frame)
 
 
 def _video_array(array: np.ndarray, name: str, options: dict) -> object:

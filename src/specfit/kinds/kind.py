@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,14 @@ class LoadOptions:
     resize: int | None = param(
         None, "images and video frames: short side in pixels; volumes: longest axis; full: the file's own "
         "size", minimum=1, metavar="PIXELS")
-    max_seconds: float | None = param(None, "audio: keep the first S seconds", metavar="S")
+    max_seconds: float | None = param(None, "audio: keep S seconds (from --start-seconds)", metavar="S")
+    start_seconds: float = param(0.0, "audio: skip the first S seconds", minimum=0, metavar="S",
+                                 written_when_set=True)
     sample_rate: int | None = param(None, "audio: resample to HZ", metavar="HZ")
     max_frames: int | None = param(None, "video: keep the first N frames (after --frame-step)", metavar="N")
     frame_step: int = param(1, "video: keep every N-th frame", minimum=1, metavar="N")
+    start_frame: int = param(0, "video: skip the first N frames of the file (before --frame-step)", minimum=0,
+                             metavar="N", written_when_set=True)
     allow_open: bool = param(
         False, "meshes: accept a mesh that is not watertight (winding-number inside test)")
     max_samples: int = param(
@@ -101,3 +105,11 @@ class LoadOptions:
         DEFAULT_KSPACE_FRACTION, "--task mri: share of the k-space coefficients sampled, variable density",
         metavar="F")
     mask_seed: int = param(0, "--task mri: seed of the k-space mask", flag="")
+
+
+def recorded(options: Mapping[str, Any]) -> dict:
+    """Loading options (:class:`LoadOptions` fields by name) as runs and grid records keep them:
+    without the options declared ``written_when_set`` while they hold their defaults, so that adding
+    such an option changes neither a saved run's ``config.json`` nor a grid record's key."""
+    unset = {f.name: f.default for f in fields(LoadOptions) if f.metadata.get("written_when_set")}
+    return {k: v for k, v in options.items() if not (k in unset and v == unset[k])}

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from specfit.errors import SpecfitError
-from specfit.kinds.kind import LoadOptions
+from specfit.kinds.kind import LoadOptions, recorded
 from specfit.kinds.registry import kinds, kinds_for_suffix, suffix_of, supported_suffixes
 from specfit.signals.base import Signal
 from specfit.signals.image import image_from_array, resize_image
@@ -56,7 +56,7 @@ def load_signal(path: str | Path | None, options: LoadOptions | None = None) -> 
     """
     options = options or LoadOptions()
     signal = _measured(_load(path, options), options)
-    signal.load_options = asdict(options)
+    signal.load_options = recorded(asdict(options))
     return signal
 
 

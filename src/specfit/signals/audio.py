@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 import warnings
 from collections.abc import Iterable
-from math import gcd
+from math import gcd, isfinite
 from pathlib import Path
 
 import numpy as np
@@ -126,12 +126,14 @@ def _to_unit_range(data: np.ndarray, path: Path) -> tuple[np.ndarray, int, float
 
 
 def load_audio(
-    path: Path, max_seconds: float | None = None, *, max_samples: int = DEFAULT_MAX_SAMPLES
+    path: Path, max_seconds: float | None = None, *, max_samples: int = DEFAULT_MAX_SAMPLES,
+    start_seconds: float = 0.0,
 ) -> Signal:
     """Read a ``.wav`` file as a ``(C, T)`` audio signal in [0, 1] (see the module docstring).
 
-    ``max_seconds`` keeps only the first ``max_seconds`` seconds (a note records the crop); the
-    whole file is read first, so ``max_samples`` limits its frame count, not the crop's.
+    ``start_seconds`` skips the file's first seconds, then ``max_seconds`` keeps only the next
+    ``max_seconds`` seconds (a note records the crop); the whole file is read first, so
+    ``max_samples`` limits its frame count, not the crop's.
     """
     path = Path(path)
     if max_seconds is not None and not max_seconds > 0:
@@ -139,16 +141,18 @@ def load_audio(
     rate, data = _read_wav(path, max_samples)
     if rate <= 0:
         raise SpecfitError(f"{path} has an invalid sample rate {rate}")
-    return audio_from_array(data, rate, path.stem, path, max_seconds)
+    return audio_from_array(data, rate, path.stem, path, max_seconds, start_seconds)
 
 
 def audio_from_array(
-    data: np.ndarray, sample_rate: int, name: str, path: Path | None = None, max_seconds: float | None = None
+    data: np.ndarray, sample_rate: int, name: str, path: Path | None = None, max_seconds: float | None = None,
+    start_seconds: float = 0.0,
 ) -> Signal:
     """An audio signal from samples ``(T,)`` or ``(T, C)`` (integer PCM, or float in [-1, 1]).
 
     Integer samples are mapped by their type's range; float samples beyond [-1, 1] are scaled by
-    their peak (with a note). ``max_seconds`` keeps only the first seconds.
+    their peak (with a note). ``start_seconds`` skips the first seconds (rounded to a sample), then
+    ``max_seconds`` keeps only the next seconds.
     """
     where = path if path is not None else Path(name)
     if not sample_rate > 0:
@@ -160,13 +164,23 @@ def audio_from_array(
         data = data[:, None]
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
         raise SpecfitError(f"{where} holds no audio samples (expected (T,) or (T, C), got {data.shape})")
+    if not (isfinite(start_seconds) and start_seconds >= 0):
+        raise SpecfitError(f"start_seconds must be at least 0, got {start_seconds}")
     notes = []
     total = data.shape[0]
+    skip = round(start_seconds * sample_rate)
+    if skip >= total:
+        raise SpecfitError(f"start_seconds {start_seconds:g} is past the end of {where} "
+                           f"({total / sample_rate:.4g} s)")
+    if skip:
+        data = data[skip:]
+        notes.append(f"skipped the first {skip} of {total} samples ({skip / sample_rate:.4g} s)")
     if max_seconds is not None:
         keep = max(1, round(max_seconds * sample_rate))
-        if keep < total:
+        if keep < data.shape[0]:
             data = data[:keep]
-            notes.append(f"cropped to the first {keep} of {total} samples ({keep / sample_rate:.4g} s)")
+            notes.append(f"cropped to the first {keep} of {total} samples ({keep / sample_rate:.4g} s)"
+                         if not skip else f"kept {keep} samples ({keep / sample_rate:.4g} s) from there")
     values, bit_depth, offset, scale, range_notes = _to_unit_range(data.T, where)
     return Signal(
         values=torch.from_numpy(np.ascontiguousarray(values)),

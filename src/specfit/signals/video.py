@@ -57,16 +57,17 @@ def _frame_rate(stream: object) -> tuple[float, bool]:
     return DEFAULT_FPS, False
 
 
-def _kept_frames(frames: int, max_frames: int | None, frame_step: int) -> int:
+def _kept_frames(frames: int, max_frames: int | None, frame_step: int, start_frame: int = 0) -> int:
     """How many of a header's ``frames`` decoding will keep (1 when the header has no count)."""
-    kept = max(1, math.ceil(frames / frame_step))
+    kept = max(1, math.ceil((frames - start_frame) / frame_step))
     return kept if max_frames is None else min(kept, max_frames)
 
 
 def _decode(
-    path: Path, max_frames: int | None, frame_step: int, limit: int
+    path: Path, max_frames: int | None, frame_step: int, limit: int, start_frame: int = 0
 ) -> tuple[list[np.ndarray], float, bool, bool]:
-    """Decode kept frames as ``(H, W, 3)`` uint8 arrays, at most ``limit`` pixels over all frames.
+    """Decode kept frames as ``(H, W, 3)`` uint8 arrays, at most ``limit`` pixels over all frames,
+    from frame ``start_frame`` of the file on.
 
     Returns (frames, stream fps, whether the fps was known, whether ``max_frames`` cut the video).
     """
@@ -80,13 +81,13 @@ def _decode(
             if container.format.name == "image2" or container.format.name.endswith("_pipe"):
                 raise SpecfitError(f"{path} is a still image ({container.format.name}), not a video")
             stream = container.streams.video[0]
-            kept = _kept_frames(stream.frames, max_frames, frame_step)
+            kept = _kept_frames(stream.frames, max_frames, frame_step, start_frame)
             check_size(path, what, (kept, stream.height, stream.width), limit)
             fps, known = _frame_rate(stream)
             size: tuple[int, int] | None = None
             limited = False
             for index, frame in enumerate(container.decode(stream)):
-                if index % frame_step:
+                if index < start_frame or (index - start_frame) % frame_step:
                     continue
                 if max_frames is not None and len(frames) >= max_frames:
                     limited = True  # one frame beyond the limit exists: the video was cut
@@ -103,6 +104,8 @@ def _decode(
         raise SpecfitError(f"{path} is not a readable video, the file may be truncated ({exc})") from exc
     except (OSError, EOFError, ValueError) as exc:
         raise SpecfitError(f"{path} could not be decoded ({exc})") from exc
+    if not frames and start_frame:
+        raise SpecfitError(f"start_frame {start_frame} is past the last frame of {path}")
     if not frames:
         raise SpecfitError(f"{path} has no decodable video frames")
     return frames, fps, known, limited
@@ -134,17 +137,19 @@ def load_video(
     short_side: int | None = None,
     *,
     max_samples: int = DEFAULT_MAX_SAMPLES,
+    start_frame: int = 0,
 ) -> Signal:
     """Read the first video stream of ``path`` as an RGB signal ``(3, T, H, W)`` in [0, 1].
 
     Args:
         path: a video file PyAV (FFmpeg) can demux and decode.
         max_frames: keep at most this many frames (after subsampling); ``None`` keeps all.
-        frame_step: keep every ``frame_step``-th decoded frame, starting with the first.
+        frame_step: keep every ``frame_step``-th decoded frame, starting with the first kept.
         short_side: downscale each frame (antialiased bilinear) so its shorter side is
             ``short_side``; never upscales, like ``--resize`` for images.
         max_samples: refuse, before decoding where the header allows, a video whose kept frames
             hold more than this many pixels (frames x height x width, at the decoded size).
+        start_frame: skip the file's first ``start_frame`` frames (before ``frame_step``).
 
     Returns a signal with ``kind="video"``, ``mode="RGB"``, ``bit_depth=8`` and
     ``meta={"fps": fps / frame_step, "frames": T}``; subsampling and resizing are listed in
@@ -156,15 +161,19 @@ def load_video(
         raise SpecfitError(f"max_frames must be at least 1, got {max_frames}")
     if frame_step < 1:
         raise SpecfitError(f"frame_step must be at least 1, got {frame_step}")
+    if start_frame < 0:
+        raise SpecfitError(f"start_frame must be at least 0, got {start_frame}")
     if short_side is not None and short_side < MIN_SIDE:
         raise SpecfitError(f"the short side must be at least {MIN_SIDE} pixels, got {short_side}")
     if not path.is_file():
         raise SpecfitError(f"{path} does not exist or is not a file")
-    frames, fps, known, limited = _decode(path, max_frames, frame_step, max_samples)
+    frames, fps, known, limited = _decode(path, max_frames, frame_step, max_samples, start_frame)
     height, width = frames[0].shape[:2]
     notes = []
     if not known:
         notes.append(f"frame rate unknown, assumed {DEFAULT_FPS:g} fps")
+    if start_frame:
+        notes.append(f"skipped the first {start_frame} frames")
     if frame_step > 1:
         notes.append(f"kept one frame in {frame_step} ({fps:g} -> {fps / frame_step:g} fps)")
     if limited:
