@@ -7,11 +7,12 @@ Contenders, each run in a Python process of its own (as a user runs them), inter
   sample in every step, MSE; written here from the paper's description;
 - ``weight-scaling``: the same loop with the first and hidden weights multiplied by alpha = 2.5 at
   initialisation (Yeom et al., ICLR 2025, arXiv 2410.04779; their image setting);
-- ``specfit``: ``specfit fit SIGNAL --split all --target-psnr DB`` with everything else at its
+- ``specfit``: ``specfit fit SIGNAL --split all --resize full --target-psnr DB`` (every sample of
+  the prepared file, as the published loops see them) with everything else at its
   defaults (FreSh chooses omega_0): its time includes FreSh's selection and, where the run
   compiles its step, the compilation; ``specfit-bfloat16``: the same with ``--precision bfloat16``.
 
-Every contender trains on all samples of the same file (an image resized to the working size and
+Every contender trains on all samples of the same file (an image resized so that its longer side has ``--sizes`` pixels and
 saved as PNG, or a clip of audio saved as WAV) and stops at the first step whose training PSNR
 reaches the target (the published loops read it from their loss, which costs nothing; specfit
 reads it from its loss and confirms it by an evaluation). A run that has not reached a target
@@ -123,7 +124,8 @@ def specfit_fit(path: Path, target: float, max_steps: int, folder: Path, device:
     """``specfit fit`` to one target; its time is FreSh's selection plus training to the target."""
     out = folder / f"run-{target:g}-{time.monotonic_ns()}"
     subprocess.run([sys.executable, "-m", "specfit", "fit", str(path), "--split", "all", "--target-psnr",
-                    str(target), "--steps", str(max_steps), "--device", device, "--out", str(out), *extra],
+                    str(target), "--steps", str(max_steps), "--device", device, "--resize", "full",
+                    "--out", str(out), *extra],
                    capture_output=True, text=True, check=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
     selection = (metrics.get("selection") or {}).get("seconds", 0.0)
