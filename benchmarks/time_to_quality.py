@@ -14,8 +14,8 @@ Contenders, each run in a Python process of its own (as a user runs them), inter
 
 Every contender trains on all samples of the same file (an image resized so that its longer side
 has ``--sizes`` pixels and saved as PNG, or a clip of audio saved as WAV) and stops at the first
-step whose training PSNR reaches the target (the published loops read it from their loss, which costs nothing; specfit
-reads it from its loss and confirms it by an evaluation). A run that has not reached a target
+step whose training PSNR reaches the target (the published loops read it from their loss, which
+costs nothing; specfit reads it from its loss and confirms it by an evaluation). A run that has not reached a target
 within ``--max-seconds`` is recorded as not reaching it. The machine's float32 matrix-multiply rate
 (a 65536 x 256 by 256 x 256 product) is measured in the same run and printed beside each step
 rate: ``of limit`` is the step rate over the rate the step's matrix products would reach at that
