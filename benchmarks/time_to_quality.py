@@ -12,15 +12,15 @@ Contenders, each run in a Python process of its own (as a user runs them), inter
   defaults (FreSh chooses omega_0): its time includes FreSh's selection and, where the run
   compiles its step, the compilation; ``specfit-bfloat16``: the same with ``--precision bfloat16``.
 
-Every contender trains on all samples of the same file (an image resized so that its longer side
-has ``--sizes`` pixels and saved as PNG, or a clip of audio saved as WAV) and stops at the first
-step whose training PSNR reaches the target (the published loops read it from their loss, which
-costs nothing; specfit reads it from its loss and confirms it by an evaluation). A run that has not reached a target
-within ``--max-seconds`` is recorded as not reaching it. The machine's float32 matrix-multiply rate
-(a 65536 x 256 by 256 x 256 product) is measured in the same run and printed beside each step
-rate: ``of limit`` is the step rate over the rate the step's matrix products would reach at that
-limit. Medians over ``--repeats``. Writes ``results/time_to_quality.json`` (``--out NAME``:
-``results/NAME.json``). Never asserts a timing.
+Every contender trains on all samples of the same file (an image resized so that its longer
+side has ``--sizes`` pixels and saved as PNG, or a clip of audio saved as WAV) and stops at the
+first step whose training PSNR reaches the target (the published loops read it from their loss,
+which costs nothing; specfit reads it from its loss and confirms it by an evaluation). A run that
+has not reached a target within ``--max-seconds`` is recorded as not reaching it. The machine's
+float32 matrix-multiply rate (a 65536 x 256 by 256 x 256 product) is measured in the same run and
+printed beside each step rate: ``of limit`` is the step rate over the rate the step's matrix
+products would reach at that limit. Medians over ``--repeats``. Writes
+``results/time_to_quality.json`` (``--out NAME``: ``results/NAME.json``). Never asserts a timing.
 
     python benchmarks/time_to_quality.py                      # kodim07 at 256 px, 1 s of audio
     python benchmarks/time_to_quality.py --sizes 256 512 --repeats 3
